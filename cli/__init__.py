@@ -1,0 +1,1 @@
+"""hpdirs' command-line interface (installed as `hpdirs_cli`): parses, prints, calls the library."""

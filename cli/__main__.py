@@ -1,0 +1,3 @@
+from hpdirs_cli.main import main
+
+main()

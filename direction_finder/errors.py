@@ -1,0 +1,19 @@
+"""Errors a user can act on. Their messages are one line: what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class HpdirsError(Exception):
+    """Base of every error the CLI prints as a one-line message instead of a traceback."""
+
+
+class UsageError(HpdirsError, ValueError):
+    """A setting out of range or a name that does not resolve."""
+
+
+class WeightsError(HpdirsError):
+    """Generator weights that cannot be found, fetched or loaded."""
+
+
+class DirectionsFileError(HpdirsError):
+    """A directions file or checkpoint that is missing, damaged or not ours."""

@@ -1,0 +1,63 @@
+"""gram_schmidt against the classical sequential procedure, written independently here."""
+
+import pytest
+import torch
+
+from direction_finder import gram_schmidt
+
+
+def classical_gram_schmidt(a: torch.Tensor) -> torch.Tensor:
+    rows = []
+    for vector in a:
+        residual = vector.clone()
+        for q in rows:
+            residual = residual - (vector @ q) * q
+        rows.append(residual / residual.norm())
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("n, d", [(1, 4), (5, 5), (8, 128), (128, 128)])
+def test_orthonormal_and_equal_to_sequential(n, d):
+    a = torch.randn(n, d, generator=torch.Generator().manual_seed(n * d))
+    q = gram_schmidt(a)
+    torch.testing.assert_close(q @ q.T, torch.eye(n), atol=1e-5, rtol=0)
+    expected = classical_gram_schmidt(a.double()).float()
+    torch.testing.assert_close(q, expected, atol=1e-4 if n < 128 else 5e-3, rtol=0)
+    assert q.dtype == a.dtype and q.shape == (n, d)
+
+
+def test_float64_equality_is_tight():
+    a = torch.randn(16, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(gram_schmidt(a), classical_gram_schmidt(a), atol=1e-12, rtol=0)
+
+
+def test_sign_convention_is_stable():
+    # A tiny change in A gives a tiny change in Q: no row flips sign.
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(32, 64, generator=g, dtype=torch.float64)
+    for _ in range(20):
+        delta = 1e-6 * torch.randn(32, 64, generator=g, dtype=torch.float64)
+        assert (gram_schmidt(a + delta) - gram_schmidt(a)).abs().max() < 1e-4
+    # Each row keeps a positive component along its own input row.
+    assert ((gram_schmidt(a) * a).sum(1) > 0).all()
+
+
+def test_first_row_is_the_normalised_first_input_row():
+    a = torch.randn(4, 9)
+    torch.testing.assert_close(gram_schmidt(a)[0], a[0] / a[0].norm())
+
+
+def test_dependent_rows_raise_a_clear_error():
+    a = torch.randn(3, 6)
+    a[2] = 2 * a[0] - a[1]
+    with pytest.raises(ValueError, match="row 2 lies in the span"):
+        gram_schmidt(a)
+    with pytest.raises(ValueError, match="cannot make 7 orthonormal rows in 6 dimensions"):
+        gram_schmidt(torch.randn(7, 6))
+    with pytest.raises(ValueError, match="linearly dependent"):
+        gram_schmidt(torch.full((2, 3), float("nan")))
+
+
+def test_differentiable():
+    a = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: gram_schmidt(x).sin().sum(), (a,))
