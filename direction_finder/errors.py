@@ -17,3 +17,7 @@ class WeightsError(HpdirsError):
 
 class DirectionsFileError(HpdirsError):
     """A directions file or checkpoint that is missing, damaged or not ours."""
+
+
+class HpdirsWarning(UserWarning):
+    """Something the user should know, that does not stop the command (printed as one line)."""

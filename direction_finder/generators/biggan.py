@@ -1,0 +1,334 @@
+"""BigGAN-deep as a Generator: frozen, in eval mode, exact, with one class and truncation bound in.
+
+Works around the traps of pytorch-pretrained-biggan 0.1.1 (see DESIGN.md): the model is loaded
+from config.json + pytorch_model.bin ourselves with strict key checking, put in eval mode, its
+spectral norms are folded into plain weights once (no power iteration at call time), and the
+BatchNorm statistics of the truncation are selected by nearest grid index instead of the
+package's float `modf`, which picks the neighbouring statistics for 0.14, 0.28, 0.56, 0.58, 0.94.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from direction_finder.errors import HpdirsWarning, UsageError, WeightsError
+from direction_finder.generators.base import resolve_device
+from direction_finder.generators.imagenet import NUM_CLASSES, ImageNetClass, resolve_class
+from direction_finder.generators.weights import (
+    CONFIG_NAME,
+    MODEL_NAMES,
+    WEIGHTS_NAME,
+    Fetch,
+    ProgressCallback,
+    WeightsFiles,
+    check_model_name,
+    resolve_weights,
+)
+
+DEFAULT_MODEL = "biggan-deep-128"
+GRID_TOLERANCE = 1e-6  # |truncation * steps - nearest integer| below this counts as on the grid
+
+
+def truncation_grid(truncation: float, n_stats: int = 51) -> tuple[int, float]:
+    """Validate a truncation in (0, 1] and return (index of its BatchNorm statistics, value used).
+
+    The statistics exist on a grid of step 1 / (n_stats - 1) (0.02 for the published models).
+    Off-grid values are snapped to the nearest grid value (never 0) with an HpdirsWarning: the
+    statistics between grid points were never measured.
+    """
+    if isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not math.isfinite(truncation):
+        raise UsageError(f"truncation must be a number in (0, 1], got {truncation!r}")
+    if not 0 < truncation <= 1:
+        raise UsageError(f"truncation must be in (0, 1], got {truncation}; 0.4 is a common choice")
+    steps = n_stats - 1
+    position = truncation * steps
+    index = min(max(round(position), 1), steps)
+    used = round(index / steps, 12)
+    if abs(position - index) > GRID_TOLERANCE:
+        warnings.warn(
+            f"truncation {truncation} is off the {1 / steps:g} grid of BigGAN's BatchNorm statistics; using {used:g}",
+            HpdirsWarning,
+            stacklevel=2,
+        )
+    return index, used
+
+
+class SelectedStatsBatchNorm(nn.Module):
+    """A BigGANBatchNorm with the statistics of one truncation grid index selected once."""
+
+    def __init__(self, source: nn.Module, index: int) -> None:
+        super().__init__()
+        self.conditional = bool(source.conditional)
+        self.eps = float(source.eps)
+        self.register_buffer("mean", source.running_means[index].clone())  # (C,)
+        self.register_buffer("var", source.running_vars[index].clone())  # (C,)
+        if self.conditional:
+            self.scale, self.offset = source.scale, source.offset  # Linear(cond_dim -> C)
+        else:
+            self.weight, self.bias = source.weight, source.bias  # (C,)
+
+    def forward(self, x: Tensor, truncation: float | None = None, condition_vector: Tensor | None = None) -> Tensor:
+        # x: (n, C, H, W); condition_vector: (n, 2 * z_dim)
+        if not self.conditional:
+            return F.batch_norm(x, self.mean, self.var, self.weight, self.bias, False, 0.0, self.eps)
+        mean = self.mean[None, :, None, None]
+        std = torch.sqrt(self.var + self.eps)[None, :, None, None]
+        gain = 1 + self.scale(condition_vector)[:, :, None, None]  # (n, C, 1, 1)
+        shift = self.offset(condition_vector)[:, :, None, None]
+        return (x - mean) / std * gain + shift
+
+
+def _select_statistics(module: nn.Module, index: int) -> None:
+    from pytorch_pretrained_biggan.model import BigGANBatchNorm
+
+    for name, child in list(module.named_children()):
+        if isinstance(child, BigGANBatchNorm):
+            setattr(module, name, SelectedStatsBatchNorm(child, index))
+        else:
+            _select_statistics(child, index)
+
+
+def _fold_spectral_norms(model: nn.Module) -> None:
+    """Replace each spectral-norm hook by the plain weight W / (u^T W v) it computes in eval mode."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    for module in model.modules():
+        for key, hook in list(module._forward_pre_hooks.items()):
+            if isinstance(hook, SpectralNorm):
+                torch.nn.utils.remove_spectral_norm(module, name=hook.name)
+
+
+class BigGANGenerator:
+    """A frozen BigGAN-deep bound to one ImageNet class and truncation (the Generator protocol)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        name: str,
+        class_info: ImageNetClass,
+        truncation: float,
+        weights: WeightsFiles | None,
+        device: torch.device,
+    ) -> None:
+        self.model = model
+        self.name = name
+        self.class_info = class_info
+        self.truncation = truncation
+        self.weights = weights
+        self.device = device
+        self.z_dim = int(model.config.z_dim)
+        self.resolution = int(model.config.output_dim)
+        # The class embedding: one_hot(class) @ W^T is exactly column `index` of W (z_dim, 1000).
+        self._embedding = model.embeddings.weight[:, class_info.index].detach().clone()  # (z_dim,)
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """truncation * truncated-normal(-2, 2) latents (n, z_dim), drawn on the CPU for
+        reproducibility across devices, then moved to self.device."""
+        z = torch.empty(n, self.z_dim)
+        torch.nn.init.trunc_normal_(z, 0.0, 1.0, -2.0, 2.0, generator=generator)
+        return (self.truncation * z).to(self.device)
+
+    def __call__(self, z: Tensor) -> Tensor:
+        # z: (n, z_dim) -> images (n, 3, R, R) in [-1, 1]
+        if z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape (n, {self.z_dim}), got {tuple(z.shape)}")
+        z = z.to(self.device, torch.float32)
+        condition = torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1)  # (n, 2 z_dim)
+        return self.model.generator(condition, self.truncation)
+
+    def describe(self) -> dict[str, Any]:
+        """What to record in artifacts so others can regenerate the same images."""
+        return {
+            "model": self.name,
+            "class_index": self.class_info.index,
+            "class_name": self.class_info.name,
+            "truncation": self.truncation,
+            "weights": str(self.weights.folder) if self.weights and self.weights.source == "path" else "",
+        }
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise WeightsError(f"{path} is not valid JSON ({exc}); re-download it or pass the right --weights") from None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path} is not a BigGAN config (expected a JSON object)")
+    return config
+
+
+def build_biggan(config: Mapping[str, Any], source: str = "config") -> nn.Module:
+    """A BigGAN-deep (pytorch-pretrained-biggan's module) with the architecture of `config`."""
+    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+
+    try:
+        return BigGAN(BigGANConfig.from_dict(dict(config)))
+    except Exception as exc:  # a config the architecture cannot be built from
+        raise WeightsError(f"{source} does not describe a BigGAN-deep ({type(exc).__name__}: {exc})") from None
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """torch.load with weights_only=True: nothing in the file can execute code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(
+            f"{path} is damaged, truncated or not a weights file ({first}); delete it and "
+            "download again, or pass --weights FOLDER"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"{path} does not hold a state dict of tensors; pass the right --weights")
+    return state
+
+
+def _load_exactly(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
+    expected, given = set(model.state_dict()), set(state)
+    missing, unexpected = sorted(expected - given), sorted(given - expected)
+    if missing or unexpected:
+        def names(keys: list[str]) -> str:
+            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+        parts = ([f"missing keys: {names(missing)}"] if missing else []) + (
+            [f"unexpected keys: {names(unexpected)}"] if unexpected else [])
+        raise WeightsError(f"{path} does not match its config.json ({'; '.join(parts)}); pass the right --weights")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise WeightsError(f"{path} does not match its config.json ({detail[:300]})") from None
+
+
+def load_biggan(
+    name: str | None = None,
+    class_: str | int = "golden_retriever",
+    truncation: float = 0.4,
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    *,
+    offline: bool | None = None,
+    fetch: Fetch | None = None,
+    progress: ProgressCallback | None = None,
+) -> BigGANGenerator:
+    """Load a frozen BigGAN-deep for one class and truncation.
+
+    name: biggan-deep-128/-256/-512 (default 128; with `weights`, taken from its config.json).
+    weights: a folder (or either file) in the published format; else the cache, else a download.
+    """
+    if name is not None:
+        check_model_name(name)
+    class_info = resolve_class(class_)
+    dev = resolve_device(device)
+    files = resolve_weights(name or DEFAULT_MODEL, weights, offline=offline, fetch=fetch, progress=progress)
+    config = read_config(files.config)
+    resolution = config.get("output_dim")
+    if files.source == "path" and name is not None and resolution != int(name.rsplit("-", 1)[1]):
+        raise WeightsError(
+            f"the weights in {files.folder} are for {resolution} px but the model is {name}; "
+            f"pass --model biggan-deep-{resolution} or other --weights"
+        )
+    label = name or (f"biggan-deep-{resolution}" if files.source == "path" else DEFAULT_MODEL)
+    if config.get("num_classes", NUM_CLASSES) != NUM_CLASSES:
+        raise WeightsError(f"{files.config} has num_classes={config.get('num_classes')}; hpdirs needs the 1000 ImageNet classes")
+    model = build_biggan(config, str(files.config))
+    _load_exactly(model, read_state_dict(files.weights), files.weights)
+    index, used = truncation_grid(truncation, int(model.config.n_stats))
+    model.eval()  # before folding: the folded weights are the ones eval mode computes
+    _fold_spectral_norms(model)
+    _select_statistics(model.generator, index)
+    model.eval()  # again, for the modules that replaced the BatchNorms
+    model.requires_grad_(False)
+    model.to(device=dev, dtype=torch.float32)
+    return BigGANGenerator(model, name=label, class_info=class_info, truncation=used, weights=files, device=dev)
+
+
+# --- random models in the published folder format, for tests and offline demos -------------
+
+def tiny_config(z_dim: int = 16, channel_width: int = 4, resolution: int = 32) -> dict[str, Any]:
+    """A BigGAN-deep config small enough for unit tests (resolution 16, 32 or 64 px).
+
+    Consecutive block widths halve or stay equal (the residual drops half the channels), from
+    16 * channel_width at 4x4 down to channel_width before the RGB layer.
+    """
+    ups = {16: 2, 32: 3, 64: 4}[resolution]
+    widths = [16, 8, 4, 2, 1]
+    layers = [[i < ups, widths[i], widths[i + 1]] for i in range(4)]
+    return {
+        "output_dim": resolution, "z_dim": z_dim, "class_embed_dim": z_dim, "channel_width": channel_width,
+        "num_classes": NUM_CLASSES, "layers": layers, "attention_layer_position": 2, "eps": 1e-4, "n_stats": 51,
+    }
+
+
+def full_config(resolution: int = 128) -> dict[str, Any]:
+    """The architecture of the published biggan-deep-{128,256,512} (package defaults + resolution)."""
+    from pytorch_pretrained_biggan import BigGANConfig
+
+    config = BigGANConfig().to_dict()
+    if resolution == 256:
+        config["layers"] = [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8],
+                            [True, 8, 8], [False, 8, 4], [True, 4, 4], [False, 4, 2], [True, 2, 2],
+                            [False, 2, 1], [True, 1, 1]]
+        config["attention_layer_position"] = 8
+    elif resolution != 128:
+        raise ValueError("full_config knows 128 and 256 px")
+    config["output_dim"] = resolution
+    config["layers"] = [list(layer) for layer in config["layers"]]
+    return config
+
+
+@torch.no_grad()
+def random_biggan_state(config: Mapping[str, Any], seed: int = 0) -> dict[str, Tensor]:
+    """A random state dict that loads and generates finite images.
+
+    Fixes what a freshly constructed package model gets wrong: the final BatchNorm weight/bias
+    are uninitialised memory, and random spectral-norm u, v can make u^T W v ~ 0 (inf/NaN
+    outputs); here u, v are W's top singular pair (randomised SVD), as in converged published weights. Every
+    truncation grid index gets distinct BatchNorm statistics, so selecting the wrong one shows.
+    """
+    torch.manual_seed(seed)
+    model = build_biggan(config)
+    g = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if hasattr(module, "weight_orig"):
+            w = module.weight_orig.reshape(module.weight_orig.shape[0], -1)  # (out, in * kh * kw)
+            u, _, v = torch.svd_lowrank(w, q=6, niter=8)  # randomised: exact SVD costs 7 s at 128 px
+            module.weight_u.copy_(u[:, 0])
+            module.weight_v.copy_(v[:, 0])
+        if hasattr(module, "running_means"):
+            module.running_means.copy_(0.1 * torch.randn(module.running_means.shape, generator=g))
+            module.running_vars.copy_(0.75 + 0.5 * torch.rand(module.running_vars.shape, generator=g))
+            if not module.conditional:
+                module.weight.copy_(1 + 0.1 * torch.randn(module.weight.shape, generator=g))
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=g))
+        if hasattr(module, "gamma"):
+            module.gamma.fill_(0.5)
+    return model.state_dict()
+
+
+def save_random_biggan(folder: str | os.PathLike, config: Mapping[str, Any] | None = None, seed: int = 0) -> Path:
+    """Write a random BigGAN-deep as config.json + pytorch_model.bin (the published format)."""
+    config = dict(config or tiny_config())
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    torch.save(random_biggan_state(config, seed), folder / WEIGHTS_NAME)
+    return folder
+
+
+__all__ = [
+    "DEFAULT_MODEL", "MODEL_NAMES", "BigGANGenerator", "build_biggan", "full_config", "load_biggan",
+    "random_biggan_state", "save_random_biggan", "tiny_config", "truncation_grid",
+]

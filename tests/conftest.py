@@ -1,0 +1,35 @@
+"""Shared fixtures: random BigGAN-deep weights in the published folder format, and a guard
+that keeps every test offline (a real download attempt fails the test)."""
+
+import pytest
+
+from direction_finder.generators import weights as weights_module
+from direction_finder.generators.biggan import full_config, load_biggan, save_random_biggan, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def offline_and_isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPDIRS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HPDIRS_OFFLINE", raising=False)
+
+    def no_network(url, dest, progress=None):
+        pytest.fail(f"a test tried to download {url}")
+
+    monkeypatch.setattr(weights_module, "http_fetch", no_network)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A random 32-px BigGAN-deep (z_dim 16) saved as config.json + pytorch_model.bin."""
+    return save_random_biggan(tmp_path_factory.mktemp("tiny-biggan"), tiny_config(), seed=0)
+
+
+@pytest.fixture(scope="session")
+def full_weights(tmp_path_factory):
+    """A random full-size biggan-deep-128 in the published format (~200 MB, ~3 s)."""
+    return save_random_biggan(tmp_path_factory.mktemp("biggan-deep-128"), full_config(128), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_biggan(tiny_weights):
+    return load_biggan(class_="golden_retriever", truncation=0.4, weights=tiny_weights, device="cpu")
