@@ -1,9 +1,28 @@
-"""Direction matrices: Gram-Schmidt orthonormalisation (and, later, the directions file)."""
+"""Direction matrices: Gram-Schmidt orthonormalisation and the directions file other code loads.
+
+The file is safetensors: tensor `directions` (N, z_dim) float32 with orthonormal rows (row n is
+direction n), optionally `raw` (A before orthonormalisation), and string metadata with
+`format` = hpdirs.directions/1. It holds no pickle and is readable with numpy alone:
+`safetensors.numpy.load_file(path)["directions"]`.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import Tensor
+
+from direction_finder.errors import DirectionsFileError
+
+FORMAT = "hpdirs.directions/1"
+ORTHONORMAL_TOLERANCE = 1e-4
 
 
 def gram_schmidt(A: Tensor, *, check: bool = True) -> Tensor:
@@ -34,3 +53,115 @@ def gram_schmidt(A: Tensor, *, check: bool = True) -> Tensor:
             )
     signs = torch.where(diag < 0, -1.0, 1.0).to(q.dtype)  # (N,)
     return (q * signs).transpose(0, 1).contiguous()  # (N, D)
+
+
+@dataclass
+class Directions:
+    """N orthonormal latent directions and where they came from."""
+
+    matrix: Tensor  # (N, z_dim), orthonormal rows
+    metadata: dict[str, Any] = field(default_factory=dict)
+    raw: Tensor | None = None  # (N, z_dim): A before Gram-Schmidt, when saved
+
+    @property
+    def num_directions(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def apply(self, z: Tensor, index: int, eta: float | Tensor) -> Tensor:
+        """z' = z + eta * direction[index]; z (n, z_dim), eta a number or (n,) -> (n, z_dim)."""
+        if not 0 <= index < self.num_directions:
+            raise IndexError(f"direction {index} does not exist; this file has 0..{self.num_directions - 1}")
+        d = self.matrix[index].to(z.device, z.dtype)  # (z_dim,)
+        eta = torch.as_tensor(eta, dtype=z.dtype, device=z.device)
+        return z + (eta.reshape(-1, 1) if eta.dim() else eta) * d
+
+
+def _to_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in metadata.items():
+        out[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return out
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call write(tmp_path) on a temp file beside `path`, fsync, then rename over `path`.
+
+    A crash or a full disk leaves the previous file intact and no partial file behind.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_directions(path: str | os.PathLike, directions: Directions | Tensor,
+                    metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write a directions file atomically. Metadata values that are not strings are stored as JSON."""
+    from safetensors.torch import save_file
+
+    if isinstance(directions, Tensor):
+        directions = Directions(directions, dict(metadata or {}))
+    elif metadata:
+        directions = Directions(directions.matrix, {**directions.metadata, **metadata}, directions.raw)
+    tensors = {"directions": directions.matrix.detach().to("cpu", torch.float32).contiguous()}
+    if directions.raw is not None:
+        tensors["raw"] = directions.raw.detach().to("cpu", torch.float32).contiguous()
+    meta = _to_strings({**directions.metadata, "format": FORMAT})
+    path = Path(path)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    return path
+
+
+def _parse(meta: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        if key in ("format", "model", "class_name", "created", "weights"):
+            out[key] = value
+            continue
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def load_directions(path: str | os.PathLike) -> Directions:
+    """Read a directions file; anything that is not a valid hpdirs file raises DirectionsFileError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DirectionsFileError(f"directions file {path} does not exist; give a .safetensors file or a run folder")
+    if path.stat().st_size == 0:
+        raise DirectionsFileError(f"{path} is empty; it is not a directions file (re-run learn or pick another file)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            keys = set(f.keys())
+            tensors = {k: f.get_tensor(k) for k in keys & {"directions", "raw"}}
+    except Exception as exc:  # safetensors raises its own error types for damaged headers
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DirectionsFileError(
+            f"{path} is not a readable safetensors file ({first}); it is damaged, truncated or not a directions file"
+        ) from None
+    if meta.get("format") != FORMAT:
+        found = meta.get("format", "none")
+        raise DirectionsFileError(f"{path} has format {found!r}, not {FORMAT!r}; it was not written by this hpdirs")
+    matrix = tensors.get("directions")
+    if matrix is None or matrix.dim() != 2 or matrix.dtype != torch.float32:
+        raise DirectionsFileError(f"{path} has no float32 (N, z_dim) tensor 'directions'")
+    gram = matrix @ matrix.T
+    if not torch.allclose(gram, torch.eye(matrix.shape[0]), atol=ORTHONORMAL_TOLERANCE):
+        raise DirectionsFileError(f"{path}: the rows of 'directions' are not orthonormal; the file is damaged")
+    return Directions(matrix, _parse(meta), tensors.get("raw"))

@@ -1,0 +1,574 @@
+"""Learn N latent directions by minimising the Hessian Penalty w.r.t. w of G(z + w Q).
+
+The objective, exactly (DESIGN.md "The estimator"): for each sample b, z_b ~ G.sample_z,
+i_b ~ U{0..N-1}, eta_b ~ U[-eta, eta]; Q = gram_schmidt(A) in every forward; w0_b = eta_b e_{i_b};
+f_b(w) = G(z_b + w Q); the penalty is the mean over (b, C, H, W) of the unbiased variance over k
+Rademacher vectors v (all N coordinates) of (f_b(w0 + eps v) - 2 f_b(w0) + f_b(w0 - eps v)) / eps^2.
+Only A is optimised (Adam); the generator is frozen.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from direction_finder.directions import Directions, atomic_write, gram_schmidt, save_directions
+from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError
+from direction_finder.penalty import REDUCTIONS, hessian_penalty, rademacher
+
+CHECKPOINT_FORMAT = "hpdirs.checkpoint/1"
+CHECKPOINT_NAME = "checkpoint.pt"
+LAST_NAME = "directions.safetensors"
+BEST_NAME = "directions_best.safetensors"
+LOSS_NAME = "loss.csv"
+CONFIG_NAME = "config.json"
+CURVE_NAME = "loss.png"
+LOCK_NAME = ".lock"
+HELDOUT_SEED_OFFSET = 1_000_003  # the held-out set never shares draws with training
+SMOOTHING = 0.98  # bias-corrected exponential moving average of the training loss, for display
+# Fields a resumed run may change: they do not alter the optimisation path.
+RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every"})
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """Everything that determines a learning run; serialised into every artifact."""
+
+    num_directions: int | None = None  # N; None = the generator's z_dim
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 0.01  # Adam, default betas
+    eta: float = 5.0  # base points w0 = eta_b e_i with eta_b ~ U[-eta, eta]
+    epsilon: float = 0.1
+    k: int = 2
+    reduction: str = "mean"
+    init: str = "random"  # "random": Kaiming-normal A (as the reference); "axes": A = I
+    seed: int = 0
+    checkpoint_every: int = 50
+    eval_every: int = 50  # held-out penalty every this many steps (0: never)
+    eval_samples: int = 16
+    layer: str | None = None  # None: pixel space; else a named intermediate layer of G
+    chunk_size: int | None = None  # perturbed batches per generator call; None: the device default
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
+            low = 0 if allow_zero else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UsageError(f"{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+
+        def positive_float(name: str, value: Any) -> None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+                raise UsageError(f"{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
+
+        for name in ("steps", "batch_size", "checkpoint_every", "eval_samples"):
+            positive_int(name, getattr(self, name))
+        positive_int("eval_every", self.eval_every, allow_zero=True)
+        if self.num_directions is not None:
+            positive_int("num_directions", self.num_directions)
+        if self.chunk_size is not None:
+            positive_int("chunk_size", self.chunk_size)
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
+            raise UsageError(f"k must be an integer >= 2 (a variance needs two samples), got {self.k!r}")
+        for name in ("lr", "eta", "epsilon"):
+            positive_float(name, getattr(self, name))
+        if self.reduction not in REDUCTIONS[:2]:
+            raise UsageError(f"reduction must be mean or max, got {self.reduction!r}")
+        if self.init not in ("random", "axes"):
+            raise UsageError(f"init must be random or axes, got {self.init!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise UsageError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LearnConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def resolved(self, generator: Any) -> "LearnConfig":
+        """num_directions and chunk_size filled in for this generator and device."""
+        z_dim = int(generator.z_dim)
+        n = self.num_directions if self.num_directions is not None else z_dim
+        if n > z_dim:
+            raise UsageError(f"num-directions {n} is more than z_dim {z_dim}; use at most {z_dim}")
+        chunk = self.chunk_size if self.chunk_size is not None else default_chunk_size(generator.device, self.k)
+        chunk = min(chunk, 2 * self.k)
+        if self.layer is not None and not hasattr(generator, "features"):
+            raise UsageError(f"layer {self.layer!r}: this generator exposes no intermediate layers; omit --layer")
+        return dataclasses.replace(self, num_directions=n, chunk_size=chunk)
+
+
+def default_chunk_size(device: torch.device, k: int) -> int:
+    """How many of the 2k perturbed batches go into one generator call, by device.
+
+    Measured with `hpdirs bench` (README, Performance): on CPU one call per perturbed batch is as
+    fast as one big call and needs 2k times less activation memory; accelerators gain from
+    batching all 2k.
+    """
+    return 2 * k if torch.device(device).type in ("cuda", "mps") else 1
+
+
+@contextmanager
+def strict_fp32() -> Iterator[None]:
+    """TF32 off while the penalty is computed: its ~1e-3 error is amplified 100x by / eps^2."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def direction_penalty(
+    generator: Any,
+    Q: Tensor,
+    z: Tensor,
+    index: Tensor,
+    eta: Tensor,
+    *,
+    k: int = 2,
+    epsilon: float = 0.1,
+    reduction: str = "mean",
+    vectors: Tensor | None = None,
+    rng: torch.Generator | None = None,
+    chunk_size: int | None = None,
+    layer: str | None = None,
+) -> Tensor:
+    """Hessian Penalty w.r.t. w of f_b(w) = G(z_b + w Q) at w0_b = eta_b e_{index_b}.
+
+    Q (N, z_dim) orthonormal rows; z (B, z_dim); index (B,) long; eta (B,); vectors (k, B, N).
+    """
+    batch, n = z.shape[0], Q.shape[0]
+    w0 = torch.zeros(batch, n, dtype=Q.dtype, device=Q.device)  # (B, N)
+    w0[torch.arange(batch, device=Q.device), index.to(Q.device)] = eta.to(Q.device, Q.dtype)
+
+    def f(w: Tensor) -> Tensor:  # w: (m * B, N), stacked copies of the batch
+        latents = z.repeat(w.shape[0] // batch, 1) + w @ Q  # (m * B, z_dim)
+        return generator(latents) if layer is None else generator.features(latents, layer)
+
+    if vectors is not None:
+        vectors = vectors.to(Q.device, Q.dtype)
+    with strict_fp32():
+        return hessian_penalty(f, w0, k=k, epsilon=epsilon, reduction=reduction, vectors=vectors,
+                               generator=rng, chunk_size=chunk_size)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A fixed evaluation set: the same z, i, eta and Rademacher vectors every time."""
+
+    z: Tensor  # (E, z_dim)
+    index: Tensor  # (E,)
+    eta: Tensor  # (E,)
+    vectors: Tensor  # (k, E, N)
+
+    @classmethod
+    def draw(cls, generator: Any, num_directions: int, samples: int, k: int, eta: float, seed: int) -> "HeldOut":
+        rng = torch.Generator().manual_seed(seed)
+        z = generator.sample_z(samples, rng)
+        index = torch.randint(num_directions, (samples,), generator=rng)
+        eta_values = (torch.rand(samples, generator=rng) * 2 - 1) * eta
+        vectors = rademacher((k, samples, num_directions), generator=rng)
+        return cls(z, index, eta_values, vectors)
+
+
+def heldout_penalty(generator: Any, Q: Tensor, heldout: HeldOut, config: LearnConfig,
+                    batch_size: int | None = None) -> float:
+    """The training objective on the held-out set (common random numbers), no gradients."""
+    batch_size = batch_size or config.batch_size
+    total, count = 0.0, heldout.z.shape[0]
+    with torch.no_grad():
+        for s in range(0, count, batch_size):
+            part = slice(s, s + batch_size)
+            value = direction_penalty(
+                generator, Q, heldout.z[part], heldout.index[part], heldout.eta[part],
+                k=config.k, epsilon=config.epsilon, reduction=config.reduction,
+                vectors=heldout.vectors[:, part], chunk_size=config.chunk_size, layer=config.layer)
+            total += float(value) * (heldout.z[part].shape[0] if config.reduction == "mean" else 1)
+    return total / count if config.reduction == "mean" else total
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What the progress display needs after each step."""
+
+    step: int
+    steps: int
+    loss: float
+    smoothed: float
+    heldout: float | None  # this step's held-out penalty, when evaluated
+    best_heldout: float | None
+    elapsed: float  # seconds of learning so far (across resumes)
+    sample_steps_per_s: float  # over this session's steps after the first
+    eta_s: float | None  # estimated seconds to finish
+
+
+class LearnInterrupted(HpdirsError):
+    """Ctrl-C: the checkpoint of the last completed step was written."""
+
+    def __init__(self, run_dir: Path | None, step: int) -> None:
+        where = f"; checkpoint at step {step} in {run_dir}" if run_dir else ""
+        super().__init__(f"interrupted at step {step}{where}")
+        self.run_dir, self.step = run_dir, step
+
+
+class NonFiniteLoss(HpdirsError):
+    """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"torch": torch.__version__}
+    for package in ("hpdirs", "pytorch-pretrained-biggan"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def _describe(generator: Any) -> dict[str, Any]:
+    if hasattr(generator, "describe"):
+        return dict(generator.describe())
+    return {"model": type(generator).__name__, "class_index": -1, "class_name": "", "truncation": 1.0, "weights": ""}
+
+
+@dataclass
+class _State:
+    """Everything that must survive an interruption, at a step boundary."""
+
+    step: int
+    A: Tensor
+    optimizer: dict[str, Any]
+    rng: Tensor
+    average: float  # EMA of the training loss started at 0 (divide by 1 - SMOOTHING^step)
+    elapsed: float
+    best_heldout: float
+    best_step: int
+    best_matrix: Tensor | None
+
+    @property
+    def smoothed_loss(self) -> float:
+        return self.average / (1 - SMOOTHING**self.step) if self.step else math.nan
+
+    def to_checkpoint(self, config: LearnConfig, meta: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "step": self.step, "A": self.A, "optimizer": self.optimizer,
+            "rng": self.rng, "average": self.average, "elapsed": self.elapsed,
+            "best_heldout": self.best_heldout, "best_step": self.best_step, "best_matrix": self.best_matrix,
+            "config": json.dumps(config.to_dict(), sort_keys=True), "generator": json.dumps(meta, sort_keys=True),
+        }
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint with weights_only=True (nothing in it can execute code)."""
+    if not path.is_file():
+        raise DirectionsFileError(f"no checkpoint at {path}; --resume needs a run folder written by `hpdirs learn`")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle refused by weights_only, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DirectionsFileError(f"checkpoint {path} cannot be read ({first[:200]}); it is damaged or not ours") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise DirectionsFileError(f"{path} is not an hpdirs checkpoint ({CHECKPOINT_FORMAT})")
+    return data
+
+
+def config_differences(old: LearnConfig, new: LearnConfig) -> list[str]:
+    """Fields that differ and would change the optimisation path."""
+    a, b = old.to_dict(), new.to_dict()
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES]
+
+
+def _save_torch(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One writer per run folder: a second process gets a clear error instead of interleaving."""
+    lock = run_dir / LOCK_NAME
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _alive(pid):
+                raise UsageError(f"run {run_dir} is being written by process {pid}; wait for it or use another --name") from None
+            lock.unlink(missing_ok=True)  # stale: its writer is gone
+    else:
+        raise UsageError(f"cannot lock {run_dir}; remove {lock} if no hpdirs process is using it")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _RunFiles:
+    """The files of one run folder; every write is atomic."""
+
+    def __init__(self, run_dir: Path, config: LearnConfig, meta: dict[str, Any]) -> None:
+        self.dir, self.config, self.meta = run_dir, config, meta
+        self.rows: list[dict[str, str]] = []
+
+    def write_config(self) -> None:
+        body = {"config": self.config.to_dict(), "generator": self.meta, "versions": _versions()}
+        atomic_write(self.dir / CONFIG_NAME, lambda tmp: tmp.write_text(json.dumps(body, indent=2) + "\n"))
+
+    def load_rows(self, up_to_step: int) -> None:
+        path = self.dir / LOSS_NAME
+        if path.is_file():
+            with open(path, newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= up_to_step]
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        self.rows.append({k: ("" if v is None else (f"{v:.9g}" if isinstance(v, float) else str(v))) for k, v in row.items()})
+
+    def write_log(self) -> None:
+        from direction_finder.plot import loss_curve
+
+        buffer = io.StringIO()
+        fields = ["step", "loss", "smoothed_loss", "heldout", "elapsed_s", "sample_steps_per_s"]
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write(self.dir / LOSS_NAME, lambda tmp: tmp.write_text(buffer.getvalue()))
+        series = {
+            "training loss (smoothed)": [(int(r["step"]), float(r["smoothed_loss"])) for r in self.rows],
+            "held-out penalty": [(int(r["step"]), float(r["heldout"])) for r in self.rows if r["heldout"]],
+        }
+        title = f"{self.meta.get('model', '')} {self.meta.get('class_name', '')}".strip()
+        atomic_write(self.dir / CURVE_NAME, lambda tmp: loss_curve(series, tmp, title=title))
+
+
+def _directions_metadata(meta: dict[str, Any], config: LearnConfig, step: int, loss: float,
+                         kind: str, heldout: float | None) -> dict[str, Any]:
+    return {
+        **{k: meta.get(k, "") for k in ("model", "class_index", "class_name", "truncation", "weights")},
+        "config": config.to_dict(), "step": step, "loss": loss, "heldout": heldout, "kind": kind,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": _versions(),
+    }
+
+
+def learn(
+    generator: Any,
+    config: LearnConfig,
+    *,
+    on_step: Callable[[StepInfo], None] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> Directions:
+    """Learn config.num_directions directions for `generator` (any Generator-protocol object).
+
+    With out_dir, writes directions.safetensors (last), directions_best.safetensors (best by
+    held-out penalty), config.json, loss.csv, loss.png and checkpoint.pt there; every
+    checkpoint_every steps and on Ctrl-C (LearnInterrupted) the checkpoint is written
+    atomically. resume=True continues from out_dir's checkpoint, bitwise identically on CPU.
+    Returns the last directions.
+    """
+    config = config.resolved(generator)
+    meta = _describe(generator)
+    run_dir = Path(out_dir) if out_dir is not None else None
+    if resume and run_dir is None:
+        raise UsageError("resume needs the run folder (out_dir) to continue from")
+    if run_dir is None:
+        return _learn_loop(generator, config, meta, None, None, on_step)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(run_dir, os.W_OK):
+        raise UsageError(f"cannot write to {run_dir}; choose another --out")
+    with run_lock(run_dir):
+        checkpoint = None
+        if resume:
+            checkpoint = read_checkpoint(run_dir / CHECKPOINT_NAME)
+            old = LearnConfig.from_dict(json.loads(checkpoint["config"]))
+            differences = config_differences(old, config)
+            if differences:
+                raise UsageError(f"cannot resume {run_dir} with a different config ({'; '.join(differences)}); "
+                                 "use the original settings or start a new run")
+            old_meta = json.loads(checkpoint["generator"])
+            changed = [k for k in ("model", "class_index", "truncation") if old_meta.get(k) != meta.get(k)]
+            if changed:
+                raise UsageError(f"cannot resume {run_dir}: the generator differs in {', '.join(changed)} "
+                                 f"(was {', '.join(str(old_meta.get(k)) for k in changed)})")
+        elif (run_dir / CHECKPOINT_NAME).exists():
+            raise UsageError(f"{run_dir} already holds a run; pass --resume {run_dir} or choose another --name")
+        files = _RunFiles(run_dir, config, meta)
+        files.write_config()
+        return _learn_loop(generator, config, meta, files, checkpoint, on_step)
+
+
+def _initial_state(generator: Any, config: LearnConfig) -> tuple[_State, torch.optim.Adam, Tensor]:
+    n, z_dim = config.num_directions, int(generator.z_dim)
+    rng = torch.Generator().manual_seed(config.seed)
+    A = torch.empty(n, z_dim)
+    if config.init == "random":
+        torch.nn.init.kaiming_normal_(A, generator=rng)  # std sqrt(2 / z_dim), as the reference
+    else:
+        A = torch.eye(n, z_dim)
+    A = A.to(generator.device).requires_grad_(True)
+    optimizer = torch.optim.Adam([A], lr=config.lr)
+    state = _State(0, A.detach().clone(), copy.deepcopy(optimizer.state_dict()), rng.get_state(),
+                   0.0, 0.0, math.inf, -1, None)
+    return state, optimizer, A
+
+
+def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files: _RunFiles | None,
+                checkpoint: dict[str, Any] | None, on_step: Callable[[StepInfo], None] | None) -> Directions:
+    state, optimizer, A = _initial_state(generator, config)
+    rng = torch.Generator()
+    if checkpoint is not None:
+        state = _State(checkpoint["step"], checkpoint["A"], checkpoint["optimizer"], checkpoint["rng"],
+                       checkpoint["average"], checkpoint["elapsed"], checkpoint["best_heldout"],
+                       checkpoint["best_step"], checkpoint["best_matrix"])
+        with torch.no_grad():
+            A.copy_(state.A.to(A.device))
+        optimizer.load_state_dict(state.optimizer)
+    rng.set_state(state.rng)
+    if files is not None:
+        files.load_rows(state.step)
+
+    n = config.num_directions
+    heldout = None
+    if config.eval_every:
+        heldout = HeldOut.draw(generator, n, config.eval_samples, config.k, config.eta,
+                               config.seed + HELDOUT_SEED_OFFSET)
+    batch = config.batch_size
+    session_start, timed_steps, timed_seconds = time.perf_counter(), 0, 0.0
+    last_loss = math.nan
+
+    def save(s: _State, final: bool = False) -> None:
+        if files is None:
+            return
+        _save_torch(s.to_checkpoint(config, meta), files.dir / CHECKPOINT_NAME)
+        with torch.no_grad():
+            Q = gram_schmidt(s.A)
+        loss = s.smoothed_loss
+        save_directions(files.dir / LAST_NAME, Directions(Q.cpu(), _directions_metadata(
+            meta, config, s.step, loss, "last", None), s.A.cpu()))
+        if s.best_matrix is not None:
+            save_directions(files.dir / BEST_NAME, Directions(s.best_matrix.cpu(), _directions_metadata(
+                meta, config, s.best_step, loss, "best", s.best_heldout)))
+        files.write_log()
+
+    try:
+        for step in range(state.step, config.steps):
+            t0 = time.perf_counter()
+            z = generator.sample_z(batch, rng)  # (B, z_dim)
+            index = torch.randint(n, (batch,), generator=rng)  # (B,)
+            eta = (torch.rand(batch, generator=rng) * 2 - 1) * config.eta  # (B,)
+            vectors = rademacher((config.k, batch, n), generator=rng)  # (k, B, N)
+            Q = gram_schmidt(A)  # (N, z_dim): re-orthonormalised in every forward
+            loss = direction_penalty(generator, Q, z, index, eta, k=config.k, epsilon=config.epsilon,
+                                     reduction=config.reduction, vectors=vectors,
+                                     chunk_size=config.chunk_size, layer=config.layer)
+            last_loss = float(loss.detach())
+            if not math.isfinite(last_loss):
+                kept = f"; the last good checkpoint (step {state.step}) is kept in {files.dir}" if files else ""
+                raise NonFiniteLoss(f"the loss became {last_loss} at step {step + 1}{kept}; "
+                                    "lower --lr or --eta, or check the generator's weights")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done = step + 1
+            seconds = time.perf_counter() - t0
+            if step > state.step or done == config.steps:  # the first step of a session warms up
+                timed_steps, timed_seconds = timed_steps + 1, timed_seconds + seconds
+            average = SMOOTHING * state.average + (1 - SMOOTHING) * last_loss  # EMA from 0
+            smoothed = average / (1 - SMOOTHING**done)  # bias-corrected, as Adam's moments
+            value = None
+            best_heldout, best_step, best_matrix = state.best_heldout, state.best_step, state.best_matrix
+            if heldout is not None and (done % config.eval_every == 0 or done == config.steps):
+                with torch.no_grad():
+                    Q_now = gram_schmidt(A)
+                value = heldout_penalty(generator, Q_now, heldout, config)
+                if value < best_heldout:
+                    best_heldout, best_step, best_matrix = value, done, Q_now.detach().clone()
+            elapsed = state.elapsed + seconds
+            state = _State(done, A.detach().clone(), copy.deepcopy(optimizer.state_dict()), rng.get_state(),
+                           average, elapsed, best_heldout, best_step, best_matrix)
+            rate = batch * timed_steps / timed_seconds if timed_seconds > 0 else batch / max(seconds, 1e-9)
+            eta_s = (config.steps - done) * (timed_seconds / timed_steps) if timed_steps else None
+            if files is not None:
+                files.add_row({"step": done, "loss": last_loss, "smoothed_loss": smoothed, "heldout": value,
+                               "elapsed_s": elapsed, "sample_steps_per_s": rate})
+                if done % config.checkpoint_every == 0 and done != config.steps:
+                    save(state)
+            if on_step is not None:
+                on_step(StepInfo(done, config.steps, last_loss, smoothed, value,
+                                 None if best_step < 0 else best_heldout, elapsed, rate, eta_s))
+    except KeyboardInterrupt:
+        save(state)
+        raise LearnInterrupted(files.dir if files else None, state.step) from None
+    save(state, final=True)
+    with torch.no_grad():
+        Q = gram_schmidt(A).cpu()
+    return Directions(Q, _directions_metadata(meta, config, state.step, state.smoothed_loss, "last", None),
+                      A.detach().cpu())
+
+
+def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None = None) -> Path:
+    """outputs/<class>/<run>/, created exclusively: two runs never share a folder.
+
+    Without a name, the run is named by the UTC time (suffixed -2, -3, ... on a clash).
+    """
+    parent = Path(out_root) / class_slug
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {parent} ({exc.strerror}); choose another --out") from None
+    if name is not None:
+        if not name or "/" in name or name in (".", ".."):
+            raise UsageError(f"--name {name!r} is not a valid folder name")
+        path = parent / name
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise UsageError(f"run {path} already exists; choose another --name, or --resume {path}") from None
+        except OSError as exc:
+            raise UsageError(f"cannot create {path} ({exc.strerror}); choose another --out") from None
+        return path
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UsageError(f"cannot create {path} ({exc.strerror}); choose another --out") from None
+    raise UsageError(f"too many runs named {stamp} in {parent}")
