@@ -134,6 +134,146 @@ def download(
     console.print(f"{model}: {files.folder} ({files.source})")
 
 
+# --- learn -------------------------------------------------------------------------------
+
+def _default(field: str) -> str:
+    from direction_finder.learn import LearnConfig
+
+    value = getattr(LearnConfig(), field)
+    return "z_dim" if field == "num_directions" and value is None else str(value)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"
+
+
+@app.command()
+def learn(
+    class_: Annotated[Optional[str], typer.Option("--class", help="ImageNet class: name, index or WordNet id.", show_default="golden_retriever")] = None,
+    model: Annotated[Optional[str], typer.Option(help="biggan-deep-128/-256/-512, or synthetic[:z_dim=16,factors=4] (known true directions, offline).", show_default="biggan-deep-128, or what --weights holds")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Folder with config.json + pytorch_model.bin (else the cache, else a download).", show_default="the cache")] = None,
+    truncation: Annotated[Optional[float], typer.Option(help="Truncation in (0, 1]; snapped to BigGAN's 0.02 grid.", show_default="0.4")] = None,
+    num_directions: Annotated[Optional[int], typer.Option(help="N directions to learn (<= z_dim).", show_default=_default("num_directions"))] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimisation steps.", show_default=_default("steps"))] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Samples per step.", show_default=_default("batch_size"))] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.", show_default=_default("lr"))] = None,
+    eta: Annotated[Optional[float], typer.Option(help="Base points w = eta_b e_i with eta_b ~ U[-eta, eta].", show_default=_default("eta"))] = None,
+    epsilon: Annotated[Optional[float], typer.Option(help="Finite-difference step.", show_default=_default("epsilon"))] = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="Rademacher vectors per sample (>= 2).", show_default=_default("k"))] = None,
+    init: Annotated[Optional[str], typer.Option(help="random (Kaiming-normal, as the reference) or axes.", show_default=_default("init"))] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of every random draw.", show_default=_default("seed"))] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints.", show_default=_default("checkpoint_every"))] = None,
+    eval_every: Annotated[Optional[int], typer.Option(help="Steps between held-out evaluations (0: never).", show_default=_default("eval_every"))] = None,
+    eval_samples: Annotated[Optional[int], typer.Option(help="Samples in the fixed held-out set.", show_default=_default("eval_samples"))] = None,
+    chunk_size: Annotated[Optional[int], typer.Option(help="Perturbed batches per generator call (1..2k).", show_default="1 on CPU, 2k on GPU")] = None,
+    device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
+    out: Annotated[Path, typer.Option(help="Output root; runs go to OUT/<class>/<name>/.")] = Path("outputs"),
+    name: Annotated[Optional[str], typer.Option(help="Run name.", show_default="the UTC time")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its checkpoint.", show_default=False)] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).")] = False,
+) -> None:
+    """Learn N interpretable directions for one class by minimising the Hessian Penalty.
+
+    Example: hpdirs learn --class golden_retriever --steps 2000 --batch-size 8
+    """
+    import dataclasses
+
+    from direction_finder.generators import class_slug, load_generator
+    from direction_finder.learn import LearnConfig, LearnInterrupted, learn as learn_directions, new_run_dir, read_run
+
+    given = {key: value for key, value in dict(
+        num_directions=num_directions, steps=steps, batch_size=batch_size, lr=lr, eta=eta, epsilon=epsilon,
+        k=k, init=init, seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every,
+        eval_samples=eval_samples, chunk_size=chunk_size).items() if value is not None}
+    with user_errors():
+        if resume is not None:
+            stored, meta = read_run(resume)
+            config = dataclasses.replace(stored, **given)
+            model = model or meta.get("model")
+            class_ = class_ if class_ is not None else str(meta.get("class_index"))
+            truncation = truncation if truncation is not None else float(meta.get("truncation", 0.4))
+            weights = weights or (Path(meta["weights"]) if meta.get("weights") else None)
+        else:
+            config = LearnConfig(**given)
+        with download_progress() as progress:
+            generator = load_generator(model, class_ if class_ is not None else "golden_retriever",
+                                       truncation if truncation is not None else 0.4, weights, device,
+                                       offline=offline or None, progress=progress)
+        config = config.resolved(generator)
+        run_dir = resume if resume is not None else new_run_dir(out, class_slug(generator), name)
+        described = generator.describe() if hasattr(generator, "describe") else {}
+        console.print(
+            f"[bold]hpdirs learn[/] {described.get('model', '')} · {described.get('class_name', '')}"
+            f" · truncation {described.get('truncation', '')} · {config.num_directions} directions"
+            f" · {config.steps} steps × batch {config.batch_size} · device {generator.device} → {run_dir}",
+            highlight=False)
+        try:
+            _run_learn(generator, config, run_dir, resume is not None, learn_directions)
+        except LearnInterrupted as exc:
+            err_console.print(f"interrupted at step {exc.step}; checkpoint saved in {exc.run_dir}.", highlight=False)
+            err_console.print(f"resume with: hpdirs learn --resume {exc.run_dir}", highlight=False)
+            raise typer.Exit(130) from None
+    console.print(f"done: {run_dir}/directions.safetensors (best by held-out: directions_best.safetensors)")
+    console.print(f"next: hpdirs render {run_dir}", highlight=False)
+
+
+def _run_learn(generator, config, run_dir: Path, resume: bool, learn_directions) -> None:  # noqa: ANN001
+    from rich.progress import Progress as Bar, SpinnerColumn
+
+    columns = (
+        SpinnerColumn(), TextColumn("step {task.completed}/{task.total}"), BarColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("held-out {task.fields[heldout]}"),
+        TextColumn("{task.fields[rate]} sample-steps/s"), TextColumn("ETA {task.fields[eta]}"),
+    )
+    with Bar(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("learn", total=config.steps, loss="-", heldout="-", rate="-", eta="-")
+        announced = False
+
+        def on_step(info) -> None:  # noqa: ANN001
+            nonlocal announced
+            fields = dict(loss=f"{info.smoothed:.4g}", rate=f"{info.sample_steps_per_s:.3g}",
+                          eta=_duration(info.eta_s) if info.eta_s is not None else "-")
+            if info.best_heldout is not None:
+                fields["heldout"] = f"{info.heldout:.4g}" if info.heldout is not None else bar.tasks[0].fields["heldout"]
+            bar.update(task, completed=info.step, **fields)
+            if not announced and info.eta_s is not None:
+                announced = True
+                per_step = config.batch_size / info.sample_steps_per_s
+                bar.console.print(f"measured {per_step:.3g} s/step ({info.sample_steps_per_s:.3g} sample-steps/s): "
+                                  f"about {_duration(info.eta_s)} more for {info.steps - info.step} steps"
+                                  + (" plus held-out evaluations" if config.eval_every else ""), highlight=False)
+
+        learn_directions(generator, config, on_step=on_step, out_dir=run_dir, resume=resume)
+
+
+@app.command()
+def info(
+    file: Annotated[Path, typer.Argument(help="A directions file, or a run folder.")],
+) -> None:
+    """Print a directions file's metadata as a table.
+
+    Example: hpdirs info outputs/golden_retriever/my-run/directions.safetensors
+    """
+    from direction_finder.directions import load_directions, resolve_directions_file
+
+    with user_errors():
+        directions = load_directions(resolve_directions_file(file))
+    table = Table("field", "value", title=f"{file}: {directions.num_directions} directions × z_dim {directions.z_dim}")
+    order = ["format", "model", "class_index", "class_name", "truncation", "weights", "kind", "step", "loss",
+             "heldout", "created", "config", "versions"]
+    items = sorted(directions.metadata.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+    for key, value in items:
+        if isinstance(value, dict):
+            for sub, sub_value in value.items():
+                table.add_row(f"{key}.{sub}", str(sub_value))
+        else:
+            table.add_row(key, str(value))
+    console.print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,8 +1,10 @@
 """hpdirs' library: interpretable GAN latent directions via the Hessian Penalty."""
 
-from direction_finder.directions import gram_schmidt
+from direction_finder.directions import Directions, gram_schmidt, load_directions, save_directions
 from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError, WeightsError
-from direction_finder.generators import Generator, load_biggan
+from direction_finder.generators import Generator, load_biggan, load_generator
+from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
+from direction_finder.learn import LearnConfig, learn
 from direction_finder.penalty import (
     autograd_hessian,
     finite_difference_hessian,
@@ -16,12 +18,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "Directions",
     "DirectionsFileError",
+    "LearnConfig",
+    "SyntheticGenerator",
     "Generator",
     "HpdirsError",
     "UsageError",
     "WeightsError",
+    "learn",
     "load_biggan",
+    "load_directions",
+    "load_generator",
+    "recovery_score",
+    "save_directions",
     "autograd_hessian",
     "finite_difference_hessian",
     "gram_schmidt",

@@ -137,10 +137,13 @@ def _parse(meta: Mapping[str, str]) -> dict[str, Any]:
 
 
 def load_directions(path: str | os.PathLike) -> Directions:
-    """Read a directions file; anything that is not a valid hpdirs file raises DirectionsFileError."""
+    """Read a directions file (or a run folder's last directions).
+
+    Anything that is not a valid hpdirs directions file raises DirectionsFileError.
+    """
     from safetensors import safe_open
 
-    path = Path(path)
+    path = resolve_directions_file(path)
     if not path.is_file():
         raise DirectionsFileError(f"directions file {path} does not exist; give a .safetensors file or a run folder")
     if path.stat().st_size == 0:
@@ -165,3 +168,14 @@ def load_directions(path: str | os.PathLike) -> Directions:
     if not torch.allclose(gram, torch.eye(matrix.shape[0]), atol=ORTHONORMAL_TOLERANCE):
         raise DirectionsFileError(f"{path}: the rows of 'directions' are not orthonormal; the file is damaged")
     return Directions(matrix, _parse(meta), tensors.get("raw"))
+
+
+def resolve_directions_file(run_or_file: str | os.PathLike) -> Path:
+    """A directions file, or a run folder (its last directions, `directions.safetensors`)."""
+    path = Path(run_or_file)
+    if path.is_dir():
+        candidate = path / "directions.safetensors"
+        if not candidate.is_file():
+            raise DirectionsFileError(f"run folder {path} has no directions.safetensors; is it an hpdirs run?")
+        return candidate
+    return path

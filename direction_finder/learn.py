@@ -484,8 +484,9 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
                 meta, config, s.best_step, loss, "best", s.best_heldout)))
         files.write_log()
 
+    first_step = state.step  # the first step of this session warms up: not timed
     try:
-        for step in range(state.step, config.steps):
+        for step in range(first_step, config.steps):
             t0 = time.perf_counter()
             z = generator.sample_z(batch, rng)  # (B, z_dim)
             index = torch.randint(n, (batch,), generator=rng)  # (B,)
@@ -505,7 +506,7 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
             optimizer.step()
             done = step + 1
             seconds = time.perf_counter() - t0
-            if step > state.step or done == config.steps:  # the first step of a session warms up
+            if step > first_step or done == config.steps:
                 timed_steps, timed_seconds = timed_steps + 1, timed_seconds + seconds
             average = SMOOTHING * state.average + (1 - SMOOTHING) * last_loss  # EMA from 0
             smoothed = average / (1 - SMOOTHING**done)  # bias-corrected, as Adam's moments
@@ -572,3 +573,15 @@ def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None =
         except OSError as exc:
             raise UsageError(f"cannot create {path} ({exc.strerror}); choose another --out") from None
     raise UsageError(f"too many runs named {stamp} in {parent}")
+
+
+def read_run(run_dir: str | os.PathLike) -> tuple[LearnConfig, dict[str, Any]]:
+    """The config and generator description a run folder was started with (its config.json)."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not Path(run_dir).is_dir():
+        raise UsageError(f"--resume {run_dir}: no such run folder")
+    try:
+        body = json.loads(path.read_text())
+        return LearnConfig.from_dict(body["config"]), dict(body["generator"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DirectionsFileError(f"{path} is missing or damaged ({exc}); cannot resume this run") from None

@@ -35,3 +35,60 @@ def test_library_never_imports_the_cli_libraries():
     code = "import sys, direction_finder, direction_finder.generators.biggan; print('typer' in sys.modules or 'rich' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False"
+
+
+def test_learn_end_to_end_on_a_tiny_biggan_folder(tiny_weights, tmp_path):
+    import torch
+
+    from direction_finder import load_directions
+
+    result = runner.invoke(app, ["learn", "--weights", str(tiny_weights), "--class", "207", "--steps", "3",
+                                 "--batch-size", "2", "--eval-samples", "2", "--out", str(tmp_path), "--name", "r"])
+    assert result.exit_code == 0, result.stderr
+    run = tmp_path / "golden_retriever" / "r"
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.json", "directions.safetensors",
+                                                     "directions_best.safetensors", "loss.csv", "loss.png"]
+    d = load_directions(run)
+    torch.testing.assert_close(d.matrix @ d.matrix.T, torch.eye(16), atol=1e-5, rtol=0)
+    assert (d.metadata["model"], d.metadata["class_index"], d.metadata["truncation"]) == ("biggan-deep-32", 207, 0.4)
+    assert d.metadata["weights"] == str(tiny_weights) and d.metadata["config"]["steps"] == 3
+    info = runner.invoke(app, ["info", str(run / "directions.safetensors")])
+    assert info.exit_code == 0 and "golden retriever" in info.stdout and "hpdirs.directions/1" in info.stdout
+
+
+def test_learn_offline_with_an_empty_cache_fails_cleanly():
+    result = runner.invoke(app, ["learn", "--class", "207", "--offline", "--steps", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: offline and biggan-deep-128 is not in the cache")
+
+
+def test_ctrl_c_prints_the_resume_command_and_resume_is_bitwise_identical(tmp_path):
+    import os
+    import signal
+
+    import torch
+
+    from direction_finder import load_directions
+
+    args = ["learn", "--model", "synthetic:z_dim=8,factors=3,size=4", "--steps", "3000", "--batch-size", "2",
+            "--eval-every", "500", "--checkpoint-every", "1000", "--out", str(tmp_path)]
+    process = subprocess.Popen([sys.executable, "-m", "hpdirs_cli", *args, "--name", "cut"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "COLUMNS": "200"})
+    for line in process.stdout:  # wait until learning is under way
+        if line.startswith("measured"):
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    run = tmp_path / "synthetic" / "cut"
+    assert process.returncode == 130, err
+    assert f"resume with: hpdirs learn --resume {run}" in err and "Traceback" not in err
+    step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
+    assert 0 < step < 3000
+    resumed = runner.invoke(app, ["learn", "--resume", str(run)])
+    assert resumed.exit_code == 0, resumed.stderr
+    whole = runner.invoke(app, [*args, "--name", "whole"])
+    assert whole.exit_code == 0
+    assert torch.equal(load_directions(run).matrix, load_directions(tmp_path / "synthetic" / "whole").matrix)
+    refused = runner.invoke(app, ["learn", "--resume", str(run), "--lr", "0.1"])
+    assert refused.exit_code == 1 and "different config (lr: 0.01 -> 0.1)" in refused.stderr
