@@ -25,10 +25,19 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# About 15 minutes on a 2-core CPU (biggan-deep-128, ~2 s per sample-step): 60 steps x batch 4,
+# then a render of 8 directions. On a GPU raise DEMO_STEPS / DEMO_BATCH (see README).
+DEMO_STEPS ?= 60
+DEMO_BATCH ?= 4
+DEMO_NAME ?= demo
+WEIGHTS_ARG := $(if $(WEIGHTS),--weights $(WEIGHTS) --offline,)
+
 demo: $(STAMP)
-	$(VENV)/bin/hpdirs --version
-	@echo "The learn and render commands are not built yet (issue 4): the demo will run a small"
-	@echo "learn + render for golden_retriever on biggan-deep-128 once they land."
+	$(VENV)/bin/hpdirs learn --class golden_retriever $(WEIGHTS_ARG) --steps $(DEMO_STEPS) \
+		--batch-size $(DEMO_BATCH) --eval-every 20 --eval-samples 8 --checkpoint-every 20 \
+		--out $(DEMO_OUT) --name $(DEMO_NAME)-$$(date -u +%Y%m%d-%H%M%S)
+	$(VENV)/bin/hpdirs render $$(ls -d $(DEMO_OUT)/golden_retriever/$(DEMO_NAME)-* | tail -1) \
+		--directions 0-7 --samples 6 --frames 24
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

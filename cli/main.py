@@ -274,6 +274,65 @@ def info(
     console.print(table)
 
 
+# --- render ------------------------------------------------------------------------------
+
+@app.command()
+def render(
+    run_or_file: Annotated[Path, typer.Argument(help="A run folder or a directions .safetensors file.")],
+    directions: Annotated[Optional[str], typer.Option(help="Which directions, e.g. 0-7,12.", show_default="0-7")] = None,
+    samples: Annotated[int, typer.Option(help="Samples per frame (columns of each grid).")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of the samples' latents.")] = 0,
+    eta: Annotated[float, typer.Option(help="Sweep each direction from -eta to +eta.")] = 5.0,
+    frames: Annotated[int, typer.Option(help="Distinct eta values per sweep (the loop plays them forth and back).")] = 32,
+    fps: Annotated[float, typer.Option(help="Frames per second of GIFs and MP4s.")] = 12.0,
+    align: Annotated[bool, typer.Option("--align/--no-align", help="Put every sample at the same coordinate along the direction (paper Fig. 7d).")] = True,
+    axes: Annotated[Optional[str], typer.Option(help="Also render these axis-aligned z components, e.g. 0-15.", show_default="none")] = None,
+    format: Annotated[str, typer.Option("--format", help="Comma-separated: gif, mp4, png.")] = "gif,png",
+    size: Annotated[Optional[int], typer.Option(help="Pixels per image in the outputs.", show_default="the model's resolution")] = None,
+    label: Annotated[bool, typer.Option("--label/--no-label", help="Print direction index and eta above each frame.")] = True,
+    batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 16,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="RUN/render, or render-<file> beside a file")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Override the model named in the file.", show_default="from the file")] = None,
+    class_: Annotated[Optional[str], typer.Option("--class", help="Override the class named in the file.", show_default="from the file")] = None,
+    truncation: Annotated[Optional[float], typer.Option(help="Override the truncation in the file.", show_default="from the file")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Weights folder.", show_default="from the file, else the cache")] = None,
+    device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).")] = False,
+) -> None:
+    """Render direction sweeps: a GIF grid per direction, an overview GIF, a PNG sheet, index.html.
+
+    Example: hpdirs render outputs/golden_retriever/first-try --directions 0-7 --samples 6
+    """
+    from rich.progress import MofNCompleteColumn, Progress as Bar
+
+    from direction_finder.directions import load_directions, resolve_directions_file
+    from direction_finder.generators import generator_for_metadata
+    from direction_finder.render import RenderSettings, parse_formats, parse_indices, render as render_sweeps
+
+    with user_errors():
+        path = resolve_directions_file(run_or_file)
+        loaded = load_directions(path)
+        n = loaded.num_directions
+        settings = RenderSettings(
+            directions=parse_indices(directions or f"0-{min(8, n) - 1}", n),
+            axes=parse_indices(axes, loaded.z_dim, "axes") if axes else [], samples=samples, seed=seed,
+            eta=eta, frames=frames, fps=fps, align=align, formats=parse_formats(format), size=size,
+            label=label, batch_size=batch_size)
+        with download_progress() as progress:
+            generator = generator_for_metadata(loaded.metadata, model=model, class_=class_, truncation=truncation,
+                                               weights=weights, device=device, source=str(path),
+                                               offline=offline or None, progress=progress)
+        target = out or (path.parent / "render" if Path(run_or_file).is_dir() else path.parent / f"render-{path.stem}")
+        info = generator.describe() if hasattr(generator, "describe") else {}
+        info["directions_file"] = str(path)
+        with Bar(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
+                 TimeRemainingColumn(), console=console) as bar:
+            task = bar.add_task("render", total=None)
+            render_sweeps(generator, loaded.matrix, settings, target, info=info,
+                          on_images=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"wrote {target}/index.html", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

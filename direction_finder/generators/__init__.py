@@ -32,6 +32,46 @@ def load_generator(
     return load_biggan(model, class_, truncation, weights, device, **kwargs)
 
 
+def generator_for_metadata(
+    metadata: dict[str, Any],
+    *,
+    model: str | None = None,
+    class_: str | int | None = None,
+    truncation: float | None = None,
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    source: str = "the directions file",
+    **kwargs: Any,
+) -> Any:
+    """The generator a directions file was learned with, from its metadata; each part overridable.
+
+    A file whose metadata lacks the model or class needs them given (UsageError says so).
+    """
+    from pathlib import Path
+
+    from direction_finder.errors import UsageError
+    from direction_finder.generators.weights import MODEL_NAMES
+
+    name = model or metadata.get("model") or None
+    if name is None:
+        raise UsageError(f"{source} does not say which model it was learned with; pass --model (and --class)")
+    synthetic = name.split(":", 1)[0] == "synthetic"
+    if class_ is None and not synthetic:
+        index = metadata.get("class_index")
+        if not isinstance(index, int) or index < 0:
+            raise UsageError(f"{source} does not say which class it was learned for; pass --class")
+        class_ = index
+    if truncation is None:
+        truncation = float(metadata.get("truncation") or 0.4)
+    if weights is None and metadata.get("weights") and not synthetic:
+        weights = Path(str(metadata["weights"]))
+        if not weights.exists():
+            raise UsageError(f"{source} was learned with weights from {weights}, which is gone; pass --weights")
+    if weights is not None and model is None and name not in MODEL_NAMES:
+        name = None  # a custom architecture: its config.json decides
+    return load_generator(name, class_, truncation, weights, device, **kwargs)
+
+
 def class_slug(generator: Any) -> str:
     """The folder name runs of this generator go under: outputs/<slug>/<run>/."""
     info = getattr(generator, "class_info", None)
@@ -39,6 +79,6 @@ def class_slug(generator: Any) -> str:
 
 
 __all__ = [
-    "DEFAULT_MODEL", "BigGANGenerator", "Generator", "SyntheticGenerator", "class_slug", "load_generator", "ImageNetClass", "load_biggan", "resolve_class", "resolve_device",
+    "DEFAULT_MODEL", "BigGANGenerator", "Generator", "SyntheticGenerator", "class_slug", "generator_for_metadata", "load_generator", "ImageNetClass", "load_biggan", "resolve_class", "resolve_device",
     "search_classes",
 ]

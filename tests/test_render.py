@@ -1,0 +1,190 @@
+"""Rendering: sweeps, alignment, GIF/MP4/PNG geometry and timing, atomicity, the gallery in a browser."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from direction_finder.directions import gram_schmidt
+from direction_finder.errors import UsageError
+from direction_finder.generators.synthetic import SyntheticGenerator
+from direction_finder.render import RenderSettings, move, parse_indices, ping_pong, render, sweep, to_uint8
+from hpdirs_cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def synthetic():
+    return SyntheticGenerator(z_dim=8, factors=4, size=16, seed=0)
+
+
+def test_eta_zero_without_alignment_is_the_plain_sample(tiny_biggan):
+    z = tiny_biggan.sample_z(3, torch.Generator().manual_seed(0))
+    direction = gram_schmidt(torch.randn(2, 16))[1]
+    (frame,) = list(sweep(tiny_biggan, direction, z, torch.tensor([0.0]), align=False, batch_size=2))
+    torch.testing.assert_close(frame, tiny_biggan(z), atol=1e-6, rtol=0)
+
+
+def test_alignment_puts_every_sample_at_the_same_coordinate():
+    z = torch.randn(5, 8)
+    d = gram_schmidt(torch.randn(1, 8))[0]
+    moved = move(z, d, 2.5, align=True)
+    torch.testing.assert_close(moved @ d, torch.full((5,), 2.5))
+    # the part of z orthogonal to d is untouched
+    torch.testing.assert_close(moved - (moved @ d)[:, None] * d, z - (z @ d)[:, None] * d)
+    torch.testing.assert_close(move(z, d, 2.5, align=False) @ d, z @ d + 2.5)
+
+
+def test_sweep_frames_match_direct_generation_in_any_batching(synthetic):
+    z = synthetic.sample_z(3, torch.Generator().manual_seed(1))
+    d = synthetic.true_directions[0]
+    etas = torch.linspace(-2, 2, 5)
+    for batch in (1, 2, 7, 100):
+        frames = list(sweep(synthetic, d, z, etas, align=True, batch_size=batch))
+        assert len(frames) == 5
+        for eta, frame in zip(etas, frames):
+            torch.testing.assert_close(frame, synthetic(move(z, d, eta, True)))
+
+
+def test_files_geometry_timing_and_loop(synthetic, tmp_path):
+    settings = RenderSettings(directions=[0, 2], axes=[5], samples=3, frames=6, fps=10, formats=["gif", "mp4", "png"],
+                              label=False)
+    manifest = render(synthetic, synthetic.basis, settings, tmp_path, info={"model": "synthetic"})
+    cell = 16 + 2  # image + padding
+    frames = iio.imread(tmp_path / "direction_000.gif", index=None)
+    assert frames.shape == (2 * 6 - 2, 2 + cell * 1, 2 + cell * 3, 3)  # ping-pong: 10 frames
+    meta = Image.open(tmp_path / "direction_000.gif")
+    assert meta.info["loop"] == 0 and meta.info["duration"] == 100 and meta.n_frames == 10
+    overview = iio.imread(tmp_path / "overview.gif", index=None)
+    assert overview.shape == (10, 2 + cell * 3, 2 + cell * 3, 3)  # rows: 2 directions + 1 axis
+    sheet = iio.imread(tmp_path / "sheet.png")
+    assert sheet.shape == (2 + cell * 3, 2 + cell * 6, 3)  # 6 eta columns (at most 9)
+    video = iio.imread(tmp_path / "direction_002.mp4", plugin="pyav", index=None)
+    assert video.shape[0] == 10 and video.shape[1] % 2 == 0 and video.shape[2] % 2 == 0
+    assert [row["index"] for row in manifest["rows"]] == [0, 2, 5]
+    assert json.loads((tmp_path / "render.json").read_text())["rows"][2]["kind"] == "axis"
+    # the first GIF frame is the sweep at -eta (up to the 256-colour GIF palette), not at +eta
+    z = synthetic.sample_z(3, torch.Generator().manual_seed(0))
+    at = {eta: to_uint8(next(sweep(synthetic, synthetic.basis[0], z, torch.tensor([eta]))))[0].astype(int)
+          for eta in (-5.0, 5.0)}
+    first = frames[0][2:18, 2:18].astype(int)
+    moved = np.abs(at[-5.0] - at[5.0]) > 40  # the pixels this direction changes a lot
+    assert moved.sum() > 50
+    assert np.abs(first - at[-5.0])[moved].mean() < 0.3 * np.abs(first - at[5.0])[moved].mean()
+
+
+def test_ping_pong_is_a_seamless_loop():
+    assert ping_pong(4) == [0, 1, 2, 3, 2, 1]
+    assert ping_pong(2) == [0, 1]
+
+
+def test_an_interrupted_render_leaves_no_partial_file(synthetic, tmp_path):
+    render(synthetic, synthetic.basis, RenderSettings(directions=[0], samples=2, frames=4), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    calls = []
+
+    def stop(done, total):
+        calls.append(done)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render(synthetic, synthetic.basis, RenderSettings(directions=[0, 1, 2], samples=2, frames=4, seed=3),
+               tmp_path, on_images=stop)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert not [n for n in after if n.startswith(".")]  # no temp files, no scratch folder
+    assert set(after) == set(before)  # direction 1 was stopped mid-sweep: nothing of it exists
+    assert iio.imread(tmp_path / "direction_000.gif", index=None).shape[0] == 6  # rewritten whole
+    assert after["index.html"] == before["index.html"] and after["sheet.png"] == before["sheet.png"]
+
+
+@pytest.mark.parametrize("text, limit, expected", [
+    ("0-3,7", 8, [0, 1, 2, 3, 7]), ("5", 8, [5]), ("2,2,1-2", 8, [2, 1]), (" 0 - 1 ".replace(" ", ""), 4, [0, 1]),
+])
+def test_parse_indices(text, limit, expected):
+    assert parse_indices(text, limit) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0-8", "outside 0-7"), ("3-1", "runs backwards"), ("a", "not an index"), ("", "selects nothing"),
+    ("-1", "not an index"),
+])
+def test_parse_indices_errors(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_indices(text, 8)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"samples": 0}, "samples must be"), ({"frames": 1}, "frames must be"), ({"eta": 0}, "eta must be"),
+    ({"formats": ["gif", "avi"]}, "choose from gif, mp4, png"), ({"size": 4}, "size must be"),
+    ({"fps": 0.0}, "fps must be"),
+])
+def test_bad_settings(kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        RenderSettings(directions=[0], **kwargs)
+
+
+def test_cli_render_reads_model_class_and_weights_from_the_run(tiny_weights, tmp_path):
+    learned = runner.invoke(app, ["learn", "--weights", str(tiny_weights), "--class", "tench", "--steps", "2",
+                                  "--batch-size", "1", "--eval-every", "0", "--out", str(tmp_path), "--name", "r"])
+    assert learned.exit_code == 0, learned.stderr
+    run = tmp_path / "tench" / "r"
+    result = runner.invoke(app, ["render", str(run), "--directions", "0-2", "--samples", "2", "--frames", "4",
+                                 "--axes", "0"])
+    assert result.exit_code == 0, result.stderr
+    names = sorted(p.name for p in (run / "render").iterdir())
+    assert names == ["axis_000.gif", "direction_000.gif", "direction_001.gif", "direction_002.gif", "index.html",
+                     "overview.gif", "render.json", "sheet.png"]
+    page = (run / "render" / "index.html").read_text()
+    assert "biggan-deep-32" in page and "tench" in page and "η from −5.0 to +5.0" in page
+    bad = runner.invoke(app, ["render", str(run), "--directions", "0-99"])
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: --directions '0-99': 0-99 is outside 0-15")
+
+
+def test_cli_render_asks_for_the_model_when_the_file_does_not_say(tmp_path):
+    from direction_finder import save_directions
+
+    save_directions(tmp_path / "d.safetensors", torch.eye(4, 8), {})
+    result = runner.invoke(app, ["render", str(tmp_path / "d.safetensors")])
+    assert result.exit_code == 1
+    assert "does not say which model it was learned with; pass --model (and --class)" in result.stderr
+    mismatch = runner.invoke(app, ["render", str(tmp_path / "d.safetensors"), "--model", "synthetic:z_dim=16"])
+    assert mismatch.exit_code == 1 and "z_dim 8 but the generator has 16" in mismatch.stderr
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine (.ci/run installs Debian's)")
+def test_gallery_opens_in_a_headless_browser_and_every_image_loads(synthetic, tmp_path):
+    render(synthetic, synthetic.basis, RenderSettings(directions=[0, 1, 2], axes=[0], samples=2, frames=4), tmp_path)
+    probe = (tmp_path / "index.html").read_text().replace("</body>", """<script>
+window.addEventListener('load', () => {
+  const images = Array.from(document.images);
+  const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'));
+  document.body.setAttribute('data-probe', JSON.stringify({count: images.length, broken}));
+});
+</script></body>""")
+    (tmp_path / "probe.html").write_text(probe)
+    out = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
+                          (tmp_path / "probe.html").as_uri()], capture_output=True, text=True, timeout=120)
+    marker = out.stdout.split("data-probe=\"", 1)
+    assert len(marker) == 2, out.stderr[-2000:]
+    import html
+
+    result = json.loads(html.unescape(marker[1].split("\"", 1)[0]))
+    assert result == {"count": 6, "broken": []}  # 4 sweeps + overview + sheet
