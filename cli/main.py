@@ -333,6 +333,73 @@ def render(
     console.print(f"wrote {target}/index.html", highlight=False)
 
 
+# --- compare -----------------------------------------------------------------------------
+
+@app.command()
+def compare(
+    run_or_file: Annotated[Path, typer.Argument(help="A run folder or a directions .safetensors file.")],
+    baselines: Annotated[str, typer.Option(help="Comma-separated: axes, random, sefa.")] = "axes,random,sefa",
+    samples: Annotated[int, typer.Option(help="Held-out samples shared by every set.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out samples, base points and vectors.")] = 0,
+    top: Annotated[int, typer.Option(help="N': most active directions in the D% / D_R Hessians.")] = 8,
+    eta: Annotated[float, typer.Option(help="Base points and sweeps within [-eta, eta].")] = 5.0,
+    epsilon: Annotated[float, typer.Option(help="Finite-difference step.")] = 0.1,
+    k: Annotated[int, typer.Option("--k", help="Rademacher vectors per sample.")] = 2,
+    sweep_steps: Annotated[int, typer.Option(help="Coefficient values in the activeness sweep.")] = 7,
+    batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 16,
+    gifs: Annotated[bool, typer.Option("--gifs/--no-gifs", help="Write the side-by-side GIFs.")] = True,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="RUN/compare, or compare-<file> beside a file")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Override the model named in the file.", show_default="from the file")] = None,
+    class_: Annotated[Optional[str], typer.Option("--class", help="Override the class named in the file.", show_default="from the file")] = None,
+    truncation: Annotated[Optional[float], typer.Option(help="Override the truncation in the file.", show_default="from the file")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Weights folder.", show_default="from the file, else the cache")] = None,
+    device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).")] = False,
+) -> None:
+    """Compare learned directions with axis-aligned z, random and SeFa directions, in numbers and GIFs.
+
+    Example: hpdirs compare outputs/golden_retriever/first-try --baselines axes,random,sefa --samples 8
+    """
+    from rich.progress import MofNCompleteColumn, Progress as Bar
+
+    from direction_finder.compare import BASELINES, CompareSettings, run_compare
+    from direction_finder.directions import load_directions, resolve_directions_file
+    from direction_finder.generators import generator_for_metadata
+
+    with user_errors():
+        chosen = [b.strip().lower() for b in baselines.split(",") if b.strip()]
+        unknown = [b for b in chosen if b not in BASELINES]
+        if unknown:
+            raise fail(f"--baselines {baselines!r}: unknown {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+        settings = CompareSettings(samples=samples, seed=seed, top=top, eta=eta, epsilon=epsilon, k=k,
+                                   sweep_steps=sweep_steps, batch_size=batch_size)
+        path = resolve_directions_file(run_or_file)
+        loaded = load_directions(path)
+        with download_progress() as progress:
+            generator = generator_for_metadata(loaded.metadata, model=model, class_=class_, truncation=truncation,
+                                               weights=weights, device=device, source=str(path),
+                                               offline=offline or None, progress=progress)
+        target = out or (path.parent / "compare" if Path(run_or_file).is_dir() else path.parent / f"compare-{path.stem}")
+        info = {**(generator.describe() if hasattr(generator, "describe") else {}), "directions_file": str(path)}
+        with Bar(TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
+                 TimeRemainingColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("compare", total=None)
+            reports, notes = run_compare(generator, loaded.matrix, target, baselines=chosen, settings=settings,
+                                         info=info, gifs=gifs,
+                                         on_images=lambda done, total: bar.update(task, completed=done, total=total))
+    table = Table("set", "held-out penalty ↓", "D% ↑", "D_R ↑", "top activeness", "mean activeness",
+                  "mean |cos| to an axis", title=f"{info.get('model', '')} · {info.get('class_name', '')} · "
+                  f"{samples} held-out samples · top {top}")
+    for r in reports:
+        s = r.summary()
+        table.add_row(r.name, f"{s['heldout_penalty']:.4g}", f"{s['D_percent']:.1f}", f"{s['D_R']:.3g}",
+                      f"{s['top_activeness']:.4g}", f"{s['mean_activeness']:.4g}", f"{s['mean_match_cosine']:.3f}")
+    console.print(table)
+    for note in notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"wrote {target}/compare.html, report.json, report.csv", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

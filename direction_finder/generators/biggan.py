@@ -149,6 +149,21 @@ class BigGANGenerator:
         condition = torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1)  # (n, 2 z_dim)
         return self.model.generator(condition, self.truncation)
 
+    def sefa_directions(self, n: int) -> Tensor:
+        """SeFa's closed-form directions (Shen & Zhou, CVPR 2021) for BigGAN-deep.
+
+        W = the columns of the first linear layer (generator.gen_z, after spectral normalisation)
+        that act on z: gen_z.weight[:, :z_dim], shape (4*4*16*ch, z_dim). The directions are the
+        eigenvectors of W^T W with the n largest eigenvalues (rows, (n, z_dim)), each signed so
+        its largest-magnitude entry is positive. z also reaches every conditional BatchNorm
+        through the condition vector; SeFa, as published, looks at the first layer only.
+        """
+        weight = self.model.generator.gen_z.weight.detach().double()[:, : self.z_dim]  # (out, z_dim)
+        values, vectors = torch.linalg.eigh(weight.T @ weight)  # ascending eigenvalues
+        top = vectors[:, torch.argsort(values, descending=True)[:n]].T  # (n, z_dim)
+        signs = torch.sign(top.gather(1, top.abs().argmax(dim=1, keepdim=True)))
+        return (top * signs).float()
+
     def describe(self) -> dict[str, Any]:
         """What to record in artifacts so others can regenerate the same images."""
         return {

@@ -1,0 +1,399 @@
+"""Compare direction sets (learned, axes, random, SeFa, ground truth) on the same held-out data.
+
+Every set is measured on the same seeded samples, base points and Rademacher vectors (common
+random numbers), so differences between sets are differences between the directions.
+
+Metrics per set Q (N, z_dim):
+- held-out penalty: the training objective with i = n for every direction n (per direction),
+  and its mean over n (overall, = the objective with i uniform);
+- activeness of direction n: the variance of G over a sweep of the coordinate along q_n from
+  -eta to eta with the rest of z fixed, averaged over pixels and samples (paper sec. 4.2);
+- diagonal dominance over the `top` most active directions: finite-difference top x top
+  Hessians w.r.t. w of every output element at each sample; D% = the share of elements whose
+  largest |H_ij| lies on the diagonal, D_R = mean |diagonal| / mean |off-diagonal| (Table 2);
+- matching: for each direction, the axis z_j with the largest |cosine| and that cosine.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from direction_finder.directions import atomic_write, gram_schmidt
+from direction_finder.errors import UsageError
+from direction_finder.learn import direction_penalty, strict_fp32
+from direction_finder.penalty import finite_difference_hessian, rademacher
+from direction_finder.render import add_label, move, ping_pong, sweep, tile, to_uint8, write_gif
+
+BASELINES = ("axes", "random", "sefa")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    samples: int = 8
+    seed: int = 0
+    top: int = 8  # N': directions in the diagonal-dominance Hessians
+    eta: float = 5.0
+    epsilon: float = 0.1
+    k: int = 2
+    sweep_steps: int = 7  # coefficient values in the activeness sweep
+    batch_size: int = 16  # images per generator call
+    layer: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "top", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
+        if self.k < 2:
+            raise UsageError(f"k must be an integer >= 2, got {self.k}")
+        if self.sweep_steps < 2:
+            raise UsageError(f"sweep-steps must be an integer >= 2, got {self.sweep_steps}")
+        for name in ("eta", "epsilon"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise UsageError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+@dataclass
+class DirectionSet:
+    name: str
+    matrix: Tensor  # (N, z_dim), orthonormal rows
+
+
+@dataclass
+class SetReport:
+    name: str
+    heldout_penalty: float
+    per_direction_penalty: list[float]
+    activeness: list[float]
+    top: list[int]  # indices of the most active directions, most active first
+    d_percent: float
+    d_ratio: float
+    match_axis: list[int]
+    match_cosine: list[float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "set": self.name,
+            "heldout_penalty": self.heldout_penalty,
+            "D_percent": self.d_percent,
+            "D_R": self.d_ratio,
+            "top_activeness": max(self.activeness),
+            "mean_activeness": float(np.mean(self.activeness)),
+            "mean_match_cosine": float(np.mean(self.match_cosine)),
+            **self.extra,
+        }
+
+
+def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -> tuple[list[DirectionSet], list[str]]:
+    """The requested baselines with n directions each, and a note for each one skipped."""
+    z_dim = int(generator.z_dim)
+    sets, notes = [], []
+    for name in names:
+        if name == "axes":
+            sets.append(DirectionSet("axes", torch.eye(n, z_dim)))
+        elif name == "random":
+            a = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed + 7919))
+            sets.append(DirectionSet("random", gram_schmidt(a)))
+        elif name == "sefa":
+            if hasattr(generator, "sefa_directions"):
+                sets.append(DirectionSet("sefa", generator.sefa_directions(n)))
+            else:
+                notes.append(f"sefa skipped: {getattr(generator, 'name', type(generator).__name__)} has no first "
+                             "linear layer to factorise")
+        else:
+            raise UsageError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+    if hasattr(generator, "true_directions") and hasattr(generator, "basis"):
+        sets.append(DirectionSet("truth", generator.basis[:n].clone()))
+    return sets, notes
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The shared held-out data: samples, base-point magnitudes and Rademacher vectors."""
+
+    z: Tensor  # (S, z_dim)
+    eta: Tensor  # (S,)
+    vectors: Tensor  # (k, S, N)
+
+    @classmethod
+    def draw(cls, generator: Any, n: int, settings: CompareSettings) -> "Probe":
+        rng = torch.Generator().manual_seed(settings.seed)
+        z = generator.sample_z(settings.samples, rng)
+        eta = (torch.rand(settings.samples, generator=rng) * 2 - 1) * settings.eta
+        vectors = rademacher((settings.k, settings.samples, n), generator=rng)
+        return cls(z, eta, vectors)
+
+
+def _outputs(generator: Any, latents: Tensor, layer: str | None) -> Tensor:
+    return generator(latents) if layer is None else generator.features(latents, layer)
+
+
+def per_direction_penalty(generator: Any, Q: Tensor, probe: Probe, settings: CompareSettings,
+                          progress: Progress | None = None) -> list[float]:
+    """The training objective with i = n for each n, on the probe's samples and vectors."""
+    values = []
+    samples = probe.z.shape[0]
+    per_call = max(1, settings.batch_size // 1)
+    with torch.no_grad():
+        for n in range(Q.shape[0]):
+            total = 0.0
+            for s in range(0, samples, per_call):
+                part = slice(s, s + per_call)
+                count = probe.z[part].shape[0]
+                value = direction_penalty(generator, Q.to(generator.device), probe.z[part],
+                                          torch.full((count,), n, dtype=torch.long), probe.eta[part],
+                                          k=settings.k, epsilon=settings.epsilon, vectors=probe.vectors[:, part],
+                                          chunk_size=1, layer=settings.layer)
+                total += float(value) * count
+            values.append(total / samples)
+            if progress:
+                progress(2 * settings.k * samples)
+    return values
+
+
+def activeness(generator: Any, Q: Tensor, probe: Probe, settings: CompareSettings,
+               progress: Progress | None = None) -> list[float]:
+    """Per direction: variance over the aligned sweep, mean over output elements and samples."""
+    etas = torch.linspace(-settings.eta, settings.eta, settings.sweep_steps)
+    out = []
+    with torch.no_grad():
+        for n in range(Q.shape[0]):
+            direction = Q[n].to(generator.device)
+            frames = [f.double() for f in _sweep_outputs(generator, direction, probe.z, etas, settings)]
+            stacked = torch.stack(frames)  # (T, S, ...)
+            out.append(float(stacked.var(dim=0, unbiased=False).mean()))
+            if progress:
+                progress(len(etas) * probe.z.shape[0])
+    return out
+
+
+def _sweep_outputs(generator: Any, direction: Tensor, z: Tensor, etas: Tensor, settings: CompareSettings) -> list[Tensor]:
+    if settings.layer is None:
+        return list(sweep(generator, direction, z, etas, align=True, batch_size=settings.batch_size))
+    return [generator.features(move(z, direction, e, True), settings.layer) for e in etas]
+
+
+def hessians(generator: Any, Q: Tensor, indices: Sequence[int], probe: Probe, settings: CompareSettings,
+             progress: Progress | None = None) -> Tensor:
+    """Finite-difference Hessians w.r.t. w of every output element at each sample, for the
+    directions `indices`: (S, *output, len, len)."""
+    sub = Q[list(indices)].to(generator.device)  # (N', z_dim)
+    out = []
+    for s in range(probe.z.shape[0]):
+        z = probe.z[s : s + 1]
+
+        def f(w: Tensor) -> Tensor:  # (m, N') -> (m, ...)
+            return _outputs(generator, z + w @ sub, settings.layer)
+
+        with strict_fp32():
+            out.append(finite_difference_hessian(f, torch.zeros(len(indices), device=sub.device),
+                                                 settings.epsilon, settings.batch_size).double().cpu())
+        if progress:
+            m = len(indices)
+            progress(4 * m * (m + 1) // 2)
+    return torch.stack(out)
+
+
+def diagonal_dominance(hessian: Tensor) -> tuple[float, float]:
+    """(D%, D_R) of Hessians (..., M, M): the share of elements whose largest |entry| is on the
+    diagonal (ties count as diagonal), and mean |diagonal| / mean |off-diagonal|."""
+    m = hessian.shape[-1]
+    flat = hessian.abs().reshape(-1, m, m)  # (E, M, M)
+    eye = torch.eye(m, dtype=torch.bool)
+    diag_max = flat[:, eye].max(dim=1).values
+    off = flat[:, ~eye]
+    off_max = off.max(dim=1).values if m > 1 else torch.zeros_like(diag_max)
+    d_percent = 100.0 * float((diag_max >= off_max).double().mean())
+    off_mean = float(off.mean()) if m > 1 else 0.0
+    d_ratio = float(flat[:, eye].mean()) / off_mean if off_mean > 0 else math.inf
+    return d_percent, d_ratio
+
+
+def matching(Q: Tensor) -> tuple[list[int], list[float]]:
+    """For each direction, the axis z_j with the largest |cosine| (= |Q[n, j]|) and that |cosine|."""
+    values, axes = Q.abs().max(dim=1)
+    return axes.tolist(), values.tolist()
+
+
+def evaluate_set(generator: Any, direction_set: DirectionSet, probe: Probe, settings: CompareSettings,
+                 progress: Progress | None = None) -> SetReport:
+    Q = direction_set.matrix.float()
+    penalties = per_direction_penalty(generator, Q, probe, settings, progress)
+    active = activeness(generator, Q, probe, settings, progress)
+    top = [int(i) for i in np.argsort(active)[::-1][: min(settings.top, Q.shape[0])]]
+    d_percent, d_ratio = diagonal_dominance(hessians(generator, Q, top, probe, settings, progress))
+    axes, cosines = matching(Q)
+    return SetReport(direction_set.name, float(np.mean(penalties)), penalties, active, top, d_percent, d_ratio,
+                     axes, cosines)
+
+
+def images_needed(n: int, sets: int, settings: CompareSettings) -> int:
+    m = min(settings.top, n)
+    per_set = n * settings.samples * (2 * settings.k + settings.sweep_steps) + settings.samples * 2 * m * (m + 1)
+    return sets * per_set
+
+
+def compare(generator: Any, learned: Tensor, *, baselines: Sequence[str] = BASELINES,
+            settings: CompareSettings = CompareSettings(),
+            on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
+    """Evaluate the learned directions and the baselines on the same probe."""
+    if learned.shape[1] != int(generator.z_dim):
+        raise UsageError(f"the directions have z_dim {learned.shape[1]} but the generator has {generator.z_dim}; "
+                         "pass the --model/--weights they were learned with")
+    if settings.layer is not None and not hasattr(generator, "features"):
+        raise UsageError(f"layer {settings.layer!r}: this generator exposes no intermediate layers; omit --layer")
+    n = learned.shape[0]
+    extra, notes = baseline_sets(generator, n, baselines, settings.seed)
+    sets = [DirectionSet("learned", learned.float()), *extra]
+    probe = Probe.draw(generator, n, settings)
+    total, done = images_needed(n, len(sets), settings), 0
+
+    def progress(count: int) -> None:
+        nonlocal done
+        done += count
+        if on_images:
+            on_images(min(done, total), total)
+
+    reports = [evaluate_set(generator, s, probe, settings, progress) for s in sets]
+    truth = next((s for s in sets if s.name == "truth"), None)
+    if truth is not None:
+        from direction_finder.generators.synthetic import recovery_score
+
+        for report, s in zip(reports, sets):
+            report.extra["recovery"] = recovery_score(s.matrix, generator.true_directions)
+    return reports, notes
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else "-inf" if value < 0 else "nan"
+    if isinstance(value, list):
+        return [_json_number(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_number(v) for k, v in value.items()}
+    return value
+
+
+def write_reports(out: Path, reports: list[SetReport], notes: list[str], info: dict[str, Any],
+                  settings: CompareSettings) -> None:
+    """report.json (every metric of every set), report.csv (one row per set)."""
+    body = {
+        **info, "settings": settings.__dict__, "notes": notes,
+        "sets": {r.name: {**r.summary(), "per_direction_penalty": r.per_direction_penalty,
+                          "activeness": r.activeness, "top": r.top, "match_axis": r.match_axis,
+                          "match_cosine": r.match_cosine} for r in reports},
+    }
+    atomic_write(out / "report.json", lambda tmp: tmp.write_text(json.dumps(_json_number(body), indent=2) + "\n"))
+    buffer = io.StringIO()
+    rows = [_json_number(r.summary()) for r in reports]
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(out / "report.csv", lambda tmp: tmp.write_text(buffer.getvalue()))
+
+
+def side_by_side(generator: Any, learned: Tensor, report: SetReport, out: Path, *, samples: int = 4, seed: int = 0,
+                 eta: float = 5.0, frames: int = 16, fps: float = 10.0, size: int | None = None,
+                 on_images: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """For each of the most active learned directions n: a GIF of n | its best-matching axis z_j,
+    the same samples and eta in every frame (aligned sweeps)."""
+    z = generator.sample_z(samples, torch.Generator().manual_seed(seed))
+    etas = torch.linspace(-eta, eta, frames)
+    eye = torch.eye(int(generator.z_dim))
+    written = []
+    for n in report.top:
+        j = report.match_axis[n]
+        columns = []
+        for vector in (learned[n].float(), eye[j]):
+            grids = []
+            for frame in sweep(generator, vector.to(generator.device), z, etas, align=True):
+                pixels = to_uint8(frame, size)  # (S, h, w, 3)
+                grids.append(tile(pixels, 1, samples))
+                if on_images:
+                    on_images(samples)
+            columns.append(grids)
+        gap = np.full((columns[0][0].shape[0], 8, 3), 255, np.uint8)
+        pictures = [add_label(np.concatenate([a, gap, b], axis=1),
+                              f"direction {n} | axis z{j} (|cos| {report.match_cosine[n]:.2f})   eta {float(e):+.2f}")
+                    for a, b, e in zip(columns[0], columns[1], etas)]
+        name = f"pair_{n:03d}_z{j:03d}.gif"
+        write_gif(out / name, [pictures[i] for i in ping_pong(len(pictures))], 1000.0 / fps)
+        written.append({"direction": n, "axis": j, "cosine": report.match_cosine[n], "file": name})
+    return written
+
+
+def write_compare_html(out: Path, reports: list[SetReport], notes: list[str], pairs: list[dict[str, Any]],
+                       info: dict[str, Any], settings: CompareSettings) -> None:
+    e = html.escape
+    header = ["set", "held-out penalty ↓", "D% ↑", "D_R ↑", "top activeness", "mean activeness", "mean |cos| to an axis"]
+    has_recovery = any("recovery" in r.extra for r in reports)
+    if has_recovery:
+        header.append("recovery ↑")
+    rows = []
+    for r in reports:
+        s = r.summary()
+        cells = [r.name, f"{s['heldout_penalty']:.4g}", f"{s['D_percent']:.1f}", f"{s['D_R']:.3g}",
+                 f"{s['top_activeness']:.4g}", f"{s['mean_activeness']:.4g}", f"{s['mean_match_cosine']:.3f}"]
+        if has_recovery:
+            cells.append(f"{r.extra.get('recovery', float('nan')):.3f}")
+        rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+    figures = "\n".join(
+        f'<figure><img src="{e(p["file"])}" alt="direction {p["direction"]} vs axis z{p["axis"]}">'
+        f'<figcaption>learned direction {p["direction"]} | axis z{p["axis"]} (|cos| {p["cosine"]:.2f})</figcaption></figure>'
+        for p in pairs)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>hpdirs compare · {e(str(info.get('class_name', '')))}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
+td:first-child {{ text-align: left; }} figure {{ margin: 0 0 1rem 0; }} img {{ max-width: 100%; }}
+</style></head><body>
+<h1>Learned directions vs baselines</h1>
+<p>model {e(str(info.get('model', '?')))} · class {e(str(info.get('class_name', '?')))} · truncation {e(str(info.get('truncation', '?')))} ·
+{settings.samples} held-out samples (seed {settings.seed}) · η ∈ [−{settings.eta}, {settings.eta}] · ε {settings.epsilon} · k {settings.k} ·
+D%, D_R over the {settings.top} most active directions of each set{' · layer ' + e(settings.layer) if settings.layer else ''}</p>
+<table><tr>{''.join(f'<th>{e(h)}</th>' for h in header)}</tr>
+{chr(10).join(rows)}
+</table>
+{''.join(f'<p>{e(n)}</p>' for n in notes)}
+<h2>Learned direction | best-matching axis</h2>
+{figures}
+</body></html>
+"""
+    atomic_write(out / "compare.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+
+
+def run_compare(generator: Any, learned: Tensor, out_dir: str | os.PathLike, *, baselines: Sequence[str] = BASELINES,
+                settings: CompareSettings = CompareSettings(), info: dict[str, Any] | None = None,
+                gifs: bool = True, on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
+    """compare() plus every file: report.json, report.csv, pair_*.gif, compare.html."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {out} ({exc.strerror}); choose another --out") from None
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"cannot write to {out}; choose another --out")
+    reports, notes = compare(generator, learned, baselines=baselines, settings=settings, on_images=on_images)
+    info = dict(info or {})
+    write_reports(out, reports, notes, info, settings)
+    pairs = side_by_side(generator, learned, reports[0], out, seed=settings.seed, eta=settings.eta) if gifs else []
+    write_compare_html(out, reports, notes, pairs, info, settings)
+    return reports, notes
