@@ -136,6 +136,10 @@ def download(
 
 # --- learn -------------------------------------------------------------------------------
 
+LAYER_HELP = ("Fast mode: penalise the normalised activation after GenBlock i instead of pixels: block0..block9 "
+              "at 4,8,8,16,16,32,32,64,64,128 px for biggan-deep-128 (block11 at 256 px for -256); "
+              "`hpdirs bench` prints each with its shape.")
+
 def _default(field: str) -> str:
     from direction_finder.learn import LearnConfig
 
@@ -169,6 +173,7 @@ def learn(
     eval_every: Annotated[Optional[int], typer.Option(help="Steps between held-out evaluations (0: never).", show_default=_default("eval_every"))] = None,
     eval_samples: Annotated[Optional[int], typer.Option(help="Samples in the fixed held-out set.", show_default=_default("eval_samples"))] = None,
     chunk_size: Annotated[Optional[int], typer.Option(help="Perturbed batches per generator call (1..2k).", show_default="1 on CPU, 2k on GPU")] = None,
+    layer: Annotated[Optional[str], typer.Option(help=LAYER_HELP, show_default="pixel space")] = None,
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
     out: Annotated[Path, typer.Option(help="Output root; runs go to OUT/<class>/<name>/.")] = Path("outputs"),
     name: Annotated[Optional[str], typer.Option(help="Run name.", show_default="the UTC time")] = None,
@@ -187,7 +192,7 @@ def learn(
     given = {key: value for key, value in dict(
         num_directions=num_directions, steps=steps, batch_size=batch_size, lr=lr, eta=eta, epsilon=epsilon,
         k=k, init=init, seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every,
-        eval_samples=eval_samples, chunk_size=chunk_size).items() if value is not None}
+        eval_samples=eval_samples, chunk_size=chunk_size, layer=layer).items() if value is not None}
     with user_errors():
         if resume is not None:
             stored, meta = read_run(resume)
@@ -290,7 +295,7 @@ def render(
     format: Annotated[str, typer.Option("--format", help="Comma-separated: gif, mp4, png.")] = "gif,png",
     size: Annotated[Optional[int], typer.Option(help="Pixels per image in the outputs.", show_default="the model's resolution")] = None,
     label: Annotated[bool, typer.Option("--label/--no-label", help="Print direction index and eta above each frame.")] = True,
-    batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 16,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per generator call.", show_default="4 on CPU, 32 on GPU")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="RUN/render, or render-<file> beside a file")] = None,
     model: Annotated[Optional[str], typer.Option(help="Override the model named in the file.", show_default="from the file")] = None,
     class_: Annotated[Optional[str], typer.Option("--class", help="Override the class named in the file.", show_default="from the file")] = None,
@@ -347,6 +352,7 @@ def compare(
     k: Annotated[int, typer.Option("--k", help="Rademacher vectors per sample.")] = 2,
     sweep_steps: Annotated[int, typer.Option(help="Coefficient values in the activeness sweep.")] = 7,
     batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = 16,
+    layer: Annotated[Optional[str], typer.Option(help="Measure on this layer's activation instead of pixels (see `hpdirs learn --help`).", show_default="pixel space")] = None,
     gifs: Annotated[bool, typer.Option("--gifs/--no-gifs", help="Write the side-by-side GIFs.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="RUN/compare, or compare-<file> beside a file")] = None,
     model: Annotated[Optional[str], typer.Option(help="Override the model named in the file.", show_default="from the file")] = None,
@@ -372,7 +378,7 @@ def compare(
         if unknown:
             raise fail(f"--baselines {baselines!r}: unknown {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
         settings = CompareSettings(samples=samples, seed=seed, top=top, eta=eta, epsilon=epsilon, k=k,
-                                   sweep_steps=sweep_steps, batch_size=batch_size)
+                                   sweep_steps=sweep_steps, batch_size=batch_size, layer=layer)
         path = resolve_directions_file(run_or_file)
         loaded = load_directions(path)
         with download_progress() as progress:
@@ -398,6 +404,81 @@ def compare(
     for note in notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"wrote {target}/compare.html, report.json, report.csv", highlight=False)
+
+
+# --- bench -------------------------------------------------------------------------------
+
+@app.command()
+def bench(
+    model: Annotated[Optional[str], typer.Option(help="biggan-deep-128/-256/-512 or synthetic[:...].", show_default="biggan-deep-128, or what --weights holds")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Weights folder (random weights measure the same speed).", show_default="the cache")] = None,
+    class_: Annotated[str, typer.Option("--class", help="ImageNet class (does not change the speed).")] = "golden_retriever",
+    batch_size: Annotated[str, typer.Option("--batch-size", help="Comma-separated batch sizes to measure.")] = "1,4",
+    steps: Annotated[int, typer.Option(help="Timed repetitions per measurement (median; after one warm-up).")] = 3,
+    layer: Annotated[str, typer.Option(help="Layer for the fast-mode measurement: a name, auto (mid resolution) or none.")] = "auto",
+    render: Annotated[bool, typer.Option("--render/--no-render", help="Also measure render images/s.")] = True,
+    device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench.json"),
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).")] = False,
+) -> None:
+    """Measure forward images/s, learning sample-steps/s per layout vs the reference step, FLOPs, MFU,
+    the --layer fast mode, memory and render speed on this machine; writes bench.json.
+
+    Example: hpdirs bench --model biggan-deep-128 --batch-size 1,4 --steps 3
+    """
+    import json
+
+    from direction_finder.bench import BenchSettings, bench as run_bench
+    from direction_finder.directions import atomic_write
+    from direction_finder.generators import load_generator
+    from direction_finder.learn import check_layer
+
+    with user_errors():
+        try:
+            sizes = [int(b) for b in batch_size.split(",") if b.strip()]
+        except ValueError:
+            raise fail(f"--batch-size {batch_size!r}: give comma-separated integers, e.g. 1,4") from None
+        if not sizes or min(sizes) < 1:
+            raise fail(f"--batch-size {batch_size!r}: every batch size must be >= 1")
+        if steps < 1:
+            raise fail(f"--steps must be >= 1, got {steps}")
+        with download_progress() as progress:
+            generator = load_generator(model, class_, 0.4, weights, device, offline=offline or None, progress=progress)
+        chosen = None if layer.lower() == "none" else layer
+        if chosen not in (None, "auto"):
+            check_layer(generator, chosen)
+        if hasattr(generator, "layers"):
+            names = ", ".join(f"{n} {c}x{h}x{w}" for n, (c, h, w) in generator.layers().items())
+            console.print(f"layers for --layer: {names}", highlight=False)
+        with err_console.status("measuring") as status:
+            results = run_bench(generator, BenchSettings(batch_sizes=sizes, steps=steps, layer=chosen, render=render),
+                                note=lambda message: status.update(f"measuring: {message}"))
+        atomic_write(out, lambda tmp: tmp.write_text(json.dumps(results, indent=2) + "\n"))
+    _print_bench(results)
+    console.print(f"wrote {out}", highlight=False)
+
+
+def _print_bench(r: dict) -> None:
+    table = Table("measure", *[f"batch {b}" for b in r["batch_sizes"]],
+                  title=f"{r['model']} on {r['device']} ({r['device_name']}, {r['threads']} threads)")
+    learn = r["learn"]
+    table.add_row("forward images/s", *[f"{r['forward_images_per_s'][str(b)]:.3g}" for b in r["batch_sizes"]])
+    for layout in ("batched", "chunks", "sequential", "reference"):
+        table.add_row(f"sample-steps/s, {layout}", *[f"{learn[str(b)][layout]:.3g}" for b in r["batch_sizes"]])
+    table.add_row("ours (default layout) / reference", *[
+        f"{learn[str(b)]['ratio_vs_reference']:.2f}x ({learn[str(b)]['default_layout']})" for b in r["batch_sizes"]])
+    table.add_row("achieved GFLOP/s (MFU)", *[
+        f"{learn[str(b)]['achieved_gflops']:.3g} ({learn[str(b)]['mfu']:.2f})" for b in r["batch_sizes"]])
+    if "layer" in r:
+        table.add_row(f"--layer {r['layer']['name']} sample-steps/s", *[
+            f"{r['layer'][str(b)]['sample_steps_per_s']:.3g} ({r['layer'][str(b)]['speedup_vs_pixels']:.1f}x)"
+            for b in r["batch_sizes"]])
+    console.print(table)
+    console.print(f"fp32 matmul peak {r['matmul_peak_gflops']:.4g} GFLOP/s · {r['flops_per_sample_step'] / 1e9:.4g} "
+                  f"GFLOP per sample-step · peak memory {r['peak_memory_mb']:.0f} MiB", highlight=False)
+    if "render" in r:
+        console.print(f"render {r['render']['images_per_s']:.3g} images/s = {r['render']['vs_forward']:.2f}x forward "
+                      f"at batch {r['render']['batch_size']}", highlight=False)
 
 
 def main() -> None:

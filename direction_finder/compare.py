@@ -256,8 +256,9 @@ def compare(generator: Any, learned: Tensor, *, baselines: Sequence[str] = BASEL
     if learned.shape[1] != int(generator.z_dim):
         raise UsageError(f"the directions have z_dim {learned.shape[1]} but the generator has {generator.z_dim}; "
                          "pass the --model/--weights they were learned with")
-    if settings.layer is not None and not hasattr(generator, "features"):
-        raise UsageError(f"layer {settings.layer!r}: this generator exposes no intermediate layers; omit --layer")
+    from direction_finder.learn import check_layer
+
+    check_layer(generator, settings.layer)
     n = learned.shape[0]
     extra, notes = baseline_sets(generator, n, baselines, settings.seed)
     sets = [DirectionSet("learned", learned.float()), *extra]

@@ -107,21 +107,38 @@ class LearnConfig:
         n = self.num_directions if self.num_directions is not None else z_dim
         if n > z_dim:
             raise UsageError(f"num-directions {n} is more than z_dim {z_dim}; use at most {z_dim}")
-        chunk = self.chunk_size if self.chunk_size is not None else default_chunk_size(generator.device, self.k)
+        chunk = (self.chunk_size if self.chunk_size is not None
+                 else default_chunk_size(generator.device, self.k, self.batch_size))
         chunk = min(chunk, 2 * self.k)
-        if self.layer is not None and not hasattr(generator, "features"):
-            raise UsageError(f"layer {self.layer!r}: this generator exposes no intermediate layers; omit --layer")
+        check_layer(generator, self.layer)
         return dataclasses.replace(self, num_directions=n, chunk_size=chunk)
 
 
-def default_chunk_size(device: torch.device, k: int) -> int:
-    """How many of the 2k perturbed batches go into one generator call, by device.
+def check_layer(generator: Any, layer: str | None) -> None:
+    """A layer name the generator's `features` knows, or None (pixel space)."""
+    if layer is None:
+        return
+    if not hasattr(generator, "features"):
+        raise UsageError(f"layer {layer!r}: this generator exposes no intermediate layers; omit --layer")
+    names = list(generator.layers()) if hasattr(generator, "layers") else []
+    if names and layer not in names:
+        raise UsageError(f"unknown layer {layer!r}; choose from {', '.join(names)}")
 
-    Measured with `hpdirs bench` (README, Performance): on CPU one call per perturbed batch is as
-    fast as one big call and needs 2k times less activation memory; accelerators gain from
-    batching all 2k.
+
+CPU_ROWS_PER_CALL = 4  # measured best on a 2-core CPU for biggan-deep-128 (README, Performance)
+
+
+def default_chunk_size(device: torch.device | str, k: int, batch_size: int = 1) -> int:
+    """How many of the 2k perturbed batches go into one generator call, by device and batch.
+
+    Measured with `hpdirs bench`: on our CPU a generator call of about 4 images is fastest
+    (batch 1: all 2k = 4 together, 0.53 vs 0.47 sample-steps/s one by one; batch 4: one
+    perturbed batch per call, 0.53 vs 0.38 all together), so calls are sized to ~4 rows.
+    Accelerators gain from batching all 2k.
     """
-    return 2 * k if torch.device(device).type in ("cuda", "mps") else 1
+    if torch.device(device).type in ("cuda", "mps"):
+        return 2 * k
+    return max(1, min(2 * k, CPU_ROWS_PER_CALL // batch_size))
 
 
 @contextmanager
@@ -168,6 +185,42 @@ def direction_penalty(
     with strict_fp32():
         return hessian_penalty(f, w0, k=k, epsilon=epsilon, reduction=reduction, vectors=vectors,
                                generator=rng, chunk_size=chunk_size)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step's random draws: latents, directions, base-point magnitudes, Rademacher vectors."""
+
+    z: Tensor  # (B, z_dim)
+    index: Tensor  # (B,) long, uniform over 0..N-1
+    eta: Tensor  # (B,) uniform in [-eta, eta]
+    vectors: Tensor  # (k, B, N) +-1
+
+
+def draw_batch(generator: Any, config: LearnConfig, rng: torch.Generator) -> Batch:
+    """Draw a step's randomness, in a fixed order, from the one CPU generator `rng`."""
+    batch, n = config.batch_size, config.num_directions
+    z = generator.sample_z(batch, rng)
+    index = torch.randint(n, (batch,), generator=rng)
+    eta = (torch.rand(batch, generator=rng) * 2 - 1) * config.eta
+    vectors = rademacher((config.k, batch, n), generator=rng)
+    return Batch(z, index, eta, vectors)
+
+
+def train_step(generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, config: LearnConfig,
+               batch: Batch) -> Tensor:
+    """One Adam step on the objective; returns the (detached) loss. A non-finite loss is
+    returned without a step, so the caller can stop with A untouched."""
+    Q = gram_schmidt(A)  # (N, z_dim): re-orthonormalised in every forward
+    loss = direction_penalty(generator, Q, batch.z, batch.index, batch.eta, k=config.k, epsilon=config.epsilon,
+                             reduction=config.reduction, vectors=batch.vectors, chunk_size=config.chunk_size,
+                             layer=config.layer)
+    if not torch.isfinite(loss):
+        return loss.detach()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 @dataclass(frozen=True)
@@ -467,7 +520,7 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
         heldout = HeldOut.draw(generator, n, config.eval_samples, config.k, config.eta,
                                config.seed + HELDOUT_SEED_OFFSET)
     batch = config.batch_size
-    session_start, timed_steps, timed_seconds = time.perf_counter(), 0, 0.0
+    timed_steps, timed_seconds = 0, 0.0
     last_loss = math.nan
 
     def save(s: _State, final: bool = False) -> None:
@@ -488,22 +541,12 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
     try:
         for step in range(first_step, config.steps):
             t0 = time.perf_counter()
-            z = generator.sample_z(batch, rng)  # (B, z_dim)
-            index = torch.randint(n, (batch,), generator=rng)  # (B,)
-            eta = (torch.rand(batch, generator=rng) * 2 - 1) * config.eta  # (B,)
-            vectors = rademacher((config.k, batch, n), generator=rng)  # (k, B, N)
-            Q = gram_schmidt(A)  # (N, z_dim): re-orthonormalised in every forward
-            loss = direction_penalty(generator, Q, z, index, eta, k=config.k, epsilon=config.epsilon,
-                                     reduction=config.reduction, vectors=vectors,
-                                     chunk_size=config.chunk_size, layer=config.layer)
-            last_loss = float(loss.detach())
+            loss = train_step(generator, A, optimizer, config, draw_batch(generator, config, rng))
+            last_loss = float(loss)
             if not math.isfinite(last_loss):
                 kept = f"; the last good checkpoint (step {state.step}) is kept in {files.dir}" if files else ""
                 raise NonFiniteLoss(f"the loss became {last_loss} at step {step + 1}{kept}; "
                                     "lower --lr or --eta, or check the generator's weights")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
             done = step + 1
             seconds = time.perf_counter() - t0
             if step > first_step or done == config.steps:

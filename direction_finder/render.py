@@ -28,6 +28,12 @@ from direction_finder.errors import UsageError
 FORMATS = ("gif", "mp4", "png")
 
 
+def default_render_batch(device: torch.device | str) -> int:
+    """Images per generator call: on our 2-core CPU small calls are fastest (biggan-deep-128:
+    4.4 images/s at batch 1, 4.1 at 4, 3.1 at 16); accelerators want large ones."""
+    return 32 if torch.device(device).type in ("cuda", "mps") else 4
+
+
 def parse_indices(text: str, limit: int, what: str = "directions") -> list[int]:
     """`0-7,12` -> [0, 1, ..., 7, 12]; every index must be in 0..limit-1."""
     indices: list[int] = []
@@ -197,11 +203,13 @@ class RenderSettings:
     formats: list[str] = field(default_factory=lambda: ["gif", "png"])
     size: int | None = None  # pixels per image in the outputs; None = the generator's
     label: bool = True
-    batch_size: int = 16
+    batch_size: int | None = None  # images per generator call; None: default_render_batch(device)
 
     def __post_init__(self) -> None:
         for name in ("samples", "batch_size"):
             value = getattr(self, name)
+            if name == "batch_size" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
         if self.samples > 64:
@@ -270,7 +278,7 @@ def render(
         store = None
         for t, track in enumerate(tracks):
             for f, frame in enumerate(sweep(generator, track.vector, z, etas, align=settings.align,
-                                            batch_size=settings.batch_size)):
+                                            batch_size=settings.batch_size or default_render_batch(generator.device))):
                 pixels = to_uint8(frame, settings.size)  # (S, h, w, 3)
                 if store is None:
                     shape = (len(tracks), settings.frames, *pixels.shape)

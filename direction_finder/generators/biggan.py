@@ -149,6 +149,43 @@ class BigGANGenerator:
         condition = torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1)  # (n, 2 z_dim)
         return self.model.generator(condition, self.truncation)
 
+    def layers(self) -> dict[str, tuple[int, int, int]]:
+        """The named intermediate layers for `features`: block{i} -> (channels, height, width)."""
+        config = self.model.config
+        out, resolution = {}, 4
+        for i, (up, _, width) in enumerate(config.layers):
+            resolution *= 2 if up else 1
+            out[f"block{i}"] = (int(width * config.channel_width), resolution, resolution)
+        return out
+
+    def features(self, z: Tensor, layer: str) -> Tensor:
+        """The activation after GenBlock i (layer `block{i}`), normalised by the BatchNorm that
+        follows it in the network (the next block's first BN, or the final BN): a partial forward
+        that stops there. The paper (appendix A.3) penalises normalised activations so that
+        shrinking a filter cannot lower the penalty."""
+        names = self.layers()
+        if layer not in names:
+            raise ValueError(f"unknown layer {layer!r}; choose from {', '.join(names)}")
+        target = int(layer[len("block"):])
+        gen = self.model.generator
+        z = z.to(self.device, torch.float32)
+        condition = torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1)  # (n, 2 z_dim)
+        h = gen.gen_z(condition).view(-1, 4, 4, 16 * self.model.config.channel_width)
+        h = h.permute(0, 3, 1, 2).contiguous()  # (n, 16 ch, 4, 4)
+        block = -1
+        blocks = [m for m in gen.layers if hasattr(m, "bn_0")]
+        for module in gen.layers:
+            if hasattr(module, "bn_0"):
+                block += 1
+                h = module(h, condition, self.truncation)
+                if block == target:
+                    break
+            else:
+                h = module(h)
+        if target + 1 < len(blocks):
+            return blocks[target + 1].bn_0(h, self.truncation, condition)
+        return gen.bn(h, self.truncation)
+
     def sefa_directions(self, n: int) -> Tensor:
         """SeFa's closed-form directions (Shen & Zhou, CVPR 2021) for BigGAN-deep.
 

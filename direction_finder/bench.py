@@ -1,0 +1,258 @@
+"""The measurements behind `hpdirs bench`: medians after warm-up, on this machine.
+
+- generator forward images/s;
+- learning sample-steps/s for each evaluation layout (all 2k perturbed batches in one call,
+  k per call, one per call) and for a reference step written as the paper's reference code
+  does it (2k+1 evaluations with the centre computed, sequential Python Gram-Schmidt);
+- FLOPs per sample-step (torch.utils.flop_counter), achieved FLOP/s and MFU against an fp32
+  matmul peak measured in the same run;
+- the intermediate-layer fast mode's sample-steps/s; peak memory; render images/s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from direction_finder.learn import Batch, LearnConfig, direction_penalty, draw_batch, strict_fp32, train_step
+from direction_finder.penalty import hessian_penalty_reference
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    batch_sizes: Sequence[int] = (1, 4)
+    steps: int = 3  # timed repetitions per measurement (after one warm-up)
+    layer: str | None = "auto"  # "auto": the generator's mid-resolution layer; None: skip
+    render: bool = True
+    render_batch: int | None = None  # None: render's default for the device
+    k: int = 2
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def timed(fn: Callable[[], Any], device: torch.device, steps: int, warmup: int = 1) -> float:
+    """Median seconds of fn over `steps` runs after `warmup` runs."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak(device: torch.device, size: int = 2048, steps: int = 5) -> float:
+    """Measured fp32 matmul GFLOP/s (TF32 off): the roof MFU is reported against."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    with strict_fp32():
+        seconds = timed(lambda: a @ b, device, steps, warmup=2)
+    return 2 * size**3 / seconds / 1e9
+
+
+def sequential_gram_schmidt(A: Tensor) -> Tensor:
+    """Gram-Schmidt as the reference code writes it: a Python double loop over rows."""
+    rows: list[Tensor] = []
+    for i in range(A.shape[0]):
+        v = A[i]
+        for q in rows:
+            v = v - (A[i] @ q) * q
+        rows.append(v / v.norm())
+    return torch.stack(rows)
+
+
+def reference_step(generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, config: LearnConfig,
+                   batch: Batch) -> Tensor:
+    """One step laid out as the reference implementation: sequential Gram-Schmidt and 2k+1
+    sequential generator calls (the centre is evaluated and subtracted)."""
+    Q = sequential_gram_schmidt(A)
+    n = Q.shape[0]
+    w0 = torch.zeros(batch.z.shape[0], n, device=Q.device)
+    w0[torch.arange(batch.z.shape[0]), batch.index.to(Q.device)] = batch.eta.to(Q.device)
+    z = batch.z
+
+    def f(w: Tensor) -> Tensor:
+        latents = z + w @ Q
+        return generator(latents) if config.layer is None else generator.features(latents, config.layer)
+
+    with strict_fp32():
+        loss = hessian_penalty_reference(f, w0, k=config.k, epsilon=config.epsilon, vectors=batch.vectors.to(Q.device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def mid_layer(generator: Any) -> str | None:
+    """The last named layer nearest to an eighth of the output resolution (16 px at 128 px)."""
+    if not hasattr(generator, "layers"):
+        return None
+    layers = generator.layers()
+    target = getattr(generator, "resolution", max(h for _, h, _ in layers.values())) / 8
+    distance = {name: abs(h - target) for name, (_, h, _) in layers.items()}
+    best = min(distance.values())
+    return [name for name, d in distance.items() if d == best][-1]
+
+
+def _layouts(k: int) -> dict[str, int]:
+    return {"batched": 2 * k, "chunks": k, "sequential": 1}
+
+
+def learning_rate(generator: Any, config: LearnConfig, steps: int, step_fn: Callable = train_step) -> float:
+    """Median sample-steps/s of step_fn on fresh draws each step."""
+    n = config.num_directions
+    A = torch.nn.init.kaiming_normal_(torch.empty(n, int(generator.z_dim))).to(generator.device).requires_grad_(True)
+    optimizer = torch.optim.Adam([A], lr=config.lr)
+    rng = torch.Generator().manual_seed(0)
+    seconds = timed(lambda: step_fn(generator, A, optimizer, config, draw_batch(generator, config, rng)),
+                    generator.device, steps)
+    return config.batch_size / seconds
+
+
+def flops_per_sample_step(generator: Any, config: LearnConfig) -> float:
+    """FLOPs of one learning step (forward and backward) per sample, counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = config.num_directions
+    A = torch.nn.init.kaiming_normal_(torch.empty(n, int(generator.z_dim))).to(generator.device).requires_grad_(True)
+    optimizer = torch.optim.Adam([A], lr=config.lr)
+    batch = draw_batch(generator, config, torch.Generator().manual_seed(0))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        train_step(generator, A, optimizer, config, batch)
+    return counter.get_total_flops() / config.batch_size
+
+
+def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note | None = None) -> dict[str, Any]:
+    """Run every measurement; returns the bench.json body."""
+    note = note or (lambda message: None)
+    device = generator.device
+    results: dict[str, Any] = {
+        "model": getattr(generator, "name", type(generator).__name__), "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "steps": settings.steps,
+        "k": settings.k, "batch_sizes": list(settings.batch_sizes),
+    }
+    note("fp32 matmul peak")
+    results["matmul_peak_gflops"] = matmul_peak(device)
+    results["forward_images_per_s"] = {}
+    from direction_finder.render import default_render_batch
+
+    render_batch = settings.render_batch or default_render_batch(device)
+    settings = dataclasses.replace(settings, render_batch=render_batch)
+    sizes = sorted(set(settings.batch_sizes) | ({render_batch} if settings.render else set()))
+    for b in sizes:
+        note(f"forward, batch {b}")
+        z = generator.sample_z(b, torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            results["forward_images_per_s"][str(b)] = b / timed(lambda: generator(z), device, settings.steps)
+    results["learn"] = {}
+    for b in settings.batch_sizes:
+        base = LearnConfig(k=settings.k, batch_size=b).resolved(generator)
+        row: dict[str, Any] = {}
+        for layout, chunk in _layouts(settings.k).items():
+            note(f"learning step, batch {b}, layout {layout}")
+            _reset_peak(device)
+            row[layout] = learning_rate(generator, dataclasses.replace(base, batch_size=b, chunk_size=chunk),
+                                        settings.steps)
+            if device.type == "cuda":  # on CPU only the process-wide peak is known (below)
+                row[f"{layout}_peak_memory_mb"] = _peak_memory_mb(device)
+        note(f"reference step, batch {b}")
+        row["reference"] = learning_rate(generator, dataclasses.replace(base, batch_size=b), settings.steps,
+                                         reference_step)
+        matches = [name for name, c in _layouts(settings.k).items() if c == base.chunk_size]
+        if matches:
+            row["default_layout"], row["ours"] = matches[0], row[matches[0]]
+        else:
+            note(f"learning step, batch {b}, default chunk size {base.chunk_size}")
+            row["default_layout"] = f"chunk_size={base.chunk_size}"
+            row["ours"] = learning_rate(generator, base, settings.steps)
+        row["ratio_vs_reference"] = row["ours"] / row["reference"]
+        row["best_layout"] = max(_layouts(settings.k), key=lambda name: row[name])
+        results["learn"][str(b)] = row
+    b0 = settings.batch_sizes[0]
+    note("FLOP count")
+    base = LearnConfig(k=settings.k, batch_size=b0).resolved(generator)
+    flops = flops_per_sample_step(generator, base)
+    results["flops_per_sample_step"] = flops
+    results["flops_per_forward_image"] = _forward_flops(generator)
+    for b in settings.batch_sizes:
+        achieved = flops * results["learn"][str(b)]["ours"] / 1e9
+        results["learn"][str(b)]["achieved_gflops"] = achieved
+        results["learn"][str(b)]["mfu"] = achieved / results["matmul_peak_gflops"]
+    layer = mid_layer(generator) if settings.layer == "auto" else settings.layer
+    if layer is not None and hasattr(generator, "features"):
+        results["layer"] = {"name": layer, "shape": list(generator.layers()[layer])}
+        for b in settings.batch_sizes:
+            note(f"learning step at layer {layer}, batch {b}")
+            config = LearnConfig(k=settings.k, batch_size=b, layer=layer).resolved(generator)
+            rate = learning_rate(generator, config, settings.steps)
+            results["layer"][str(b)] = {"sample_steps_per_s": rate,
+                                        "speedup_vs_pixels": rate / results["learn"][str(b)]["ours"]}
+    if settings.render:
+        note("render")
+        results["render"] = _render_rate(generator, settings)
+        results["render"]["vs_forward"] = (results["render"]["images_per_s"]
+                                           / results["forward_images_per_s"][str(settings.render_batch)])
+    results["peak_memory_mb"] = _peak_memory_mb(device)
+    return results
+
+
+def _forward_flops(generator: Any) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    z = generator.sample_z(1, torch.Generator().manual_seed(2))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        generator(z)
+    return float(counter.get_total_flops())
+
+
+def _render_rate(generator: Any, settings: BenchSettings) -> dict[str, Any]:
+    from direction_finder.directions import gram_schmidt
+    from direction_finder.render import RenderSettings, render
+
+    matrix = gram_schmidt(torch.randn(2, int(generator.z_dim), generator=torch.Generator().manual_seed(3)))
+    options = RenderSettings(directions=[0, 1], samples=8, frames=8, formats=["gif", "png"],
+                             batch_size=settings.render_batch, label=True)
+    images = 2 * 8 * 8
+    with tempfile.TemporaryDirectory() as tmp:
+        render(generator, matrix, dataclasses.replace(options, directions=[0]), tmp)  # warm-up
+        _sync(generator.device)
+        start = time.perf_counter()
+        render(generator, matrix, options, tmp)
+        _sync(generator.device)
+        seconds = time.perf_counter() - start
+    return {"images": images, "seconds": seconds, "images_per_s": images / seconds,
+            "batch_size": settings.render_batch}

@@ -1,0 +1,98 @@
+"""Performance plumbing: layouts agree, the layer fast mode is the same estimator, bench runs."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from direction_finder import gram_schmidt, hessian_penalty
+from direction_finder.bench import reference_step, sequential_gram_schmidt
+from direction_finder.errors import UsageError
+from direction_finder.learn import LearnConfig, direction_penalty, draw_batch, train_step
+from hpdirs_cli.main import app
+
+
+def test_every_layout_gives_the_same_loss_and_gradient(tiny_biggan):
+    config = LearnConfig(batch_size=3).resolved(tiny_biggan)
+    batch = draw_batch(tiny_biggan, config, torch.Generator().manual_seed(0))
+    A = torch.randn(16, 16, generator=torch.Generator().manual_seed(1))
+    results = []
+    for chunk in (1, 2, 3, 4):
+        a = A.clone().requires_grad_(True)
+        loss = direction_penalty(tiny_biggan, gram_schmidt(a), batch.z, batch.index, batch.eta,
+                                 vectors=batch.vectors, chunk_size=chunk)
+        (grad,) = torch.autograd.grad(loss, a)
+        results.append((loss.detach(), grad))
+    for loss, grad in results[1:]:
+        torch.testing.assert_close(loss, results[0][0], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(grad, results[0][1], rtol=1e-4, atol=1e-6)
+
+
+def test_reference_step_takes_the_same_step_as_ours(tiny_biggan):
+    config = LearnConfig(batch_size=2, chunk_size=4).resolved(tiny_biggan)
+    batch = draw_batch(tiny_biggan, config, torch.Generator().manual_seed(0))
+    start = torch.randn(16, 16, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(sequential_gram_schmidt(start), gram_schmidt(start), atol=2e-5, rtol=0)
+    outcomes = []
+    for step in (train_step, reference_step):
+        a = start.clone().requires_grad_(True)
+        optimizer = torch.optim.SGD([a], lr=1.0)  # the step is the gradient (Adam's first step is its sign)
+        loss = step(tiny_biggan, a, optimizer, config, batch)
+        outcomes.append((loss, a.detach()))
+    torch.testing.assert_close(outcomes[0][0], outcomes[1][0], rtol=2e-3, atol=1e-6)
+    torch.testing.assert_close(outcomes[0][1], outcomes[1][1], atol=1e-5, rtol=1e-3)
+
+
+def test_layer_mode_is_the_same_estimator_applied_to_the_activation(tiny_biggan):
+    g = tiny_biggan
+    assert list(g.layers()) == ["block0", "block1", "block2", "block3"]
+    Q = gram_schmidt(torch.randn(16, 16, generator=torch.Generator().manual_seed(3)))
+    z = g.sample_z(2, torch.Generator().manual_seed(4))
+    index, eta = torch.tensor([1, 7]), torch.tensor([2.0, -4.0])
+    vectors = torch.randint(0, 2, (2, 2, 16), generator=torch.Generator().manual_seed(5)).float() * 2 - 1
+    ours = direction_penalty(g, Q, z, index, eta, vectors=vectors, layer="block1")
+    w0 = torch.zeros(2, 16)
+    w0[[0, 1], index] = eta
+    direct = hessian_penalty(lambda w: g.features(z.repeat(w.shape[0] // 2, 1) + w @ Q, "block1"), w0,
+                             vectors=vectors)
+    torch.testing.assert_close(ours, direct)
+    assert g.features(z, "block1").shape == (2, *g.layers()["block1"])
+
+
+def test_the_last_layer_feeds_the_image(tiny_biggan):
+    g = tiny_biggan
+    z = g.sample_z(2, torch.Generator().manual_seed(6))
+    gen = g.model.generator
+    image = torch.tanh(gen.conv_to_rgb(torch.relu(g.features(z, "block3")))[:, :3])
+    torch.testing.assert_close(image, g(z), atol=1e-6, rtol=0)
+
+
+def test_learning_at_a_layer_and_bad_layer_names(tiny_biggan, tmp_path):
+    from direction_finder import learn
+
+    d = learn(tiny_biggan, LearnConfig(steps=2, batch_size=1, eval_every=1, eval_samples=1, layer="block2"))
+    assert d.metadata["config"]["layer"] == "block2"
+    with pytest.raises(UsageError, match="unknown layer 'block9'; choose from block0, block1, block2, block3"):
+        LearnConfig(layer="block9").resolved(tiny_biggan)
+
+
+def test_cli_bench_writes_every_field(tiny_weights, tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--weights", str(tiny_weights), "--steps", "1", "--batch-size", "1,2",
+                                      "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.stderr
+    r = json.loads(out.read_text())
+    for key in ("model", "device", "threads", "matmul_peak_gflops", "forward_images_per_s", "learn",
+                "flops_per_sample_step", "flops_per_forward_image", "layer", "render", "peak_memory_mb"):
+        assert key in r
+    for b in ("1", "2"):
+        row = r["learn"][b]
+        for key in ("batched", "chunks", "sequential", "reference", "ours", "ratio_vs_reference", "achieved_gflops",
+                    "mfu", "default_layout", "best_layout"):
+            assert key in row and row[key] is not None
+        assert r["layer"][b]["sample_steps_per_s"] > 0
+    assert r["flops_per_sample_step"] > 4 * r["flops_per_forward_image"]
+    assert r["render"]["images_per_s"] > 0 and "ours (default layout) / reference" in result.stdout
+    bad = CliRunner().invoke(app, ["bench", "--weights", str(tiny_weights), "--batch-size", "0"])
+    assert bad.exit_code == 1 and "every batch size must be >= 1" in bad.stderr
