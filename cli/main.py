@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -53,7 +54,10 @@ def user_errors() -> Iterator[None]:
     except HpdirsError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        raise fail("interrupted", 130) from None
+        raise fail("interrupted; files are written whole or not at all, so nothing partial was left", 130) from None
+    except OSError as exc:  # the environment (disk full, permissions), not a bug
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise fail(f"{exc.strerror or exc}{where}; free space or fix permissions, or choose another --out") from None
     finally:
         warnings.showwarning = _default_showwarning
 
@@ -177,8 +181,8 @@ def learn(
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
     out: Annotated[Path, typer.Option(help="Output root; runs go to OUT/<class>/<name>/.")] = Path("outputs"),
     name: Annotated[Optional[str], typer.Option(help="Run name.", show_default="the UTC time")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its checkpoint.", show_default=False)] = None,
-    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).")] = False,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its checkpoint.", show_default="start a new run")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).", show_default="off")] = False,
 ) -> None:
     """Learn N interpretable directions for one class by minimising the Hessian Penalty.
 
@@ -302,7 +306,7 @@ def render(
     truncation: Annotated[Optional[float], typer.Option(help="Override the truncation in the file.", show_default="from the file")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Weights folder.", show_default="from the file, else the cache")] = None,
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
-    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).", show_default="off")] = False,
 ) -> None:
     """Render direction sweeps: a GIF grid per direction, an overview GIF, a PNG sheet, index.html.
 
@@ -360,7 +364,7 @@ def compare(
     truncation: Annotated[Optional[float], typer.Option(help="Override the truncation in the file.", show_default="from the file")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Weights folder.", show_default="from the file, else the cache")] = None,
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
-    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).", show_default="off")] = False,
 ) -> None:
     """Compare learned directions with axis-aligned z, random and SeFa directions, in numbers and GIFs.
 
@@ -419,7 +423,7 @@ def bench(
     render: Annotated[bool, typer.Option("--render/--no-render", help="Also measure render images/s.")] = True,
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench.json"),
-    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).", show_default="off")] = False,
 ) -> None:
     """Measure forward images/s, learning sample-steps/s per layout vs the reference step, FLOPs, MFU,
     the --layer fast mode, memory and render speed on this machine; writes bench.json.

@@ -129,15 +129,38 @@ def _layouts(k: int) -> dict[str, int]:
     return {"batched": 2 * k, "chunks": k, "sequential": 1}
 
 
-def learning_rate(generator: Any, config: LearnConfig, steps: int, step_fn: Callable = train_step) -> float:
-    """Median sample-steps/s of step_fn on fresh draws each step."""
+def _stepper(generator: Any, config: LearnConfig, step_fn: Callable = train_step) -> Callable[[], Any]:
+    """A closure running one learning step on fresh draws (its own A, Adam and RNG)."""
     n = config.num_directions
     A = torch.nn.init.kaiming_normal_(torch.empty(n, int(generator.z_dim))).to(generator.device).requires_grad_(True)
     optimizer = torch.optim.Adam([A], lr=config.lr)
     rng = torch.Generator().manual_seed(0)
-    seconds = timed(lambda: step_fn(generator, A, optimizer, config, draw_batch(generator, config, rng)),
-                    generator.device, steps)
-    return config.batch_size / seconds
+    return lambda: step_fn(generator, A, optimizer, config, draw_batch(generator, config, rng))
+
+
+def learning_rate(generator: Any, config: LearnConfig, steps: int, step_fn: Callable = train_step) -> float:
+    """Median sample-steps/s of step_fn on fresh draws each step."""
+    return config.batch_size / timed(_stepper(generator, config, step_fn), generator.device, steps)
+
+
+def interleaved_rates(generator: Any, variants: dict[str, tuple[LearnConfig, Callable]], steps: int,
+                      note: Note) -> dict[str, float]:
+    """Median sample-steps/s of several step variants, timed in alternation (round-robin, after a
+    warm-up of each) so that drift of the machine's speed biases none of them."""
+    steppers = {name: _stepper(generator, config, fn) for name, (config, fn) in variants.items()}
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    for name, step in steppers.items():
+        note(f"warm-up: {name}")
+        step()
+    for round_ in range(steps):
+        for name, step in steppers.items():
+            note(f"round {round_ + 1}/{steps}: {name}")
+            _sync(generator.device)
+            start = time.perf_counter()
+            step()
+            _sync(generator.device)
+            times[name].append(time.perf_counter() - start)
+    return {name: variants[name][0].batch_size / statistics.median(t) for name, t in times.items()}
 
 
 def flops_per_sample_step(generator: Any, config: LearnConfig) -> float:
@@ -180,17 +203,14 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
     results["learn"] = {}
     for b in settings.batch_sizes:
         base = LearnConfig(k=settings.k, batch_size=b).resolved(generator)
-        row: dict[str, Any] = {}
-        for layout, chunk in _layouts(settings.k).items():
-            note(f"learning step, batch {b}, layout {layout}")
-            _reset_peak(device)
-            row[layout] = learning_rate(generator, dataclasses.replace(base, batch_size=b, chunk_size=chunk),
-                                        settings.steps)
-            if device.type == "cuda":  # on CPU only the process-wide peak is known (below)
-                row[f"{layout}_peak_memory_mb"] = _peak_memory_mb(device)
-        note(f"reference step, batch {b}")
-        row["reference"] = learning_rate(generator, dataclasses.replace(base, batch_size=b), settings.steps,
-                                         reference_step)
+        variants = {layout: (dataclasses.replace(base, chunk_size=chunk), train_step)
+                    for layout, chunk in _layouts(settings.k).items()}
+        variants["reference"] = (base, reference_step)
+        _reset_peak(device)
+        row: dict[str, Any] = interleaved_rates(generator, variants, settings.steps,
+                                                lambda message, b=b: note(f"batch {b}, {message}"))
+        if device.type == "cuda":  # on CPU only the process-wide peak is known (below)
+            row["peak_memory_mb"] = _peak_memory_mb(device)
         matches = [name for name, c in _layouts(settings.k).items() if c == base.chunk_size]
         if matches:
             row["default_layout"], row["ours"] = matches[0], row[matches[0]]

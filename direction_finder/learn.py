@@ -282,6 +282,10 @@ class LearnInterrupted(HpdirsError):
         self.run_dir, self.step = run_dir, step
 
 
+class RunWriteError(HpdirsError):
+    """A run's files could not be written (disk full, permissions); the earlier ones are intact."""
+
+
 class NonFiniteLoss(HpdirsError):
     """The loss became NaN or inf; the last good checkpoint is kept."""
 
@@ -526,6 +530,16 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
     def save(s: _State, final: bool = False) -> None:
         if files is None:
             return
+        try:
+            _save_files(s)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise RunWriteError(
+                f"could not write to {files.dir} ({reason}) at step {s.step}; the files written before are "
+                f"intact: free space and continue with `hpdirs learn --resume {files.dir}`") from None
+
+    def _save_files(s: _State) -> None:
+        assert files is not None
         _save_torch(s.to_checkpoint(config, meta), files.dir / CHECKPOINT_NAME)
         with torch.no_grad():
             Q = gram_schmidt(s.A)
@@ -544,7 +558,10 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
             loss = train_step(generator, A, optimizer, config, draw_batch(generator, config, rng))
             last_loss = float(loss)
             if not math.isfinite(last_loss):
-                kept = f"; the last good checkpoint (step {state.step}) is kept in {files.dir}" if files else ""
+                kept = ""
+                if files is not None:
+                    kept = (f"; the last good checkpoint (step {state.step}) is kept in {files.dir}"
+                            if (files.dir / CHECKPOINT_NAME).exists() else "; no checkpoint had been written yet")
                 raise NonFiniteLoss(f"the loss became {last_loss} at step {step + 1}{kept}; "
                                     "lower --lr or --eta, or check the generator's weights")
             done = step + 1

@@ -288,10 +288,10 @@ def load_biggan(
     config = read_config(files.config)
     resolution = config.get("output_dim")
     if files.source == "path" and name is not None and resolution != int(name.rsplit("-", 1)[1]):
-        raise WeightsError(
-            f"the weights in {files.folder} are for {resolution} px but the model is {name}; "
-            f"pass --model biggan-deep-{resolution} or other --weights"
-        )
+        fix = (f"pass --model biggan-deep-{resolution}" if f"biggan-deep-{resolution}" in MODEL_NAMES
+               else "omit --model (the weights' config.json decides)")
+        raise WeightsError(f"the weights in {files.folder} are for {resolution} px but the model is {name}; "
+                           f"{fix} or give other --weights")
     label = name or (f"biggan-deep-{resolution}" if files.source == "path" else DEFAULT_MODEL)
     if config.get("num_classes", NUM_CLASSES) != NUM_CLASSES:
         raise WeightsError(f"{files.config} has num_classes={config.get('num_classes')}; hpdirs needs the 1000 ImageNet classes")
