@@ -187,49 +187,85 @@ def learn(
     """Learn N interpretable directions for one class by minimising the Hessian Penalty.
 
     Example: hpdirs learn --class golden_retriever --steps 2000 --batch-size 8
+    Several GPUs: torchrun --nproc-per-node 4 -m hpdirs_cli learn --class golden_retriever --batch-size 64
     """
-    import dataclasses
-
-    from direction_finder.generators import class_slug, load_generator
-    from direction_finder.learn import LearnConfig, LearnInterrupted, learn as learn_directions, new_run_dir, read_run
+    from direction_finder.distributed import init_from_env, shutdown
 
     given = {key: value for key, value in dict(
         num_directions=num_directions, steps=steps, batch_size=batch_size, lr=lr, eta=eta, epsilon=epsilon,
         k=k, init=init, seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every,
         eval_samples=eval_samples, chunk_size=chunk_size, layer=layer).items() if value is not None}
+
     with user_errors():
-        if resume is not None:
-            stored, meta = read_run(resume)
-            config = dataclasses.replace(stored, **given)
-            model = model or meta.get("model")
-            class_ = class_ if class_ is not None else str(meta.get("class_index"))
-            truncation = truncation if truncation is not None else float(meta.get("truncation", 0.4))
-            weights = weights or (Path(meta["weights"]) if meta.get("weights") else None)
-        else:
-            config = LearnConfig(**given)
-        with download_progress() as progress:
-            generator = load_generator(model, class_ if class_ is not None else "golden_retriever",
-                                       truncation if truncation is not None else 0.4, weights, device,
-                                       offline=offline or None, progress=progress)
-        config = config.resolved(generator)
-        run_dir = resume if resume is not None else new_run_dir(out, class_slug(generator), name)
-        described = generator.describe() if hasattr(generator, "describe") else {}
+        dist = init_from_env(device)  # torchrun: WORLD_SIZE > 1 in the environment
+        try:
+            _learn_command(dist, given, class_, model, weights, truncation, device, out, name, resume, offline)
+        finally:
+            if dist is not None:
+                shutdown()
+
+
+def _learn_command(dist, given, class_, model, weights, truncation, device, out, name, resume, offline) -> None:  # noqa: ANN001
+    import dataclasses
+
+    from direction_finder.generators import class_slug, load_generator
+    from direction_finder.learn import LearnConfig, LearnInterrupted, learn as learn_directions, new_run_dir, read_run
+
+    main = dist is None or dist.is_main
+    if resume is not None:
+        stored, meta = read_run(resume)
+        config = dataclasses.replace(stored, **given)
+        model = model or meta.get("model")
+        class_ = class_ if class_ is not None else str(meta.get("class_index"))
+        truncation = truncation if truncation is not None else float(meta.get("truncation", 0.4))
+        weights = weights or (Path(meta["weights"]) if meta.get("weights") else None)
+    else:
+        config = LearnConfig(**given)
+    with download_progress() as progress:
+        generator = load_generator(model, class_ if class_ is not None else "golden_retriever",
+                                   truncation if truncation is not None else 0.4, weights,
+                                   dist.device() if dist is not None else device,
+                                   offline=offline or None, progress=progress)
+    config = config.resolved(generator)
+    if resume is not None:
+        run_dir = resume
+    elif dist is None:
+        run_dir = new_run_dir(out, class_slug(generator), name)
+    else:  # rank 0 creates the folder; every rank learns its name, or rank 0's error
+        made: object = None
+        if main:
+            try:
+                made = str(new_run_dir(out, class_slug(generator), name))
+            except HpdirsError as exc:
+                made = exc
+        made = dist.broadcast(made)
+        if isinstance(made, HpdirsError):
+            raise made
+        run_dir = Path(made)
+    described = generator.describe() if hasattr(generator, "describe") else {}
+    if main:
+        ranks = f" · {dist.world} ranks ({dist.backend})" if dist is not None else ""
         console.print(
             f"[bold]hpdirs learn[/] {described.get('model', '')} · {described.get('class_name', '')}"
             f" · truncation {described.get('truncation', '')} · {config.num_directions} directions"
-            f" · {config.steps} steps × batch {config.batch_size} · device {generator.device} → {run_dir}",
+            f" · {config.steps} steps × batch {config.batch_size} · device {generator.device}{ranks} → {run_dir}",
             highlight=False)
-        try:
-            _run_learn(generator, config, run_dir, resume is not None, learn_directions)
-        except LearnInterrupted as exc:
+    try:
+        if main:
+            _run_learn(generator, config, run_dir, resume is not None, learn_directions, dist)
+        else:
+            learn_directions(generator, config, out_dir=run_dir, resume=resume is not None, dist=dist)
+    except LearnInterrupted as exc:
+        if main:
             err_console.print(f"interrupted at step {exc.step}; checkpoint saved in {exc.run_dir}.", highlight=False)
             err_console.print(f"resume with: hpdirs learn --resume {exc.run_dir}", highlight=False)
-            raise typer.Exit(130) from None
-    console.print(f"done: {run_dir}/directions.safetensors (best by held-out: directions_best.safetensors)")
-    console.print(f"next: hpdirs render {run_dir}", highlight=False)
+        raise typer.Exit(130) from None
+    if main:
+        console.print(f"done: {run_dir}/directions.safetensors (best by held-out: directions_best.safetensors)")
+        console.print(f"next: hpdirs render {run_dir}", highlight=False)
 
 
-def _run_learn(generator, config, run_dir: Path, resume: bool, learn_directions) -> None:  # noqa: ANN001
+def _run_learn(generator, config, run_dir: Path, resume: bool, learn_directions, dist=None) -> None:  # noqa: ANN001
     from rich.progress import Progress as Bar, SpinnerColumn
 
     columns = (
@@ -255,7 +291,7 @@ def _run_learn(generator, config, run_dir: Path, resume: bool, learn_directions)
                                   f"about {_duration(info.eta_s)} more for {info.steps - info.step} steps"
                                   + (" plus held-out evaluations" if config.eval_every else ""), highlight=False)
 
-        learn_directions(generator, config, on_step=on_step, out_dir=run_dir, resume=resume)
+        learn_directions(generator, config, on_step=on_step, out_dir=run_dir, resume=resume, dist=dist)
 
 
 @app.command()

@@ -197,30 +197,46 @@ class Batch:
     vectors: Tensor  # (k, B, N) +-1
 
 
-def draw_batch(generator: Any, config: LearnConfig, rng: torch.Generator) -> Batch:
-    """Draw a step's randomness, in a fixed order, from the one CPU generator `rng`."""
+def draw_batch(generator: Any, config: LearnConfig, rng: torch.Generator, dist: Any = None) -> Batch:
+    """Draw a step's randomness, in a fixed order, from the one CPU generator `rng`.
+
+    Under torch.distributed every rank draws the whole global batch from the same stream and
+    keeps its own contiguous slice: together the ranks see exactly a single process's batch.
+    """
     batch, n = config.batch_size, config.num_directions
     z = generator.sample_z(batch, rng)
     index = torch.randint(n, (batch,), generator=rng)
     eta = (torch.rand(batch, generator=rng) * 2 - 1) * config.eta
     vectors = rademacher((config.k, batch, n), generator=rng)
-    return Batch(z, index, eta, vectors)
+    if dist is None or dist.world == 1:
+        return Batch(z, index, eta, vectors)
+    part = slice(dist.rank * batch // dist.world, (dist.rank + 1) * batch // dist.world)
+    return Batch(z[part], index[part], eta[part], vectors[:, part])
 
 
 def train_step(generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, config: LearnConfig,
-               batch: Batch) -> Tensor:
+               batch: Batch, dist: Any = None) -> Tensor:
     """One Adam step on the objective; returns the (detached) loss. A non-finite loss is
-    returned without a step, so the caller can stop with A untouched."""
+    returned without a step, so the caller can stop with A untouched.
+
+    Under torch.distributed the loss and the gradient of A are averaged over the ranks' equal
+    slices (= the global batch's mean loss and its gradient) before the step.
+    """
     Q = gram_schmidt(A)  # (N, z_dim): re-orthonormalised in every forward
     loss = direction_penalty(generator, Q, batch.z, batch.index, batch.eta, k=config.k, epsilon=config.epsilon,
                              reduction=config.reduction, vectors=batch.vectors, chunk_size=config.chunk_size,
                              layer=config.layer)
-    if not torch.isfinite(loss):
-        return loss.detach()
+    reported = loss.detach().clone()
+    if dist is not None and dist.world > 1:
+        dist.mean_(reported)  # every rank sees the same value, so all stop or step together
+    if not torch.isfinite(reported):
+        return reported
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if dist is not None and dist.world > 1:
+        dist.mean_(A.grad)
     optimizer.step()
-    return loss.detach()
+    return reported
 
 
 @dataclass(frozen=True)
@@ -243,18 +259,32 @@ class HeldOut:
 
 
 def heldout_penalty(generator: Any, Q: Tensor, heldout: HeldOut, config: LearnConfig,
-                    batch_size: int | None = None) -> float:
-    """The training objective on the held-out set (common random numbers), no gradients."""
+                    batch_size: int | None = None, dist: Any = None) -> float:
+    """The training objective on the held-out set (common random numbers), no gradients.
+
+    Under torch.distributed each rank evaluates a share of the samples and the sums are reduced.
+    """
     batch_size = batch_size or config.batch_size
     total, count = 0.0, heldout.z.shape[0]
+    ranks, rank = (dist.world, dist.rank) if dist is not None else (1, 0)
+    mine = range(rank * count // ranks, (rank + 1) * count // ranks)
     with torch.no_grad():
-        for s in range(0, count, batch_size):
-            part = slice(s, s + batch_size)
+        for s in range(mine.start, mine.stop, batch_size):
+            part = slice(s, min(s + batch_size, mine.stop))
             value = direction_penalty(
                 generator, Q, heldout.z[part], heldout.index[part], heldout.eta[part],
                 k=config.k, epsilon=config.epsilon, reduction=config.reduction,
                 vectors=heldout.vectors[:, part], chunk_size=config.chunk_size, layer=config.layer)
-            total += float(value) * (heldout.z[part].shape[0] if config.reduction == "mean" else 1)
+            if config.reduction == "mean":
+                total += float(value) * heldout.z[part].shape[0]
+            else:
+                total = max(total, float(value))
+    if ranks > 1:
+        import torch.distributed as torch_dist
+
+        reduced = torch.tensor([total], dtype=torch.float64, device=Q.device)
+        torch_dist.all_reduce(reduced, op=torch_dist.ReduceOp.SUM if config.reduction == "mean" else torch_dist.ReduceOp.MAX)
+        total = float(reduced.item())
     return total / count if config.reduction == "mean" else total
 
 
@@ -448,6 +478,7 @@ def learn(
     on_step: Callable[[StepInfo], None] | None = None,
     out_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    dist: Any = None,
 ) -> Directions:
     """Learn config.num_directions directions for `generator` (any Generator-protocol object).
 
@@ -455,19 +486,26 @@ def learn(
     held-out penalty), config.json, loss.csv, loss.png and checkpoint.pt there; every
     checkpoint_every steps and on Ctrl-C (LearnInterrupted) the checkpoint is written
     atomically. resume=True continues from out_dir's checkpoint, bitwise identically on CPU.
+    With `dist` (a DistContext, under torchrun) the batch is split over the ranks, gradients are
+    averaged, and only rank 0 writes files (every rank needs out_dir to read a resumed run).
     Returns the last directions.
     """
     config = config.resolved(generator)
     meta = _describe(generator)
+    if dist is not None and config.batch_size % dist.world:
+        raise UsageError(f"batch-size {config.batch_size} does not split evenly over {dist.world} ranks; "
+                         f"use a multiple of {dist.world}")
     run_dir = Path(out_dir) if out_dir is not None else None
     if resume and run_dir is None:
         raise UsageError("resume needs the run folder (out_dir) to continue from")
     if run_dir is None:
-        return _learn_loop(generator, config, meta, None, None, on_step)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(run_dir, os.W_OK):
-        raise UsageError(f"cannot write to {run_dir}; choose another --out")
-    with run_lock(run_dir):
+        return _learn_loop(generator, config, meta, None, None, on_step, dist)
+    main = dist is None or dist.is_main
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(run_dir, os.W_OK):
+            raise UsageError(f"cannot write to {run_dir}; choose another --out")
+    with (run_lock(run_dir) if main else _no_lock()):
         checkpoint = None
         if resume:
             checkpoint = read_checkpoint(run_dir / CHECKPOINT_NAME)
@@ -481,11 +519,17 @@ def learn(
             if changed:
                 raise UsageError(f"cannot resume {run_dir}: the generator differs in {', '.join(changed)} "
                                  f"(was {', '.join(str(old_meta.get(k)) for k in changed)})")
-        elif (run_dir / CHECKPOINT_NAME).exists():
+        elif main and (run_dir / CHECKPOINT_NAME).exists():
             raise UsageError(f"{run_dir} already holds a run; pass --resume {run_dir} or choose another --name")
-        files = _RunFiles(run_dir, config, meta)
-        files.write_config()
-        return _learn_loop(generator, config, meta, files, checkpoint, on_step)
+        files = _RunFiles(run_dir, config, meta) if main else None
+        if files is not None:
+            files.write_config()
+        return _learn_loop(generator, config, meta, files, checkpoint, on_step, dist)
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
 
 
 def _initial_state(generator: Any, config: LearnConfig) -> tuple[_State, torch.optim.Adam, Tensor]:
@@ -504,7 +548,8 @@ def _initial_state(generator: Any, config: LearnConfig) -> tuple[_State, torch.o
 
 
 def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files: _RunFiles | None,
-                checkpoint: dict[str, Any] | None, on_step: Callable[[StepInfo], None] | None) -> Directions:
+                checkpoint: dict[str, Any] | None, on_step: Callable[[StepInfo], None] | None,
+                dist: Any = None) -> Directions:
     state, optimizer, A = _initial_state(generator, config)
     rng = torch.Generator()
     if checkpoint is not None:
@@ -527,16 +572,23 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
     timed_steps, timed_seconds = 0, 0.0
     last_loss = math.nan
 
-    def save(s: _State, final: bool = False) -> None:
-        if files is None:
-            return
-        try:
-            _save_files(s)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise RunWriteError(
-                f"could not write to {files.dir} ({reason}) at step {s.step}; the files written before are "
-                f"intact: free space and continue with `hpdirs learn --resume {files.dir}`") from None
+    def save(s: _State, final: bool = False, interrupted: bool = False) -> None:
+        error = None
+        if files is not None:
+            try:
+                _save_files(s)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                error = RunWriteError(
+                    f"could not write to {files.dir} ({reason}) at step {s.step}; the files written before are "
+                    f"intact: free space and continue with `hpdirs learn --resume {files.dir}`")
+        if dist is not None and dist.world > 1 and not interrupted:
+            if not dist.agree(error is None, A.device) and error is None:
+                from direction_finder.distributed import RankFailed
+
+                raise RankFailed(f"rank 0 could not write the checkpoint at step {s.step}; stopping rank {dist.rank}")
+        if error is not None:
+            raise error
 
     def _save_files(s: _State) -> None:
         assert files is not None
@@ -555,7 +607,7 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
     try:
         for step in range(first_step, config.steps):
             t0 = time.perf_counter()
-            loss = train_step(generator, A, optimizer, config, draw_batch(generator, config, rng))
+            loss = train_step(generator, A, optimizer, config, draw_batch(generator, config, rng, dist), dist)
             last_loss = float(loss)
             if not math.isfinite(last_loss):
                 kept = ""
@@ -575,7 +627,7 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
             if heldout is not None and (done % config.eval_every == 0 or done == config.steps):
                 with torch.no_grad():
                     Q_now = gram_schmidt(A)
-                value = heldout_penalty(generator, Q_now, heldout, config)
+                value = heldout_penalty(generator, Q_now, heldout, config, dist=dist)
                 if value < best_heldout:
                     best_heldout, best_step, best_matrix = value, done, Q_now.detach().clone()
             elapsed = state.elapsed + seconds
@@ -586,13 +638,13 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
             if files is not None:
                 files.add_row({"step": done, "loss": last_loss, "smoothed_loss": smoothed, "heldout": value,
                                "elapsed_s": elapsed, "sample_steps_per_s": rate})
-                if done % config.checkpoint_every == 0 and done != config.steps:
-                    save(state)
+            if done % config.checkpoint_every == 0 and done != config.steps:
+                save(state)
             if on_step is not None:
                 on_step(StepInfo(done, config.steps, last_loss, smoothed, value,
                                  None if best_step < 0 else best_heldout, elapsed, rate, eta_s))
     except KeyboardInterrupt:
-        save(state)
+        save(state, interrupted=True)
         raise LearnInterrupted(files.dir if files else None, state.step) from None
     save(state, final=True)
     with torch.no_grad():

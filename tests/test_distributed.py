@@ -1,0 +1,68 @@
+"""Data-parallel learning under torchrun: 2 CPU processes with gloo equal one process."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from direction_finder import LearnConfig, learn, load_directions
+from direction_finder.generators.synthetic import parse_synthetic
+
+MODEL = "synthetic:z_dim=8,factors=3,size=4,seed=0"
+ARGS = ["learn", "--model", MODEL, "--batch-size", "4", "--eval-every", "3", "--eval-samples", "6",
+        "--checkpoint-every", "4", "--seed", "3"]
+
+
+def torchrun(*args, env=None, timeout=120):
+    torchrun_bin = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    command = [torchrun_bin, "--standalone", "--nproc-per-node", "2", "-m", "hpdirs_cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "HPDIRS_DIST_TIMEOUT": "60", **(env or {})})
+
+
+def test_two_gloo_ranks_equal_one_process_and_only_rank_0_writes(tmp_path):
+    out = torchrun(*ARGS, "--steps", "10", "--out", str(tmp_path), "--name", "ddp")
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "synthetic" / "ddp"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        ["checkpoint.pt", "config.json", "directions.safetensors", "directions_best.safetensors", "loss.csv",
+         "loss.png"])
+    assert out.stdout.count("hpdirs learn") == 1  # one rank prints
+    single = learn(parse_synthetic(MODEL), LearnConfig(steps=10, batch_size=4, eval_every=3, eval_samples=6,
+                                                       checkpoint_every=4, seed=3))
+    ddp = load_directions(run)
+    torch.testing.assert_close(ddp.matrix, single.matrix, atol=1e-4, rtol=0)  # summation order differs
+    print("max |ddp - single|:", float((ddp.matrix - single.matrix).abs().max()))
+
+
+def test_resume_under_torchrun(tmp_path):
+    first = torchrun(*ARGS, "--steps", "6", "--out", str(tmp_path), "--name", "r")
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "synthetic" / "r"
+    more = torchrun("learn", "--resume", str(run), "--steps", "10")
+    assert more.returncode == 0, more.stderr[-3000:]
+    whole = learn(parse_synthetic(MODEL), LearnConfig(steps=10, batch_size=4, eval_every=3, eval_samples=6,
+                                                      checkpoint_every=4, seed=3))
+    torch.testing.assert_close(load_directions(run).matrix, whole.matrix, atol=1e-4, rtol=0)
+    assert load_directions(run).metadata["step"] == 10
+
+
+def test_a_bad_setting_ends_every_rank_quickly(tmp_path):
+    start = time.perf_counter()
+    out = torchrun(*ARGS, "--steps", "4", "--batch-size", "3", "--out", str(tmp_path))
+    assert out.returncode != 0
+    assert "batch-size 3 does not split evenly over 2 ranks; use a multiple of 2" in out.stderr
+    # torchrun prints its own ChildFailedError traceback; none comes from hpdirs' code
+    assert not [line for line in out.stderr.splitlines()
+                if line.strip().startswith("File ") and ("direction_finder" in line or "/cli/" in line)]
+    start = time.perf_counter() - start
+    name_taken = tmp_path / "synthetic" / "taken"
+    name_taken.mkdir(parents=True)
+    start2 = time.perf_counter()
+    clash = torchrun(*ARGS, "--steps", "4", "--out", str(tmp_path), "--name", "taken")
+    assert clash.returncode != 0 and "already exists" in clash.stderr
+    assert start < 60 and time.perf_counter() - start2 < 60  # nobody waited for a timeout
