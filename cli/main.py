@@ -171,7 +171,7 @@ def learn(
     eta: Annotated[Optional[float], typer.Option(help="Base points w = eta_b e_i with eta_b ~ U[-eta, eta].", show_default=_default("eta"))] = None,
     epsilon: Annotated[Optional[float], typer.Option(help="Finite-difference step.", show_default=_default("epsilon"))] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Rademacher vectors per sample (>= 2).", show_default=_default("k"))] = None,
-    init: Annotated[Optional[str], typer.Option(help="random (Kaiming-normal, as the reference) or axes.", show_default=_default("init"))] = None,
+    init: Annotated[Optional[str], typer.Option(help="random (Kaiming-normal, as the reference), axes, or sefa (closed-form warm start; BigGAN).", show_default=_default("init"))] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of every random draw.", show_default=_default("seed"))] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints.", show_default=_default("checkpoint_every"))] = None,
     eval_every: Annotated[Optional[int], typer.Option(help="Steps between held-out evaluations (0: never).", show_default=_default("eval_every"))] = None,
@@ -182,6 +182,7 @@ def learn(
     out: Annotated[Path, typer.Option(help="Output root; runs go to OUT/<class>/<name>/.")] = Path("outputs"),
     name: Annotated[Optional[str], typer.Option(help="Run name.", show_default="the UTC time")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its checkpoint.", show_default="start a new run")] = None,
+    time_limit: Annotated[Optional[str], typer.Option(help="Stop and save after this much learning time (e.g. 90s, 30m, 2h); resume later.", show_default="none")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).", show_default="off")] = False,
 ) -> None:
     """Learn N interpretable directions for one class by minimising the Hessian Penalty.
@@ -199,13 +200,30 @@ def learn(
     with user_errors():
         dist = init_from_env(device)  # torchrun: WORLD_SIZE > 1 in the environment
         try:
-            _learn_command(dist, given, class_, model, weights, truncation, device, out, name, resume, offline)
+            _learn_command(dist, given, class_, model, weights, truncation, device, out, name, resume, offline,
+                           parse_duration(time_limit) if time_limit is not None else None)
         finally:
             if dist is not None:
                 shutdown()
 
 
-def _learn_command(dist, given, class_, model, weights, truncation, device, out, name, resume, offline) -> None:  # noqa: ANN001
+def parse_duration(text: str) -> float:
+    """`90s`, `30m`, `2h` or plain seconds -> seconds (> 0)."""
+    from direction_finder.errors import UsageError
+
+    units = {"s": 1, "m": 60, "h": 3600}
+    value, unit = (text[:-1], text[-1]) if text and text[-1].lower() in units else (text, "s")
+    try:
+        seconds = float(value) * units[unit.lower()]
+    except ValueError:
+        raise UsageError(f"--time-limit {text!r}: give a duration such as 90s, 30m or 2h") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise UsageError(f"--time-limit {text!r} must be a positive duration")
+    return seconds
+
+
+def _learn_command(dist, given, class_, model, weights, truncation, device, out, name, resume, offline,  # noqa: ANN001
+                   time_limit_s=None) -> None:  # noqa: ANN001
     import dataclasses
 
     from direction_finder.generators import class_slug, load_generator
@@ -252,9 +270,10 @@ def _learn_command(dist, given, class_, model, weights, truncation, device, out,
             highlight=False)
     try:
         if main:
-            _run_learn(generator, config, run_dir, resume is not None, learn_directions, dist)
+            _run_learn(generator, config, run_dir, resume is not None, learn_directions, dist, time_limit_s)
         else:
-            learn_directions(generator, config, out_dir=run_dir, resume=resume is not None, dist=dist)
+            learn_directions(generator, config, out_dir=run_dir, resume=resume is not None, dist=dist,
+                             time_limit_s=time_limit_s)
     except LearnInterrupted as exc:
         if main:
             err_console.print(f"interrupted at step {exc.step}; checkpoint saved in {exc.run_dir}.", highlight=False)
@@ -265,7 +284,8 @@ def _learn_command(dist, given, class_, model, weights, truncation, device, out,
         console.print(f"next: hpdirs render {run_dir}", highlight=False)
 
 
-def _run_learn(generator, config, run_dir: Path, resume: bool, learn_directions, dist=None) -> None:  # noqa: ANN001
+def _run_learn(generator, config, run_dir: Path, resume: bool, learn_directions, dist=None,  # noqa: ANN001
+               time_limit_s=None) -> None:  # noqa: ANN001
     from rich.progress import Progress as Bar, SpinnerColumn
 
     columns = (
@@ -291,7 +311,8 @@ def _run_learn(generator, config, run_dir: Path, resume: bool, learn_directions,
                                   f"about {_duration(info.eta_s)} more for {info.steps - info.step} steps"
                                   + (" plus held-out evaluations" if config.eval_every else ""), highlight=False)
 
-        learn_directions(generator, config, on_step=on_step, out_dir=run_dir, resume=resume, dist=dist)
+        learn_directions(generator, config, on_step=on_step, out_dir=run_dir, resume=resume, dist=dist,
+                         time_limit_s=time_limit_s)
 
 
 @app.command()
@@ -319,6 +340,15 @@ def info(
     console.print(table)
 
 
+
+# Options shared by the commands that read a directions file and rebuild its generator.
+ModelOverride = Annotated[Optional[str], typer.Option("--model", help="Override the model named in the file.", show_default="from the file")]
+ClassOverride = Annotated[Optional[str], typer.Option("--class", help="Override the class named in the file.", show_default="from the file")]
+TruncationOverride = Annotated[Optional[float], typer.Option("--truncation", help="Override the truncation in the file.", show_default="from the file")]
+WeightsOverride = Annotated[Optional[Path], typer.Option("--weights", help="Weights folder.", show_default="from the file, else the cache")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")]
+OfflineOption = Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).", show_default="off")]
+
 # --- render ------------------------------------------------------------------------------
 
 @app.command()
@@ -337,12 +367,12 @@ def render(
     label: Annotated[bool, typer.Option("--label/--no-label", help="Print direction index and eta above each frame.")] = True,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per generator call.", show_default="4 on CPU, 32 on GPU")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="RUN/render, or render-<file> beside a file")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Override the model named in the file.", show_default="from the file")] = None,
-    class_: Annotated[Optional[str], typer.Option("--class", help="Override the class named in the file.", show_default="from the file")] = None,
-    truncation: Annotated[Optional[float], typer.Option(help="Override the truncation in the file.", show_default="from the file")] = None,
-    weights: Annotated[Optional[Path], typer.Option(help="Weights folder.", show_default="from the file, else the cache")] = None,
-    device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
-    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).", show_default="off")] = False,
+    model: ModelOverride = None,
+    class_: ClassOverride = None,
+    truncation: TruncationOverride = None,
+    weights: WeightsOverride = None,
+    device: DeviceOption = "auto",
+    offline: OfflineOption = False,
 ) -> None:
     """Render direction sweeps: a GIF grid per direction, an overview GIF, a PNG sheet, index.html.
 
@@ -395,12 +425,12 @@ def compare(
     layer: Annotated[Optional[str], typer.Option(help="Measure on this layer's activation instead of pixels (see `hpdirs learn --help`).", show_default="pixel space")] = None,
     gifs: Annotated[bool, typer.Option("--gifs/--no-gifs", help="Write the side-by-side GIFs.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="RUN/compare, or compare-<file> beside a file")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Override the model named in the file.", show_default="from the file")] = None,
-    class_: Annotated[Optional[str], typer.Option("--class", help="Override the class named in the file.", show_default="from the file")] = None,
-    truncation: Annotated[Optional[float], typer.Option(help="Override the truncation in the file.", show_default="from the file")] = None,
-    weights: Annotated[Optional[Path], typer.Option(help="Weights folder.", show_default="from the file, else the cache")] = None,
-    device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
-    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).", show_default="off")] = False,
+    model: ModelOverride = None,
+    class_: ClassOverride = None,
+    truncation: TruncationOverride = None,
+    weights: WeightsOverride = None,
+    device: DeviceOption = "auto",
+    offline: OfflineOption = False,
 ) -> None:
     """Compare learned directions with axis-aligned z, random and SeFa directions, in numbers and GIFs.
 

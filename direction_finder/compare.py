@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from direction_finder.directions import atomic_write, gram_schmidt
+from direction_finder.directions import atomic_write, gram_schmidt, writable_dir
 from direction_finder.errors import UsageError
 from direction_finder.learn import direction_penalty, strict_fp32
 from direction_finder.penalty import finite_difference_hessian, rademacher
@@ -385,13 +385,7 @@ def run_compare(generator: Any, learned: Tensor, out_dir: str | os.PathLike, *, 
                 settings: CompareSettings = CompareSettings(), info: dict[str, Any] | None = None,
                 gifs: bool = True, on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
     """compare() plus every file: report.json, report.csv, pair_*.gif, compare.html."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create {out} ({exc.strerror}); choose another --out") from None
-    if not os.access(out, os.W_OK):
-        raise UsageError(f"cannot write to {out}; choose another --out")
+    out = writable_dir(out_dir)
     reports, notes = compare(generator, learned, baselines=baselines, settings=settings, on_images=on_images)
     info = dict(info or {})
     write_reports(out, reports, notes, info, settings)

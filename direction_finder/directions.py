@@ -105,6 +105,20 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def writable_dir(path: str | os.PathLike) -> Path:
+    """Create the output folder `path` if needed; a UsageError if it cannot be written."""
+    from direction_finder.errors import UsageError
+
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {out} ({exc.strerror}); choose another --out") from None
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"cannot write to {out}; choose another --out")
+    return out
+
+
 def save_directions(path: str | os.PathLike, directions: Directions | Tensor,
                     metadata: Mapping[str, Any] | None = None) -> Path:
     """Write a directions file atomically. Metadata values that are not strings are stored as JSON."""

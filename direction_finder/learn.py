@@ -57,7 +57,7 @@ class LearnConfig:
     epsilon: float = 0.1
     k: int = 2
     reduction: str = "mean"
-    init: str = "random"  # "random": Kaiming-normal A (as the reference); "axes": A = I
+    init: str = "random"  # "random": Kaiming-normal A (as the reference); "axes": A = I; "sefa": closed form
     seed: int = 0
     checkpoint_every: int = 50
     eval_every: int = 50  # held-out penalty every this many steps (0: never)
@@ -88,8 +88,8 @@ class LearnConfig:
             positive_float(name, getattr(self, name))
         if self.reduction not in REDUCTIONS[:2]:
             raise UsageError(f"reduction must be mean or max, got {self.reduction!r}")
-        if self.init not in ("random", "axes"):
-            raise UsageError(f"init must be random or axes, got {self.init!r}")
+        if self.init not in ("random", "axes", "sefa"):
+            raise UsageError(f"init must be random, axes or sefa, got {self.init!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise UsageError(f"seed must be an integer >= 0, got {self.seed!r}")
 
@@ -111,6 +111,8 @@ class LearnConfig:
                  else default_chunk_size(generator.device, self.k, self.batch_size))
         chunk = min(chunk, 2 * self.k)
         check_layer(generator, self.layer)
+        if self.init == "sefa" and not hasattr(generator, "sefa_directions"):
+            raise UsageError("init sefa: this generator has no first linear layer to factorise; use --init random")
         return dataclasses.replace(self, num_directions=n, chunk_size=chunk)
 
 
@@ -479,6 +481,7 @@ def learn(
     out_dir: str | os.PathLike | None = None,
     resume: bool = False,
     dist: Any = None,
+    time_limit_s: float | None = None,
 ) -> Directions:
     """Learn config.num_directions directions for `generator` (any Generator-protocol object).
 
@@ -488,7 +491,8 @@ def learn(
     atomically. resume=True continues from out_dir's checkpoint, bitwise identically on CPU.
     With `dist` (a DistContext, under torchrun) the batch is split over the ranks, gradients are
     averaged, and only rank 0 writes files (every rank needs out_dir to read a resumed run).
-    Returns the last directions.
+    time_limit_s stops (and saves) after the first step at which the run's learning time,
+    across resumes, reaches it. Returns the last directions.
     """
     config = config.resolved(generator)
     meta = _describe(generator)
@@ -499,7 +503,7 @@ def learn(
     if resume and run_dir is None:
         raise UsageError("resume needs the run folder (out_dir) to continue from")
     if run_dir is None:
-        return _learn_loop(generator, config, meta, None, None, on_step, dist)
+        return _learn_loop(generator, config, meta, None, None, on_step, dist, time_limit_s)
     main = dist is None or dist.is_main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -524,7 +528,7 @@ def learn(
         files = _RunFiles(run_dir, config, meta) if main else None
         if files is not None:
             files.write_config()
-        return _learn_loop(generator, config, meta, files, checkpoint, on_step, dist)
+        return _learn_loop(generator, config, meta, files, checkpoint, on_step, dist, time_limit_s)
 
 
 @contextmanager
@@ -538,6 +542,8 @@ def _initial_state(generator: Any, config: LearnConfig) -> tuple[_State, torch.o
     A = torch.empty(n, z_dim)
     if config.init == "random":
         torch.nn.init.kaiming_normal_(A, generator=rng)  # std sqrt(2 / z_dim), as the reference
+    elif config.init == "sefa":  # closed-form warm start, refined by the penalty
+        A = generator.sefa_directions(n).float().cpu()
     else:
         A = torch.eye(n, z_dim)
     A = A.to(generator.device).requires_grad_(True)
@@ -549,7 +555,7 @@ def _initial_state(generator: Any, config: LearnConfig) -> tuple[_State, torch.o
 
 def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files: _RunFiles | None,
                 checkpoint: dict[str, Any] | None, on_step: Callable[[StepInfo], None] | None,
-                dist: Any = None) -> Directions:
+                dist: Any = None, time_limit_s: float | None = None) -> Directions:
     state, optimizer, A = _initial_state(generator, config)
     rng = torch.Generator()
     if checkpoint is not None:
@@ -643,6 +649,12 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
             if on_step is not None:
                 on_step(StepInfo(done, config.steps, last_loss, smoothed, value,
                                  None if best_step < 0 else best_heldout, elapsed, rate, eta_s))
+            if time_limit_s is not None:
+                stop = elapsed >= time_limit_s
+                if dist is not None and dist.world > 1:  # ranks' clocks differ: stop together
+                    stop = not dist.agree(not stop, A.device)
+                if stop:
+                    break
     except KeyboardInterrupt:
         save(state, interrupted=True)
         raise LearnInterrupted(files.dir if files else None, state.step) from None

@@ -22,7 +22,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from direction_finder.directions import atomic_write
+from direction_finder.directions import atomic_write, writable_dir
 from direction_finder.errors import UsageError
 
 FORMATS = ("gif", "mp4", "png")
@@ -254,13 +254,7 @@ def render(
     samples), sheet.png (rows = directions, columns = eta steps, first sample), index.html, and
     render.json; returns the manifest. on_images(done, total) reports generated images.
     """
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create {out} ({exc.strerror}); choose another --out") from None
-    if not os.access(out, os.W_OK):
-        raise UsageError(f"cannot write to {out}; choose another --out")
+    out = writable_dir(out_dir)
     z_dim = int(generator.z_dim)
     if matrix.shape[1] != z_dim:
         raise UsageError(f"the directions have z_dim {matrix.shape[1]} but the generator has {z_dim}; "

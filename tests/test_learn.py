@@ -1,5 +1,6 @@
 """learn(): the exact objective, ground-truth recovery, determinism, resume, files."""
 
+import dataclasses
 import json
 import math
 import time
@@ -179,7 +180,7 @@ def test_penalty_decreases_on_a_tiny_random_biggan(tiny_biggan):
     ({"epsilon": -0.1}, "epsilon must be a finite number > 0"),
     ({"lr": float("nan")}, "lr must be a finite number > 0"),
     ({"k": 1}, "k must be an integer >= 2"),
-    ({"init": "zeros"}, "init must be random or axes"),
+    ({"init": "zeros"}, "init must be random, axes or sefa"),
     ({"reduction": "none"}, "reduction must be mean or max"),
 ])
 def test_bad_configs_are_refused(kwargs, message):
@@ -202,3 +203,23 @@ def test_run_folders_are_exclusive(tmp_path):
         new_run_dir(tmp_path, "golden_retriever", "run")
     a, b = new_run_dir(tmp_path, "x"), new_run_dir(tmp_path, "x")
     assert a != b and a.is_dir() and b.is_dir()
+
+
+def test_time_limit_stops_and_resume_continues_the_same_path(tmp_path):
+    g = SyntheticGenerator(z_dim=8, factors=3, size=4)
+    config = LearnConfig(steps=10**6, batch_size=2, eval_every=0, checkpoint_every=10**6)
+    short = learn(g, config, out_dir=tmp_path, time_limit_s=0.2)
+    steps = short.metadata["step"]
+    assert 0 < steps < 10**6
+    again = learn(g, config, out_dir=tmp_path, resume=True, time_limit_s=0.4)
+    assert again.metadata["step"] > steps
+    same = learn(g, dataclasses.replace(config, steps=again.metadata["step"]))
+    assert torch.equal(same.matrix, again.matrix)
+
+
+def test_sefa_warm_start_begins_at_the_closed_form_directions(tiny_biggan):
+    sefa = tiny_biggan.sefa_directions(16)
+    config = LearnConfig(steps=1, batch_size=1, eval_every=0, init="sefa", lr=1e-12)
+    torch.testing.assert_close(learn(tiny_biggan, config).matrix, gram_schmidt(sefa), atol=1e-5, rtol=0)
+    with pytest.raises(UsageError, match="init sefa: this generator has no first linear layer"):
+        LearnConfig(init="sefa").resolved(SyntheticGenerator(z_dim=8))
