@@ -28,7 +28,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-
 def fail(message: str, code: int = 1) -> "typer.Exit":
     """Print a one-line error on stderr and return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -176,7 +175,7 @@ def learn(
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints.", show_default=_default("checkpoint_every"))] = None,
     eval_every: Annotated[Optional[int], typer.Option(help="Steps between held-out evaluations (0: never).", show_default=_default("eval_every"))] = None,
     eval_samples: Annotated[Optional[int], typer.Option(help="Samples in the fixed held-out set.", show_default=_default("eval_samples"))] = None,
-    chunk_size: Annotated[Optional[int], typer.Option(help="Perturbed batches per generator call (1..2k).", show_default="1 on CPU, 2k on GPU")] = None,
+    chunk_size: Annotated[Optional[int], typer.Option(help="Perturbed batches per generator call (1..2k).", show_default="calls of ~2 images on CPU; all 2k on GPU or with --layer")] = None,
     layer: Annotated[Optional[str], typer.Option(help=LAYER_HELP, show_default="pixel space")] = None,
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")] = "auto",
     out: Annotated[Path, typer.Option(help="Output root; runs go to OUT/<class>/<name>/.")] = Path("outputs"),

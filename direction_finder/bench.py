@@ -18,13 +18,13 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from direction_finder.learn import Batch, LearnConfig, direction_penalty, draw_batch, strict_fp32, train_step
+from direction_finder.learn import Batch, LearnConfig, draw_batch, strict_fp32, train_step
 from direction_finder.penalty import hessian_penalty_reference
 
 Note = Callable[[str], None]

@@ -108,7 +108,7 @@ class LearnConfig:
         if n > z_dim:
             raise UsageError(f"num-directions {n} is more than z_dim {z_dim}; use at most {z_dim}")
         chunk = (self.chunk_size if self.chunk_size is not None
-                 else default_chunk_size(generator.device, self.k, self.batch_size))
+                 else default_chunk_size(generator.device, self.k, self.batch_size, self.layer))
         chunk = min(chunk, 2 * self.k)
         check_layer(generator, self.layer)
         if self.init == "sefa" and not hasattr(generator, "sefa_directions"):
@@ -127,18 +127,20 @@ def check_layer(generator: Any, layer: str | None) -> None:
         raise UsageError(f"unknown layer {layer!r}; choose from {', '.join(names)}")
 
 
-CPU_ROWS_PER_CALL = 4  # measured best on a 2-core CPU for biggan-deep-128 (README, Performance)
+CPU_ROWS_PER_CALL = 2  # measured best on a 2-core CPU for biggan-deep-128 (README, Performance)
 
 
-def default_chunk_size(device: torch.device | str, k: int, batch_size: int = 1) -> int:
+def default_chunk_size(device: torch.device | str, k: int, batch_size: int = 1, layer: str | None = None) -> int:
     """How many of the 2k perturbed batches go into one generator call, by device and batch.
 
-    Measured with `hpdirs bench`: on our CPU a generator call of about 4 images is fastest
-    (batch 1: all 2k = 4 together, 0.53 vs 0.47 sample-steps/s one by one; batch 4: one
-    perturbed batch per call, 0.53 vs 0.38 all together), so calls are sized to ~4 rows.
-    Accelerators gain from batching all 2k.
+    Measured with `hpdirs bench` on our 2-core CPU, biggan-deep-128, in two interleaved runs:
+    in pixel space calls of about 2 images are fastest (batch 1: 2 per call 0.61-0.69
+    sample-steps/s, 1 per call 0.56-0.65, all 4 in one call 0.50-0.52; batch 4: one perturbed
+    batch of 4 per call 0.62-0.63, all 16 in one call 0.47-0.48). With --layer the partial
+    forward's activations are small and one call of all 2k is fastest (block4, batch 4: 3.31 vs
+    2.83 sample-steps/s one per call). Accelerators gain from batching all 2k.
     """
-    if torch.device(device).type in ("cuda", "mps"):
+    if torch.device(device).type in ("cuda", "mps") or layer is not None:
         return 2 * k
     return max(1, min(2 * k, CPU_ROWS_PER_CALL // batch_size))
 

@@ -92,3 +92,17 @@ def test_ctrl_c_prints_the_resume_command_and_resume_is_bitwise_identical(tmp_pa
     assert torch.equal(load_directions(run).matrix, load_directions(tmp_path / "synthetic" / "whole").matrix)
     refused = runner.invoke(app, ["learn", "--resume", str(run), "--lr", "0.1"])
     assert refused.exit_code == 1 and "different config (lr: 0.01 -> 0.1)" in refused.stderr
+
+
+def test_time_limit_option_parses_durations_and_refuses_nonsense(tmp_path):
+    from hpdirs_cli.main import parse_duration
+
+    assert [parse_duration(t) for t in ("90s", "30m", "2h", "45", "0.5m")] == [90, 1800, 7200, 45, 30]
+    result = runner.invoke(app, ["learn", "--model", "synthetic", "--time-limit", "soon", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "--time-limit 'soon': give a duration such as 90s, 30m or 2h" in result.stderr
+    stopped = runner.invoke(app, ["learn", "--model", "synthetic", "--steps", "100000000", "--time-limit", "1s",
+                                  "--eval-every", "0", "--out", str(tmp_path), "--name", "t"])
+    assert stopped.exit_code == 0, stopped.stderr
+    from direction_finder import load_directions
+
+    assert 0 < load_directions(tmp_path / "synthetic" / "t").metadata["step"] < 100000000

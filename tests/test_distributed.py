@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 from direction_finder import LearnConfig, learn, load_directions

@@ -105,7 +105,7 @@ def _fold_spectral_norms(model: nn.Module) -> None:
     from torch.nn.utils.spectral_norm import SpectralNorm
 
     for module in model.modules():
-        for key, hook in list(module._forward_pre_hooks.items()):
+        for hook in list(module._forward_pre_hooks.values()):
             if isinstance(hook, SpectralNorm):
                 torch.nn.utils.remove_spectral_norm(module, name=hook.name)
 
