@@ -25,9 +25,9 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# About 15 minutes on a 2-core CPU (biggan-deep-128, ~1.6 s per sample-step): 90 steps x batch 4,
+# About 15 minutes on a 2-core CPU (biggan-deep-128, ~2 s per sample-step): 70 steps x batch 4,
 # then a render of 8 directions. On a GPU raise DEMO_STEPS / DEMO_BATCH (see README).
-DEMO_STEPS ?= 90
+DEMO_STEPS ?= 70
 DEMO_BATCH ?= 4
 DEMO_NAME ?= demo
 WEIGHTS_ARG := $(if $(WEIGHTS),--weights $(WEIGHTS) --offline,)

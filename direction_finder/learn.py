@@ -580,7 +580,7 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
     timed_steps, timed_seconds = 0, 0.0
     last_loss = math.nan
 
-    def save(s: _State, final: bool = False, interrupted: bool = False) -> None:
+    def save(s: _State, interrupted: bool = False) -> None:
         error = None
         if files is not None:
             try:
@@ -660,7 +660,7 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
     except KeyboardInterrupt:
         save(state, interrupted=True)
         raise LearnInterrupted(files.dir if files else None, state.step) from None
-    save(state, final=True)
+    save(state)
     with torch.no_grad():
         Q = gram_schmidt(A).cpu()
     return Directions(Q, _directions_metadata(meta, config, state.step, state.smoothed_loss, "last", None),
