@@ -40,11 +40,14 @@ def main() -> None:
     parser.add_argument("--class-name", default="blue")
     parser.add_argument("--samples", type=int, default=4, help="held-out samples for the metrics")
     parser.add_argument("--seed", type=int, default=123, help="seed of the probe")
+    parser.add_argument("--k", type=int, default=2,
+                        help="Rademacher vectors per probe sample (more: a less noisy held-out penalty, "
+                             "cost N x samples x 2k images per set)")
     parser.add_argument("--out", default="results/quality.json")
     args = parser.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
     g = EyeGenerator(args.class_name)
-    settings = CompareSettings(samples=args.samples, seed=args.seed, top=8, sweep_steps=5, batch_size=32)
+    settings = CompareSettings(samples=args.samples, seed=args.seed, k=args.k, top=8, sweep_steps=5, batch_size=32)
     probe = Probe.draw(g, g.z_dim, settings)
     rows = []
 
