@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from direction_finder.directions import atomic_write, gram_schmidt, writable_dir
+from direction_finder.directions import atomic_write, check_z_dim, gram_schmidt, writable_dir
 from direction_finder.errors import UsageError
-from direction_finder.learn import direction_penalty, strict_fp32
+from direction_finder.learn import default_chunk_size, direction_penalty, strict_fp32
 from direction_finder.penalty import finite_difference_hessian, rademacher
 from direction_finder.render import add_label, move, ping_pong, sweep, tile, to_uint8, write_gif
 
@@ -149,7 +149,7 @@ def per_direction_penalty(generator: Any, Q: Tensor, probe: Probe, settings: Com
     """The training objective with i = n for each n, on the probe's samples and vectors."""
     values = []
     samples = probe.z.shape[0]
-    per_call = max(1, settings.batch_size // 1)
+    per_call = settings.batch_size
     with torch.no_grad():
         for n in range(Q.shape[0]):
             total = 0.0
@@ -159,7 +159,9 @@ def per_direction_penalty(generator: Any, Q: Tensor, probe: Probe, settings: Com
                 value = direction_penalty(generator, Q.to(generator.device), probe.z[part],
                                           torch.full((count,), n, dtype=torch.long), probe.eta[part],
                                           k=settings.k, epsilon=settings.epsilon, vectors=probe.vectors[:, part],
-                                          chunk_size=1, layer=settings.layer)
+                                          chunk_size=default_chunk_size(generator.device, settings.k, count,
+                                                                        settings.layer),
+                                          layer=settings.layer)
                 total += float(value) * count
             values.append(total / samples)
             if progress:
@@ -253,10 +255,9 @@ def compare(generator: Any, learned: Tensor, *, baselines: Sequence[str] = BASEL
             settings: CompareSettings = CompareSettings(),
             on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
     """Evaluate the learned directions and the baselines on the same probe."""
-    if learned.shape[1] != int(generator.z_dim):
-        raise UsageError(f"the directions have z_dim {learned.shape[1]} but the generator has {generator.z_dim}; "
-                         "pass the --model/--weights they were learned with")
     from direction_finder.learn import check_layer
+
+    check_z_dim(learned, generator)
 
     check_layer(generator, settings.layer)
     n = learned.shape[0]
@@ -385,6 +386,7 @@ def run_compare(generator: Any, learned: Tensor, out_dir: str | os.PathLike, *, 
                 settings: CompareSettings = CompareSettings(), info: dict[str, Any] | None = None,
                 gifs: bool = True, on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
     """compare() plus every file: report.json, report.csv, pair_*.gif, compare.html."""
+    check_z_dim(learned, generator)  # before anything is created
     out = writable_dir(out_dir)
     reports, notes = compare(generator, learned, baselines=baselines, settings=settings, on_images=on_images)
     info = dict(info or {})

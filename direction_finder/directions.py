@@ -105,6 +105,15 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def check_z_dim(matrix: Tensor, generator: Any) -> None:
+    """Directions (N, z_dim) must live in the generator's latent space."""
+    from direction_finder.errors import UsageError
+
+    if matrix.shape[1] != int(generator.z_dim):
+        raise UsageError(f"the directions have z_dim {matrix.shape[1]} but the generator has {generator.z_dim}; "
+                         "pass the --model/--weights they were learned with")
+
+
 def writable_dir(path: str | os.PathLike) -> Path:
     """Create the output folder `path` if needed; a UsageError if it cannot be written."""
     from direction_finder.errors import UsageError

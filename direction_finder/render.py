@@ -22,7 +22,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from direction_finder.directions import atomic_write, writable_dir
+from direction_finder.directions import atomic_write, check_z_dim, writable_dir
 from direction_finder.errors import UsageError
 
 FORMATS = ("gif", "mp4", "png")
@@ -254,11 +254,9 @@ def render(
     samples), sheet.png (rows = directions, columns = eta steps, first sample), index.html, and
     render.json; returns the manifest. on_images(done, total) reports generated images.
     """
+    check_z_dim(matrix, generator)  # before anything is created
     out = writable_dir(out_dir)
     z_dim = int(generator.z_dim)
-    if matrix.shape[1] != z_dim:
-        raise UsageError(f"the directions have z_dim {matrix.shape[1]} but the generator has {z_dim}; "
-                         "pass the --model/--weights they were learned with")
     tracks = [Track("direction", i, matrix[i].float()) for i in settings.directions]
     tracks += [Track("axis", j, torch.eye(z_dim)[j]) for j in settings.axes]
     etas = eta_values(settings.eta, settings.frames)
