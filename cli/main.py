@@ -143,10 +143,13 @@ LAYER_HELP = ("Fast mode: penalise the normalised activation after GenBlock i in
               "at 4,8,8,16,16,32,32,64,64,128 px for biggan-deep-128 (block11 at 256 px for -256); "
               "`hpdirs bench` prints each with its shape.")
 
+DEFAULT_RECIPE = "paper"
+
+
 def _default(field: str) -> str:
     from direction_finder.learn import LearnConfig
 
-    value = getattr(LearnConfig(), field)
+    value = getattr(LearnConfig.from_recipe(DEFAULT_RECIPE), field)
     return "z_dim" if field == "num_directions" and value is None else str(value)
 
 
@@ -170,7 +173,8 @@ def learn(
     eta: Annotated[Optional[float], typer.Option(help="Base points w = eta_b e_i with eta_b ~ U[-eta, eta].", show_default=_default("eta"))] = None,
     epsilon: Annotated[Optional[float], typer.Option(help="Finite-difference step.", show_default=_default("epsilon"))] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Rademacher vectors per sample (>= 2).", show_default=_default("k"))] = None,
-    init: Annotated[Optional[str], typer.Option(help="random (Kaiming-normal, as the reference), axes, or sefa (closed-form warm start; BigGAN).", show_default=_default("init"))] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="Preset of --init and --lr: paper (random, 0.01: Peebles et al.) or curvature (curvature, 0.001: the curvature warm start refined; README, Quality). --init/--lr override it.", show_default=DEFAULT_RECIPE)] = None,
+    init: Annotated[Optional[str], typer.Option(help="random (Kaiming-normal, as the reference), axes, sefa (closed-form warm start; BigGAN), or curvature (rotation that diagonalises the tanh curvature of 8 samples' Jacobians; 16*z_dim images; try with --lr 0.001).", show_default=_default("init"))] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of every random draw.", show_default=_default("seed"))] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints.", show_default=_default("checkpoint_every"))] = None,
     eval_every: Annotated[Optional[int], typer.Option(help="Steps between held-out evaluations (0: never).", show_default=_default("eval_every"))] = None,
@@ -197,6 +201,10 @@ def learn(
         eval_samples=eval_samples, chunk_size=chunk_size, layer=layer).items() if value is not None}
 
     with user_errors():
+        from direction_finder.learn import recipe_fields
+
+        if recipe is not None or resume is None:  # a resumed run keeps its stored init and lr
+            given = {**recipe_fields(recipe or DEFAULT_RECIPE), **given}
         dist = init_from_env(device)  # torchrun: WORLD_SIZE > 1 in the environment
         try:
             _learn_command(dist, given, class_, model, weights, truncation, device, out, name, resume, offline,
@@ -267,6 +275,9 @@ def _learn_command(dist, given, class_, model, weights, truncation, device, out,
             f" · truncation {described.get('truncation', '')} · {config.num_directions} directions"
             f" · {config.steps} steps × batch {config.batch_size} · device {generator.device}{ranks} → {run_dir}",
             highlight=False)
+        if config.init == "curvature" and resume is None:
+            console.print(f"curvature warm start: Jacobians of 8 samples ({16 * int(generator.z_dim)} images) …",
+                          highlight=False)
     try:
         if main:
             _run_learn(generator, config, run_dir, resume is not None, learn_directions, dist, time_limit_s)

@@ -40,9 +40,18 @@ CONFIG_NAME = "config.json"
 CURVE_NAME = "loss.png"
 LOCK_NAME = ".lock"
 HELDOUT_SEED_OFFSET = 1_000_003  # the held-out set never shares draws with training
+WARMSTART_SEED_OFFSET = 2_000_003  # nor does the curvature warm start
 SMOOTHING = 0.98  # bias-corrected exponential moving average of the training loss, for display
 # Fields a resumed run may change: they do not alter the optimisation path.
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every"})
+INITS = ("random", "axes", "sefa", "curvature")
+# Named presets of how A starts and how far each Adam step moves it; every other field is shared.
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {"init": "random", "lr": 0.01},  # Peebles et al.: Kaiming-normal A, Adam lr 0.01
+    # the warm start of direction_finder.warmstart, refined with steps that keep its structure
+    # (README, Quality: measured on a real DCGAN within 10 CPU-minutes)
+    "curvature": {"init": "curvature", "lr": 0.001},
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,9 @@ class LearnConfig:
     epsilon: float = 0.1
     k: int = 2
     reduction: str = "mean"
-    init: str = "random"  # "random": Kaiming-normal A (as the reference); "axes": A = I; "sefa": closed form
+    # "random": Kaiming-normal A (as the reference); "axes": A = I; "sefa": SeFa's closed form;
+    # "curvature": the warm start of direction_finder.warmstart (its cost counts as learning time)
+    init: str = "random"
     seed: int = 0
     checkpoint_every: int = 50
     eval_every: int = 50  # held-out penalty every this many steps (0: never)
@@ -88,13 +99,18 @@ class LearnConfig:
             positive_float(name, getattr(self, name))
         if self.reduction not in REDUCTIONS[:2]:
             raise UsageError(f"reduction must be mean or max, got {self.reduction!r}")
-        if self.init not in ("random", "axes", "sefa"):
-            raise UsageError(f"init must be random, axes or sefa, got {self.init!r}")
+        if self.init not in INITS:
+            raise UsageError(f"init must be {', '.join(INITS[:-1])} or {INITS[-1]}, got {self.init!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise UsageError(f"seed must be an integer >= 0, got {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_recipe(cls, recipe: str, **fields: Any) -> "LearnConfig":
+        """The recipe's init and lr (see RECIPES), with any field given here taking precedence."""
+        return cls(**{**recipe_fields(recipe), **fields})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LearnConfig":
@@ -114,6 +130,13 @@ class LearnConfig:
         if self.init == "sefa" and not hasattr(generator, "sefa_directions"):
             raise UsageError("init sefa: this generator has no first linear layer to factorise; use --init random")
         return dataclasses.replace(self, num_directions=n, chunk_size=chunk)
+
+
+def recipe_fields(recipe: str) -> dict[str, Any]:
+    """The LearnConfig fields a named recipe sets."""
+    if recipe not in RECIPES:
+        raise UsageError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    return dict(RECIPES[recipe])
 
 
 def check_layer(generator: Any, layer: str | None) -> None:
@@ -538,27 +561,36 @@ def _no_lock() -> Iterator[None]:
     yield
 
 
-def _initial_state(generator: Any, config: LearnConfig) -> tuple[_State, torch.optim.Adam, Tensor]:
+def _initial_state(generator: Any, config: LearnConfig, resuming: bool = False) -> tuple[_State, torch.optim.Adam, Tensor]:
+    """Step 0: A, Adam and the sample stream. A resumed run replaces A, so no warm start is
+    computed for it. The warm start's seconds start the run's learning time."""
     n, z_dim = config.num_directions, int(generator.z_dim)
     rng = torch.Generator().manual_seed(config.seed)
     A = torch.empty(n, z_dim)
+    started = time.perf_counter()
     if config.init == "random":
         torch.nn.init.kaiming_normal_(A, generator=rng)  # std sqrt(2 / z_dim), as the reference
+    elif resuming:
+        pass
     elif config.init == "sefa":  # closed-form warm start, refined by the penalty
         A = generator.sefa_directions(n).float().cpu()
+    elif config.init == "curvature":
+        from direction_finder.warmstart import curvature_directions
+
+        A = curvature_directions(generator, n, seed=config.seed + WARMSTART_SEED_OFFSET).cpu()
     else:
         A = torch.eye(n, z_dim)
     A = A.to(generator.device).requires_grad_(True)
     optimizer = torch.optim.Adam([A], lr=config.lr)
     state = _State(0, A.detach().clone(), copy.deepcopy(optimizer.state_dict()), rng.get_state(),
-                   0.0, 0.0, math.inf, -1, None)
+                   0.0, time.perf_counter() - started, math.inf, -1, None)
     return state, optimizer, A
 
 
 def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files: _RunFiles | None,
                 checkpoint: dict[str, Any] | None, on_step: Callable[[StepInfo], None] | None,
                 dist: Any = None, time_limit_s: float | None = None) -> Directions:
-    state, optimizer, A = _initial_state(generator, config)
+    state, optimizer, A = _initial_state(generator, config, resuming=checkpoint is not None)
     rng = torch.Generator()
     if checkpoint is not None:
         state = _State(checkpoint["step"], checkpoint["A"], checkpoint["optimizer"], checkpoint["rng"],

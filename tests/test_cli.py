@@ -106,3 +106,20 @@ def test_time_limit_option_parses_durations_and_refuses_nonsense(tmp_path):
     from direction_finder import load_directions
 
     assert 0 < load_directions(tmp_path / "synthetic" / "t").metadata["step"] < 100000000
+
+
+def test_recipes_preset_init_and_lr_and_explicit_options_win(tmp_path):
+    import json
+
+    def learned(*options: str) -> dict:
+        name = f"r{len(list(tmp_path.glob('synthetic/*')))}"
+        result = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=8,factors=4,size=8", "--steps", "2",
+                                     "--eval-every", "0", "--out", str(tmp_path), "--name", name, *options])
+        assert result.exit_code == 0, result.stderr
+        return json.loads((tmp_path / "synthetic" / name / "config.json").read_text())["config"]
+
+    assert (learned()["init"], learned()["lr"]) == ("random", 0.01)  # the default recipe: paper
+    curvature = learned("--recipe", "curvature")
+    assert (curvature["init"], curvature["lr"]) == ("curvature", 0.001)
+    mixed = learned("--recipe", "curvature", "--lr", "0.02")
+    assert (mixed["init"], mixed["lr"]) == ("curvature", 0.02)

@@ -180,7 +180,7 @@ def test_penalty_decreases_on_a_tiny_random_biggan(tiny_biggan):
     ({"epsilon": -0.1}, "epsilon must be a finite number > 0"),
     ({"lr": float("nan")}, "lr must be a finite number > 0"),
     ({"k": 1}, "k must be an integer >= 2"),
-    ({"init": "zeros"}, "init must be random, axes or sefa"),
+    ({"init": "zeros"}, "init must be random, axes, sefa or curvature"),
     ({"reduction": "none"}, "reduction must be mean or max"),
 ])
 def test_bad_configs_are_refused(kwargs, message):

@@ -104,6 +104,8 @@ ROWS = [
     ("5 eta 0", [*LEARN, "--eta", "0"], ["eta must be a finite number > 0, got 0.0"]),
     ("5 epsilon negative", [*LEARN, "--epsilon", "-0.1"], ["epsilon must be a finite number > 0"]),
     ("5 k 1", [*LEARN, "--k", "1"], ["k must be an integer >= 2"]),
+    ("5 unknown recipe", [*LEARN, "--recipe", "fast"], ["unknown recipe 'fast'", "paper, curvature"]),
+    ("5 unknown init", [*LEARN, "--init", "zeros"], ["init must be random, axes, sefa or curvature"]),
     ("5 render eta 0", [*RENDER, "--eta", "0"], ["eta must be a finite number > 0"]),
     ("6 weights path missing", ["learn", "--weights", "{root}/nowhere", "--class", "207"],
      ["--weights", "nowhere does not exist", "config.json and pytorch_model.bin"]),
