@@ -129,14 +129,15 @@ class Probe:
 
     z: Tensor  # (S, z_dim)
     eta: Tensor  # (S,)
-    vectors: Tensor  # (k, S, N)
+    vectors: Tensor  # (N, k, S, N): independent for every direction, so the N per-direction
+    # estimates average out the Rademacher noise instead of sharing it
 
     @classmethod
     def draw(cls, generator: Any, n: int, settings: CompareSettings) -> "Probe":
         rng = torch.Generator().manual_seed(settings.seed)
         z = generator.sample_z(settings.samples, rng)
         eta = (torch.rand(settings.samples, generator=rng) * 2 - 1) * settings.eta
-        vectors = rademacher((settings.k, settings.samples, n), generator=rng)
+        vectors = rademacher((n, settings.k, settings.samples, n), generator=rng)
         return cls(z, eta, vectors)
 
 
@@ -158,7 +159,7 @@ def per_direction_penalty(generator: Any, Q: Tensor, probe: Probe, settings: Com
                 count = probe.z[part].shape[0]
                 value = direction_penalty(generator, Q.to(generator.device), probe.z[part],
                                           torch.full((count,), n, dtype=torch.long), probe.eta[part],
-                                          k=settings.k, epsilon=settings.epsilon, vectors=probe.vectors[:, part],
+                                          k=settings.k, epsilon=settings.epsilon, vectors=probe.vectors[n][:, part],
                                           chunk_size=default_chunk_size(generator.device, settings.k, count,
                                                                         settings.layer),
                                           layer=settings.layer)
