@@ -276,8 +276,10 @@ def _learn_command(dist, given, class_, model, weights, truncation, device, out,
             f" · {config.steps} steps × batch {config.batch_size} · device {generator.device}{ranks} → {run_dir}",
             highlight=False)
         if config.init == "curvature" and resume is None:
-            console.print(f"curvature warm start: Jacobians of 8 samples ({16 * int(generator.z_dim)} images) …",
-                          highlight=False)
+            from direction_finder.warmstart import SAMPLES
+
+            console.print(f"curvature warm start: Jacobians of {SAMPLES} samples "
+                          f"({2 * SAMPLES * int(generator.z_dim)} images) …", highlight=False)
     try:
         if main:
             _run_learn(generator, config, run_dir, resume is not None, learn_directions, dist, time_limit_s)
@@ -423,7 +425,7 @@ def render(
 @app.command()
 def compare(
     run_or_file: Annotated[Path, typer.Argument(help="A run folder or a directions .safetensors file.")],
-    baselines: Annotated[str, typer.Option(help="Comma-separated: axes, random, sefa.")] = "axes,random,sefa",
+    baselines: Annotated[str, typer.Option(help="Comma-separated: axes, random, sefa, curvature (the --init curvature warm start; 16*z_dim images more).")] = "axes,random,sefa",
     samples: Annotated[int, typer.Option(help="Held-out samples shared by every set.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the held-out samples, base points and vectors.")] = 0,
     top: Annotated[int, typer.Option(help="N': most active directions in the D% / D_R Hessians.")] = 8,

@@ -37,7 +37,8 @@ from direction_finder.learn import default_chunk_size, direction_penalty, strict
 from direction_finder.penalty import finite_difference_hessian, rademacher
 from direction_finder.render import add_label, move, ping_pong, sweep, tile, to_uint8, write_gif
 
-BASELINES = ("axes", "random", "sefa")
+BASELINES = ("axes", "random", "sefa", "curvature")
+DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature costs 16 z_dim images more: asked for by name
 Progress = Callable[[int, int], None]
 
 
@@ -110,6 +111,12 @@ def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -
         elif name == "random":
             a = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed + 7919))
             sets.append(DirectionSet("random", gram_schmidt(a)))
+        elif name == "curvature":
+            from direction_finder.learn import WARMSTART_SEED_OFFSET
+            from direction_finder.warmstart import curvature_directions
+
+            # the warm start learn's --init curvature begins from (at seed 0)
+            sets.append(DirectionSet("curvature", curvature_directions(generator, n, seed=WARMSTART_SEED_OFFSET)))
         elif name == "sefa":
             if hasattr(generator, "sefa_directions"):
                 sets.append(DirectionSet("sefa", generator.sefa_directions(n)))
@@ -252,7 +259,7 @@ def images_needed(n: int, sets: int, settings: CompareSettings) -> int:
     return sets * per_set
 
 
-def compare(generator: Any, learned: Tensor, *, baselines: Sequence[str] = BASELINES,
+def compare(generator: Any, learned: Tensor, *, baselines: Sequence[str] = DEFAULT_BASELINES,
             settings: CompareSettings = CompareSettings(),
             on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
     """Evaluate the learned directions and the baselines on the same probe."""
@@ -383,7 +390,7 @@ D%, D_R over the {settings.top} most active directions of each set{' · layer ' 
     atomic_write(out / "compare.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
-def run_compare(generator: Any, learned: Tensor, out_dir: str | os.PathLike, *, baselines: Sequence[str] = BASELINES,
+def run_compare(generator: Any, learned: Tensor, out_dir: str | os.PathLike, *, baselines: Sequence[str] = DEFAULT_BASELINES,
                 settings: CompareSettings = CompareSettings(), info: dict[str, Any] | None = None,
                 gifs: bool = True, on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
     """compare() plus every file: report.json, report.csv, pair_*.gif, compare.html."""

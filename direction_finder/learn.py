@@ -571,7 +571,7 @@ def _initial_state(generator: Any, config: LearnConfig, resuming: bool = False) 
     if config.init == "random":
         torch.nn.init.kaiming_normal_(A, generator=rng)  # std sqrt(2 / z_dim), as the reference
     elif resuming:
-        pass
+        A = torch.zeros(n, z_dim)  # replaced by the checkpoint's A
     elif config.init == "sefa":  # closed-form warm start, refined by the penalty
         A = generator.sefa_directions(n).float().cpu()
     elif config.init == "curvature":

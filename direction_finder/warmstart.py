@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 SATURATION = 1 - 1e-6  # |y| is clamped below this where the curvature weight is formed
+SAMPLES = 8  # latents whose Jacobians enter the warm start: 2 z_dim images each
 
 
 def tanh_curvature_weights(y: Tensor) -> Tensor:
@@ -79,7 +80,7 @@ def kurtosis_rotation(rows: Tensor, weights: Tensor, n: int, iterations: int = 5
     return Q
 
 
-def curvature_directions(generator: Any, n: int, *, samples: int = 8, seed: int = 0,
+def curvature_directions(generator: Any, n: int, *, samples: int = SAMPLES, seed: int = 0,
                          elements_per_sample: int = 16384, step: float = 1e-2, batch_size: int = 32,
                          on_sample: Callable[[int, int], None] | None = None) -> Tensor:
     """The warm start (n, z_dim): kurtosis_rotation of tanh-curvature-weighted output Jacobians

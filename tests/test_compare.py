@@ -32,6 +32,14 @@ def test_on_synthetic_learned_beats_baselines_and_truth_is_best():
     assert by["truth"]["recovery"] == 1.0
 
 
+def test_curvature_baseline_is_measured_when_asked_for_and_finds_the_synthetic_truth():
+    g = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=0)
+    reports, _ = compare(g, torch.eye(8), baselines=["curvature"], settings=CompareSettings(samples=4, seed=1))
+    by = {r.name: r.summary() for r in reports}
+    assert set(by) == {"learned", "curvature", "truth"}
+    assert by["curvature"]["recovery"] > 0.999
+
+
 class Quadratic:
     """G(z)_p = z^T M_p z / 2: the Hessian of pixel p w.r.t. z is M_p (known)."""
 
