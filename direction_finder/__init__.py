@@ -4,7 +4,7 @@ from direction_finder.directions import Directions, gram_schmidt, load_direction
 from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError, WeightsError
 from direction_finder.generators import Generator, load_biggan, load_generator
 from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
-from direction_finder.learn import LearnConfig, learn
+from direction_finder.learn import RECIPES, LearnConfig, learn
 from direction_finder.penalty import (
     autograd_hessian,
     finite_difference_hessian,
@@ -13,6 +13,7 @@ from direction_finder.penalty import (
     offdiagonal_energy,
     rademacher,
 )
+from direction_finder.warmstart import curvature_directions
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,8 @@ __all__ = [
     "Directions",
     "DirectionsFileError",
     "LearnConfig",
+    "RECIPES",
+    "curvature_directions",
     "SyntheticGenerator",
     "Generator",
     "HpdirsError",

@@ -591,6 +591,11 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
                 checkpoint: dict[str, Any] | None, on_step: Callable[[StepInfo], None] | None,
                 dist: Any = None, time_limit_s: float | None = None) -> Directions:
     state, optimizer, A = _initial_state(generator, config, resuming=checkpoint is not None)
+    if dist is not None and dist.world > 1 and checkpoint is None:
+        # every rank must start from the same A; a warm start computed on each device may differ
+        with torch.no_grad():
+            A.copy_(dist.broadcast(A.detach().cpu()).to(A.device))
+        state = dataclasses.replace(state, A=A.detach().clone())
     rng = torch.Generator()
     if checkpoint is not None:
         state = _State(checkpoint["step"], checkpoint["A"], checkpoint["optimizer"], checkpoint["rng"],

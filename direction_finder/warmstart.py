@@ -37,21 +37,28 @@ def tanh_curvature_weights(y: Tensor) -> Tensor:
     return (2 * y / (1 - y * y)) ** 2
 
 
-def output_jacobian(generator: Any, z: Tensor, step: float = 1e-2, batch_size: int = 32) -> tuple[Tensor, Tensor]:
+def output_jacobian(generator: Any, z: Tensor, step: float = 1e-2, batch_size: int = 32,
+                    elements: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The output y = G(z) of one latent (1, z_dim) and its Jacobian dy/dz by central
-    differences: (P,), (P, z_dim), P the number of output elements."""
+    differences, in float64 on the CPU: (P,), (P, z_dim), P the number of output elements, or
+    only the flat output indices `elements` (P',) of them."""
     z_dim = int(generator.z_dim)
     eye = torch.eye(z_dim, device=z.device)
     per_call = max(1, batch_size // 2)
+
+    def flat(images: Tensor) -> Tensor:  # (m, ...) -> (m, P') float64 on the CPU (MPS has no float64)
+        out = images.flatten(1)
+        return (out if elements is None else out[:, elements.to(out.device)]).cpu().double()
+
     with torch.no_grad():
-        y = generator(z).flatten().double()  # (P,)
+        y = flat(generator(z))[0]  # (P',)
         columns = []
         for start in range(0, z_dim, per_call):
             e = eye[start : start + per_call] * step  # (m, z_dim)
-            out = generator(torch.cat([z + e, z - e])).flatten(1).double()  # (2m, P)
+            out = flat(generator(torch.cat([z + e, z - e])))  # (2m, P')
             m = e.shape[0]
-            columns.append((out[:m] - out[m:]) / (2 * step))  # (m, P)
-    return y, torch.cat(columns).T  # (P,), (P, z_dim)
+            columns.append((out[:m] - out[m:]) / (2 * step))  # (m, P')
+    return y, torch.cat(columns).T  # (P',), (P', z_dim)
 
 
 def kurtosis_rotation(rows: Tensor, weights: Tensor, n: int, iterations: int = 50,
@@ -96,11 +103,13 @@ def curvature_directions(generator: Any, n: int, *, samples: int = SAMPLES, seed
     rng = torch.Generator().manual_seed(seed)
     z = generator.sample_z(samples, rng)  # (S, z_dim)
     rows, weights = [], []
+    with torch.no_grad():
+        size = generator(z[:1]).numel()  # P, output elements per image
     for s in range(samples):
-        y, jacobian = output_jacobian(generator, z[s : s + 1], step, batch_size)  # (P,), (P, z_dim)
-        keep = torch.randperm(y.shape[0], generator=rng)[:elements_per_sample]
-        rows.append(jacobian[keep].cpu())
-        weights.append(tanh_curvature_weights(y[keep].cpu()))
+        keep = torch.randperm(size, generator=rng)[:elements_per_sample]  # (P',)
+        y, jacobian = output_jacobian(generator, z[s : s + 1], step, batch_size, keep)  # (P',), (P', z_dim)
+        rows.append(jacobian)
+        weights.append(tanh_curvature_weights(y))
         if on_sample:
             on_sample(s + 1, samples)
     x, c = torch.cat(rows), torch.cat(weights)  # (S*P', z_dim), (S*P',)

@@ -116,3 +116,9 @@ def test_the_curvature_recipe_still_recovers_the_synthetic_truth():
     g = SyntheticGenerator(z_dim=12, factors=4, size=8, seed=3)
     directions = learn(g, LearnConfig.from_recipe("curvature", steps=400, batch_size=8, seed=0, eval_every=0))
     assert recovery_score(directions.matrix, g.true_directions) >= 0.99
+
+
+def test_curvature_warm_start_runs_on_biggan(tiny_biggan):
+    Q = curvature_directions(tiny_biggan, 4, samples=2, seed=0)  # (4, z_dim)
+    assert Q.shape == (4, tiny_biggan.z_dim) and torch.isfinite(Q).all()
+    assert torch.allclose(Q @ Q.T, torch.eye(4), atol=1e-5)
