@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import os
+import signal
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,14 +13,85 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 import direction_finder
-from direction_finder.errors import HpdirsError, HpdirsWarning
+from direction_finder.errors import HpdirsError, HpdirsWarning, Terminated
+
+
+class _ReaderGone(io.TextIOBase):
+    """sys.stdout or sys.stderr, looked up at each write, that goes quiet instead of failing once
+    its reader has gone (`hpdirs learn ... | head`): a closed pipe must not end a run that is
+    writing its results to files. The descriptor is pointed at /dev/null so that the
+    interpreter's own flush at exit does not fail either."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.gone = name, False
+
+    @property
+    def stream(self):  # noqa: ANN201
+        return getattr(sys, self.name)
+
+    def _quiet(self) -> None:
+        self.gone = True
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._quiet()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._quiet()
+
+    def isatty(self) -> bool:
+        return not self.gone and self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """Typer's own usage errors (unknown option, bad type, missing argument) as one `error:`
+    line and exit code 2, like every other error of hpdirs, instead of a boxed panel."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            fail("aborted")
+            sys.exit(1)
+        except typer.TyperException as exc:  # click's UsageError and friends, bundled by typer
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            command = getattr(getattr(exc, "ctx", None), "command_path", "hpdirs")
+            fail(f"{' '.join(message.split())} (see `{command} --help`)")
+            sys.exit(getattr(exc, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="hpdirs",
     help="Discover interpretable directions in BigGAN-deep's latent space with the Hessian Penalty.",
     no_args_is_help=True,
@@ -24,8 +99,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(file=_ReaderGone("stdout"))
+err_console = Console(file=_ReaderGone("stderr"))
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
@@ -35,9 +110,11 @@ def fail(message: str, code: int = 1) -> "typer.Exit":
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """hpdirs' own warnings as one line; a library's (torch, PIL, ...) are for developers and
+    shown only with HPDIRS_DEBUG=1."""
     if issubclass(category, HpdirsWarning):
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
-    else:
+    elif os.environ.get("HPDIRS_DEBUG"):
         _default_showwarning(message, category, filename, lineno, file, line)
 
 
@@ -52,8 +129,18 @@ def user_errors() -> Iterator[None]:
         yield
     except HpdirsError as exc:
         raise fail(str(exc)) from None
-    except KeyboardInterrupt:
-        raise fail("interrupted; files are written whole or not at all, so nothing partial was left", 130) from None
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        raise fail(f"interrupted by {signal.Signals(signum).name}; files are written whole or not at all, "
+                   "so nothing partial was left", 128 + signum) from None
+    except MemoryError:
+        raise fail("not enough memory; lower --batch-size (or --samples, --frames)") from None
+    except RuntimeError as exc:  # torch's allocators say so in a RuntimeError (OutOfMemoryError on CUDA)
+        text = str(exc)
+        if isinstance(exc, torch_oom()) or "allocate" in text or "out of memory" in text:
+            first = (text.strip().splitlines() or [type(exc).__name__])[0]
+            raise fail(f"not enough memory ({first[:160]}); lower --batch-size (or --samples, --frames)") from None
+        raise
     except OSError as exc:  # the environment (disk full, permissions), not a bug
         where = f" ({exc.filename})" if exc.filename else ""
         raise fail(f"{exc.strerror or exc}{where}; free space or fix permissions, or choose another --out") from None
@@ -233,24 +320,23 @@ def _learn_command(dist, given, class_, model, weights, truncation, device, out,
                    time_limit_s=None) -> None:  # noqa: ANN001
     import dataclasses
 
-    from direction_finder.generators import class_slug, load_generator
+    from direction_finder.generators import class_slug, generator_for_metadata, load_generator
     from direction_finder.learn import LearnConfig, LearnInterrupted, learn as learn_directions, new_run_dir, read_run
 
     main = dist is None or dist.is_main
-    if resume is not None:
-        stored, meta = read_run(resume)
-        config = dataclasses.replace(stored, **given)
-        model = model or meta.get("model")
-        class_ = class_ if class_ is not None else str(meta.get("class_index"))
-        truncation = truncation if truncation is not None else float(meta.get("truncation", 0.4))
-        weights = weights or (Path(meta["weights"]) if meta.get("weights") else None)
-    else:
-        config = LearnConfig(**given)
+    where = dist.device() if dist is not None else device
     with download_progress() as progress:
-        generator = load_generator(model, class_ if class_ is not None else "golden_retriever",
-                                   truncation if truncation is not None else 0.4, weights,
-                                   dist.device() if dist is not None else device,
-                                   offline=offline or None, progress=progress)
+        if resume is not None:  # the generator the run was started with, as its config.json records
+            stored, meta = read_run(resume)
+            config = dataclasses.replace(stored, **given)
+            generator = generator_for_metadata(meta, model=model, class_=class_, truncation=truncation,
+                                               weights=weights, device=where, source=f"run {resume}",
+                                               offline=offline or None, progress=progress)
+        else:
+            config = LearnConfig(**given)
+            generator = load_generator(model, class_ if class_ is not None else "golden_retriever",
+                                       truncation if truncation is not None else 0.4, weights, where,
+                                       offline=offline or None, progress=progress)
     config = config.resolved(generator)
     if resume is not None:
         run_dir = resume
@@ -287,10 +373,12 @@ def _learn_command(dist, given, class_, model, weights, truncation, device, out,
             learn_directions(generator, config, out_dir=run_dir, resume=resume is not None, dist=dist,
                              time_limit_s=time_limit_s)
     except LearnInterrupted as exc:
+        name = signal.Signals(exc.signum).name
+        message = (f"interrupted by {name} at step {exc.step}; checkpoint saved in {exc.run_dir}; "
+                   f"resume with: hpdirs learn --resume {exc.run_dir}")
         if main:
-            err_console.print(f"interrupted at step {exc.step}; checkpoint saved in {exc.run_dir}.", highlight=False)
-            err_console.print(f"resume with: hpdirs learn --resume {exc.run_dir}", highlight=False)
-        raise typer.Exit(130) from None
+            raise fail(message, 128 + exc.signum) from None
+        raise typer.Exit(128 + exc.signum) from None
     if main:
         console.print(f"done: {run_dir}/directions.safetensors (best by held-out: directions_best.safetensors)")
         console.print(f"next: hpdirs render {run_dir}", highlight=False)
@@ -563,9 +651,27 @@ def _print_bench(r: dict) -> None:
                       f"at batch {r['render']['batch_size']}", highlight=False)
 
 
+def torch_oom() -> type:
+    import torch
+
+    return getattr(torch, "OutOfMemoryError", MemoryError)
+
+
+def _terminate(signum: int, frame) -> None:  # noqa: ANN001
+    raise Terminated(signum)
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    SIGTERM (what a scheduler sends) and SIGHUP (a closed terminal) are delivered as an
+    interruption, exactly like Ctrl-C: `learn` saves the last completed step and names the resume
+    command, `render` and `compare` remove their temp files; the exit code is 128 + the signal.
+    """
+    for kind in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(kind, _terminate)
+    warnings.showwarning = _show_warning
+    app(prog_name="hpdirs")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,13 @@
 """hpdirs' library: interpretable GAN latent directions via the Hessian Penalty."""
 
-from direction_finder.directions import Directions, gram_schmidt, load_directions, save_directions
+from direction_finder.directions import (
+    Directions,
+    canonical_signs,
+    gram_schmidt,
+    load_directions,
+    orthonormal_directions,
+    save_directions,
+)
 from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError, WeightsError
 from direction_finder.generators import Generator, load_biggan, load_generator
 from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
@@ -38,6 +45,8 @@ __all__ = [
     "autograd_hessian",
     "finite_difference_hessian",
     "gram_schmidt",
+    "orthonormal_directions",
+    "canonical_signs",
     "hessian_penalty",
     "hessian_penalty_reference",
     "offdiagonal_energy",

@@ -55,18 +55,20 @@ class CompareSettings:
     layer: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("samples", "top", "batch_size"):
+        from direction_finder.learn import FLOAT_LIMITS, LIMITS
+
+        ranges = {"samples": (1, LIMITS["eval_samples"][1]), "top": (1, 1_000_000), "batch_size": LIMITS["batch_size"],
+                  "k": LIMITS["k"], "sweep_steps": (2, 1000), "seed": LIMITS["seed"]}
+        for name, (low, high) in ranges.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
-        if self.k < 2:
-            raise UsageError(f"k must be an integer >= 2, got {self.k}")
-        if self.sweep_steps < 2:
-            raise UsageError(f"sweep-steps must be an integer >= 2, got {self.sweep_steps}")
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise UsageError(f"{name.replace('_', '-')} must be an integer from {low} to {high:,}, got {value!r}")
         for name in ("eta", "epsilon"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise UsageError(f"{name} must be a finite number > 0, got {value!r}")
+            if value > FLOAT_LIMITS[name]:
+                raise UsageError(f"{name} must be at most {FLOAT_LIMITS[name]:g}, got {value!r}")
 
 
 @dataclass

@@ -55,6 +55,58 @@ def gram_schmidt(A: Tensor, *, check: bool = True) -> Tensor:
     return (q * signs).transpose(0, 1).contiguous()  # (N, D)
 
 
+def orthonormal_directions(A: Tensor) -> Tensor:
+    """The directions Q (N, D) that the parameters A (N, D) stand for, in every forward pass.
+
+    For N < D this is gram_schmidt(A). For N = D the last row of GS(A) is fixed, up to sign, by
+    the rows before it: its gradient w.r.t. A's last row is zero in exact arithmetic and float
+    noise in practice, and Adam moves such an entry by +-lr whatever its size. That flips the last
+    direction's sign at random (so runs on other thread counts, ranks or CPUs part ways) and lets
+    the row wander into the span of the others (a crash). So for N = D the last row of A carries
+    no parameter: Q's last row is the unit vector orthogonal to the other N - 1 rows, oriented so
+    that det(Q) = +1. The objective is the same function of the other rows (the penalty does not
+    depend on a direction's sign in expectation), and its gradient reaches them through this row.
+    """
+    if A.dim() != 2 or A.shape[0] != A.shape[1]:
+        return gram_schmidt(A)  # N < D, or a shape gram_schmidt rejects with its own message
+    if A.shape[0] == 1:
+        return A * 0 + 1  # (1, 1): the one orientation with det +1, still a function of A
+    head = gram_schmidt(A[:-1])  # (D - 1, D)
+    return torch.cat([head, oriented_complement(head)[None]])  # (D, D)
+
+
+def oriented_complement(head: Tensor) -> Tensor:
+    """The unit vector u (D,) orthogonal to the D - 1 orthonormal rows of head, with
+    det([head; u]) = +1; differentiable in head.
+
+    u is found once without gradients (a complete QR in float64, then the sign from the
+    determinant, which is +-1 to rounding, so the sign never hangs on noise); then
+    u = P c / |P c| with P = I - head^T head and c that value: the same vector, and a formula
+    whose derivative is the derivative of the complement as head moves.
+    """
+    with torch.no_grad():
+        rows = head.detach().double()  # (D - 1, D)
+        q, _ = torch.linalg.qr(rows.T, mode="complete")  # (D, D); last column spans the complement
+        c = q[:, -1]  # (D,)
+        c = c * torch.sign(torch.linalg.det(torch.cat([rows, c[None]])))
+        c = c.to(head.dtype)
+    residual = c - head.T @ (head @ c)  # (D,)
+    return residual / residual.norm()
+
+
+def canonical_signs(Q: Tensor) -> Tensor:
+    """Q (N, D) with each row's sign chosen so that its entries sum to a positive number.
+
+    A direction and its negative are the same direction (the penalty and a sweep from -eta to
+    +eta do not tell them apart), so saved files fix the sign and files written on different
+    machines compare row by row. The sum is the rule whose tie is least likely to be crossed by
+    rounding: it is ~N(0, 1) for a unit row, against a top-two gap of ~0.03 for "largest entry
+    positive" at z_dim 128.
+    """
+    total = Q.sum(dim=1, keepdim=True)  # (N, 1)
+    return Q * torch.where(total < 0, -1.0, 1.0).to(Q.dtype)
+
+
 @dataclass
 class Directions:
     """N orthonormal latent directions and where they came from."""
@@ -87,22 +139,50 @@ def _to_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux reports it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Any) -> None:
     """Call write(tmp_path) on a temp file beside `path`, fsync, then rename over `path`.
 
-    A crash or a full disk leaves the previous file intact and no partial file behind.
+    A crash, a signal or a full disk leaves the previous file intact and no partial file behind.
+    The temp file is made with mode 0600; it gets the mode of an ordinary file created under the
+    user's umask (0644 under umask 022) before anything is written, so a gallery can be served.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         write(Path(tmp))
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # name the file the user asked for, not the temp file that is gone
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Bytes serialised in memory first, then written by Python's own file I/O: a full disk or a
+    file-size limit arrives as an OSError with its errno (torch.save and safetensors would raise
+    their own RuntimeError / SafetensorError that say only that writing failed)."""
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def check_z_dim(matrix: Tensor, generator: Any) -> None:
@@ -131,7 +211,7 @@ def writable_dir(path: str | os.PathLike) -> Path:
 def save_directions(path: str | os.PathLike, directions: Directions | Tensor,
                     metadata: Mapping[str, Any] | None = None) -> Path:
     """Write a directions file atomically. Metadata values that are not strings are stored as JSON."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if isinstance(directions, Tensor):
         directions = Directions(directions, dict(metadata or {}))
@@ -142,14 +222,14 @@ def save_directions(path: str | os.PathLike, directions: Directions | Tensor,
         tensors["raw"] = directions.raw.detach().to("cpu", torch.float32).contiguous()
     meta = _to_strings({**directions.metadata, "format": FORMAT})
     path = Path(path)
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    write_bytes_atomic(path, save(tensors, metadata=meta))
     return path
 
 
 def _parse(meta: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in meta.items():
-        if key in ("format", "model", "class_name", "created", "weights"):
+        if key in ("format", "model", "class_name", "created", "weights", "weights_fingerprint"):
             out[key] = value
             continue
         try:
@@ -187,6 +267,11 @@ def load_directions(path: str | os.PathLike) -> Directions:
     matrix = tensors.get("directions")
     if matrix is None or matrix.dim() != 2 or matrix.dtype != torch.float32:
         raise DirectionsFileError(f"{path} has no float32 (N, z_dim) tensor 'directions'")
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise DirectionsFileError(f"{path} holds {matrix.shape[0]} directions of size {matrix.shape[1]}; "
+                                  "it is not a directions file of a run (re-run learn or pick another file)")
+    if not bool(matrix.isfinite().all()):
+        raise DirectionsFileError(f"{path}: 'directions' holds NaN or infinite values; the file is damaged")
     gram = matrix @ matrix.T
     if not torch.allclose(gram, torch.eye(matrix.shape[0]), atol=ORTHONORMAL_TOLERANCE):
         raise DirectionsFileError(f"{path}: the rows of 'directions' are not orthonormal; the file is damaged")

@@ -21,3 +21,13 @@ class DirectionsFileError(HpdirsError):
 
 class HpdirsWarning(UserWarning):
     """Something the user should know, that does not stop the command (printed as one line)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal (SIGTERM from a scheduler, SIGHUP from a closed terminal) delivered
+    as an interruption, so that it runs every cleanup Ctrl-C runs: the checkpoint of the last
+    completed step, temp files removed, the run's lock released."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -1,7 +1,8 @@
 """Learn N latent directions by minimising the Hessian Penalty w.r.t. w of G(z + w Q).
 
-The objective, exactly (DESIGN.md "The estimator"): for each sample b, z_b ~ G.sample_z,
-i_b ~ U{0..N-1}, eta_b ~ U[-eta, eta]; Q = gram_schmidt(A) in every forward; w0_b = eta_b e_{i_b};
+The objective, exactly: for each sample b, z_b ~ G.sample_z, i_b ~ U{0..N-1},
+eta_b ~ U[-eta, eta]; Q = Gram-Schmidt of A in every forward (orthonormal_directions: for
+N = z_dim the last row is the oriented complement of the others); w0_b = eta_b e_{i_b};
 f_b(w) = G(z_b + w Q); the penalty is the mean over (b, C, H, W) of the unbiased variance over k
 Rademacher vectors v (all N coordinates) of (f_b(w0 + eps v) - 2 f_b(w0) + f_b(w0 - eps v)) / eps^2.
 Only A is optimised (Adam); the generator is frozen.
@@ -16,6 +17,8 @@ import io
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +30,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from direction_finder.directions import Directions, atomic_write, gram_schmidt, save_directions
+from direction_finder.directions import (
+    Directions,
+    atomic_write,
+    canonical_signs,
+    orthonormal_directions,
+    save_directions,
+    write_bytes_atomic,
+)
 from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError
 from direction_finder.penalty import REDUCTIONS, hessian_penalty, rademacher
 
@@ -54,6 +64,26 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+# Ranges of the settings. The upper ends are far beyond any useful run, and exist so that a typo
+# (--batch-size 1000000000000000) is one clear line instead of a failed allocation or an overflow.
+LIMITS: dict[str, tuple[int, int]] = {
+    "steps": (1, 10**9),
+    "batch_size": (1, 65_536),
+    "checkpoint_every": (1, 10**9),
+    "eval_every": (0, 10**9),
+    "eval_samples": (1, 1_000_000),
+    "k": (2, 1024),  # a variance needs two samples
+    "seed": (0, 2**62),  # seeds derived from it (held-out, warm start) must fit a 64-bit generator
+    "num_directions": (1, 1_000_000),  # and at most z_dim, checked against the generator
+    "chunk_size": (1, 2048),
+}
+FLOAT_LIMITS: dict[str, float] = {
+    "lr": 10.0,  # A's rows have norm ~1: a step of 10 already throws them anywhere
+    "eta": 1000.0,  # latents are ~N(0, 1): BigGAN sees nothing but saturation beyond a few hundred
+    "epsilon": 100.0,
+}
+
+
 @dataclass(frozen=True)
 class LearnConfig:
     """Everything that determines a learning run; serialised into every artifact."""
@@ -77,32 +107,26 @@ class LearnConfig:
     chunk_size: int | None = None  # perturbed batches per generator call; None: the device default
 
     def __post_init__(self) -> None:
-        def positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
-            low = 0 if allow_zero else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise UsageError(f"{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+        def integer(name: str, value: Any, low: int, high: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise UsageError(f"{name.replace('_', '-')} must be an integer from {low} to {high:,}, got {value!r}")
 
-        def positive_float(name: str, value: Any) -> None:
+        def number(name: str, value: Any, high: float) -> None:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
                 raise UsageError(f"{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
+            if value > high:
+                raise UsageError(f"{name.replace('_', '-')} must be at most {high:g}, got {value!r}")
 
-        for name in ("steps", "batch_size", "checkpoint_every", "eval_samples"):
-            positive_int(name, getattr(self, name))
-        positive_int("eval_every", self.eval_every, allow_zero=True)
-        if self.num_directions is not None:
-            positive_int("num_directions", self.num_directions)
-        if self.chunk_size is not None:
-            positive_int("chunk_size", self.chunk_size)
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
-            raise UsageError(f"k must be an integer >= 2 (a variance needs two samples), got {self.k!r}")
-        for name in ("lr", "eta", "epsilon"):
-            positive_float(name, getattr(self, name))
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if value is not None or name not in ("num_directions", "chunk_size"):
+                integer(name, value, low, high)
+        for name, high in FLOAT_LIMITS.items():
+            number(name, getattr(self, name), high)
         if self.reduction not in REDUCTIONS[:2]:
             raise UsageError(f"reduction must be mean or max, got {self.reduction!r}")
         if self.init not in INITS:
             raise UsageError(f"init must be {', '.join(INITS[:-1])} or {INITS[-1]}, got {self.init!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise UsageError(f"seed must be an integer >= 0, got {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -249,7 +273,7 @@ def train_step(generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, conf
     Under torch.distributed the loss and the gradient of A are averaged over the ranks' equal
     slices (= the global batch's mean loss and its gradient) before the step.
     """
-    Q = gram_schmidt(A)  # (N, z_dim): re-orthonormalised in every forward
+    Q = orthonormal_directions(A)  # (N, z_dim): re-orthonormalised in every forward
     loss = direction_penalty(generator, Q, batch.z, batch.index, batch.eta, k=config.k, epsilon=config.epsilon,
                              reduction=config.reduction, vectors=batch.vectors, chunk_size=config.chunk_size,
                              layer=config.layer)
@@ -331,12 +355,12 @@ class StepInfo:
 
 
 class LearnInterrupted(HpdirsError):
-    """Ctrl-C: the checkpoint of the last completed step was written."""
+    """Ctrl-C, SIGTERM or SIGHUP: the checkpoint of the last completed step was written."""
 
-    def __init__(self, run_dir: Path | None, step: int) -> None:
+    def __init__(self, run_dir: Path | None, step: int, signum: int = signal.SIGINT) -> None:
         where = f"; checkpoint at step {step} in {run_dir}" if run_dir else ""
-        super().__init__(f"interrupted at step {step}{where}")
-        self.run_dir, self.step = run_dir, step
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}{where}")
+        self.run_dir, self.step, self.signum = run_dir, step, int(signum)
 
 
 class RunWriteError(HpdirsError):
@@ -406,6 +430,67 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return data
 
 
+def _checkpoint_json(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(data[key])
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DirectionsFileError(f"checkpoint {path} is damaged (its {key} cannot be read: {exc}); "
+                                  "it cannot be resumed: start a new run") from None
+
+
+def _checkpoint_config(data: dict[str, Any], path: Path) -> LearnConfig:
+    try:
+        return LearnConfig.from_dict(_checkpoint_json(data, "config", path))
+    except UsageError as exc:
+        raise DirectionsFileError(f"checkpoint {path} is damaged ({exc}); it cannot be resumed: start a new run") from None
+
+
+def check_checkpoint(data: dict[str, Any], path: Path, config: LearnConfig, z_dim: int) -> None:
+    """Every field of a checkpoint has the type, shape and range this run needs; a
+    DirectionsFileError naming the file and the field otherwise (never a traceback later)."""
+    n = int(config.num_directions)
+
+    def bad(field: str, why: str) -> DirectionsFileError:
+        return DirectionsFileError(f"checkpoint {path} is damaged ({field} {why}); it cannot be resumed: "
+                                   "start a new run, or restore the file")
+
+    def number(field: str) -> None:
+        value = data.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise bad(field, f"is {value!r}, not a number")
+
+    step = data.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step:
+        raise bad("step", f"is {step!r}, not a step number")
+    A = data.get("A")
+    if not isinstance(A, Tensor) or A.shape != (n, z_dim) or not A.is_floating_point() or not bool(A.isfinite().all()):
+        raise bad("A", f"is not a finite ({n}, {z_dim}) matrix")
+    for field in ("average", "elapsed", "best_heldout"):
+        number(field)
+    if isinstance(data.get("best_step"), bool) or not isinstance(data.get("best_step"), int):
+        raise bad("best_step", "is not an integer")
+    best = data.get("best_matrix")
+    if best is not None and (not isinstance(best, Tensor) or best.shape != (n, z_dim)):
+        raise bad("best_matrix", f"is not a ({n}, {z_dim}) matrix")
+    rng = data.get("rng")
+    try:
+        torch.Generator().set_state(rng)
+    except (TypeError, RuntimeError, ValueError):
+        raise bad("rng", "is not a random-number generator state") from None
+    probe = torch.optim.Adam([torch.zeros(n, z_dim, requires_grad=True)], lr=config.lr)
+    try:
+        probe.load_state_dict(data.get("optimizer"))
+        for state in probe.state.values():
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state and tuple(state[key].shape) != (n, z_dim):
+                    raise ValueError(f"{key} has shape {tuple(state[key].shape)}")
+    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
+        raise bad("optimizer", f"is not an Adam state for A ({' '.join(str(exc).split())[:120]})") from None
+
+
 def config_differences(old: LearnConfig, new: LearnConfig) -> list[str]:
     """Fields that differ and would change the optimisation path."""
     a, b = old.to_dict(), new.to_dict()
@@ -413,7 +498,9 @@ def config_differences(old: LearnConfig, new: LearnConfig) -> list[str]:
 
 
 def _save_torch(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 @contextmanager
@@ -464,10 +551,25 @@ class _RunFiles:
         atomic_write(self.dir / CONFIG_NAME, lambda tmp: tmp.write_text(json.dumps(body, indent=2) + "\n"))
 
     def load_rows(self, up_to_step: int) -> None:
+        """The log's rows up to the checkpoint's step (a damaged log: one line naming it)."""
         path = self.dir / LOSS_NAME
-        if path.is_file():
+        if not path.is_file():
+            return
+        fields = ["step", "loss", "smoothed_loss", "heldout", "elapsed_s", "sample_steps_per_s"]
+        try:
             with open(path, newline="") as f:
-                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= up_to_step]
+                reader = csv.DictReader(f)
+                if reader.fieldnames != fields:
+                    raise ValueError(f"its header is {reader.fieldnames}")
+                rows = list(reader)
+            for row in rows:
+                int(row["step"]), float(row["smoothed_loss"])  # what the loss curve reads
+                if row["heldout"]:
+                    float(row["heldout"])
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as exc:
+            raise DirectionsFileError(f"{path} is damaged ({' '.join(str(exc).split())[:160]}); delete it (the log "
+                                      "restarts at the checkpoint's step) or restore it, then resume") from None
+        self.rows = [r for r in rows if int(r["step"]) <= up_to_step]
 
     def add_row(self, row: dict[str, Any]) -> None:
         self.rows.append({k: ("" if v is None else (f"{v:.9g}" if isinstance(v, float) else str(v))) for k, v in row.items()})
@@ -492,7 +594,8 @@ class _RunFiles:
 def _directions_metadata(meta: dict[str, Any], config: LearnConfig, step: int, loss: float,
                          kind: str, heldout: float | None) -> dict[str, Any]:
     return {
-        **{k: meta.get(k, "") for k in ("model", "class_index", "class_name", "truncation", "weights")},
+        **{k: meta.get(k, "") for k in ("model", "class_index", "class_name", "truncation", "weights",
+                                         "weights_fingerprint")},
         "config": config.to_dict(), "step": step, "loss": loss, "heldout": heldout, "kind": kind,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": _versions(),
     }
@@ -530,35 +633,77 @@ def learn(
     if run_dir is None:
         return _learn_loop(generator, config, meta, None, None, on_step, dist, time_limit_s)
     main = dist is None or dist.is_main
+    fresh = False  # a folder this run starts empty: removed again if no checkpoint is ever written
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not os.access(run_dir, os.W_OK):
             raise UsageError(f"cannot write to {run_dir}; choose another --out")
-    with (run_lock(run_dir) if main else _no_lock()):
-        checkpoint = None
-        if resume:
-            checkpoint = read_checkpoint(run_dir / CHECKPOINT_NAME)
-            old = LearnConfig.from_dict(json.loads(checkpoint["config"]))
-            differences = config_differences(old, config)
-            if differences:
-                raise UsageError(f"cannot resume {run_dir} with a different config ({'; '.join(differences)}); "
-                                 "use the original settings or start a new run")
-            old_meta = json.loads(checkpoint["generator"])
-            changed = [k for k in ("model", "class_index", "truncation") if old_meta.get(k) != meta.get(k)]
-            if changed:
-                raise UsageError(f"cannot resume {run_dir}: the generator differs in {', '.join(changed)} "
-                                 f"(was {', '.join(str(old_meta.get(k)) for k in changed)})")
-        elif main and (run_dir / CHECKPOINT_NAME).exists():
-            raise UsageError(f"{run_dir} already holds a run; pass --resume {run_dir} or choose another --name")
-        files = _RunFiles(run_dir, config, meta) if main else None
+        fresh = not resume and not any(run_dir.iterdir())
+    try:
+        with (run_lock(run_dir) if main else _no_lock()):
+            return _learn_in(generator, config, meta, run_dir, resume, main, on_step, dist, time_limit_s)
+    except BaseException:
+        if fresh and not (run_dir / CHECKPOINT_NAME).exists():
+            _remove_unfinished(run_dir)  # neither a new name nor a resumable run: leave nothing
+        raise
+
+
+def _remove_unfinished(run_dir: Path) -> None:
+    """Remove the files a run that never reached its first checkpoint wrote, and its folder."""
+    for name in (CONFIG_NAME, LOSS_NAME, CURVE_NAME, LAST_NAME, BEST_NAME, LOCK_NAME):
+        (run_dir / name).unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass  # something else is in it: leave it
+
+
+def _learn_in(generator: Any, config: LearnConfig, meta: dict[str, Any], run_dir: Path, resume: bool, main: bool,
+              on_step: Callable[[StepInfo], None] | None, dist: Any, time_limit_s: float | None) -> Directions:
+    """learn() with its run folder locked: every file of a resumed run is checked before any is
+    written, so a failed resume leaves config.json as it was."""
+    checkpoint = None
+    files = _RunFiles(run_dir, config, meta) if main else None
+    if resume:
+        checkpoint = read_checkpoint(run_dir / CHECKPOINT_NAME)
+        old = _checkpoint_config(checkpoint, run_dir / CHECKPOINT_NAME)
+        differences = config_differences(old, config)
+        if differences:
+            raise UsageError(f"cannot resume {run_dir} with a different config ({'; '.join(differences)}); "
+                             "use the original settings or start a new run")
+        old_meta = _checkpoint_json(checkpoint, "generator", run_dir / CHECKPOINT_NAME)
+        changed = [k for k in ("model", "class_index", "truncation") if old_meta.get(k) != meta.get(k)]
+        if changed:
+            raise UsageError(f"cannot resume {run_dir}: the generator differs in {', '.join(changed)} "
+                             f"(was {', '.join(str(old_meta.get(k)) for k in changed)})")
+        check_checkpoint(checkpoint, run_dir / CHECKPOINT_NAME, config, int(generator.z_dim))
         if files is not None:
-            files.write_config()
-        return _learn_loop(generator, config, meta, files, checkpoint, on_step, dist, time_limit_s)
+            files.load_rows(int(checkpoint["step"]))
+    elif main and (run_dir / CHECKPOINT_NAME).exists():
+        raise UsageError(f"{run_dir} already holds a run; pass --resume {run_dir} or choose another --name")
+    if files is not None:
+        files.write_config()
+    return _learn_loop(generator, config, meta, files, checkpoint, on_step, dist, time_limit_s)
 
 
 @contextmanager
 def _no_lock() -> Iterator[None]:
     yield
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP ignored for the duration (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kinds = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    before = [signal.signal(kind, signal.SIG_IGN) for kind in kinds]
+    try:
+        yield
+    finally:
+        for kind, handler in zip(kinds, before):
+            signal.signal(kind, handler)
 
 
 def _initial_state(generator: Any, config: LearnConfig, resuming: bool = False) -> tuple[_State, torch.optim.Adam, Tensor]:
@@ -580,7 +725,7 @@ def _initial_state(generator: Any, config: LearnConfig, resuming: bool = False) 
         A = curvature_directions(generator, n, seed=config.seed + WARMSTART_SEED_OFFSET).cpu()
     else:
         A = torch.eye(n, z_dim)
-    A = A.to(generator.device).requires_grad_(True)
+    A = A.to(generator.device, getattr(generator, "dtype", torch.float32)).requires_grad_(True)
     optimizer = torch.optim.Adam([A], lr=config.lr)
     state = _State(0, A.detach().clone(), copy.deepcopy(optimizer.state_dict()), rng.get_state(),
                    0.0, time.perf_counter() - started, math.inf, -1, None)
@@ -605,8 +750,6 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
             A.copy_(state.A.to(A.device))
         optimizer.load_state_dict(state.optimizer)
     rng.set_state(state.rng)
-    if files is not None:
-        files.load_rows(state.step)
 
     n = config.num_directions
     heldout = None
@@ -624,9 +767,14 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
                 _save_files(s)
             except OSError as exc:
                 reason = exc.strerror or str(exc)
-                error = RunWriteError(
-                    f"could not write to {files.dir} ({reason}) at step {s.step}; the files written before are "
-                    f"intact: free space and continue with `hpdirs learn --resume {files.dir}`")
+                if (files.dir / CHECKPOINT_NAME).exists():
+                    error = RunWriteError(
+                        f"could not write to {files.dir} ({reason}) at step {s.step}; the files written before are "
+                        f"intact: free space and continue with `hpdirs learn --resume {files.dir}`")
+                else:
+                    error = RunWriteError(
+                        f"could not write to {files.dir} ({reason}) at step {s.step}, before the run's first "
+                        "checkpoint; nothing was kept: free space and start the run again")
         if dist is not None and dist.world > 1 and not interrupted:
             if not dist.agree(error is None, A.device) and error is None:
                 from direction_finder.distributed import RankFailed
@@ -639,12 +787,12 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
         assert files is not None
         _save_torch(s.to_checkpoint(config, meta), files.dir / CHECKPOINT_NAME)
         with torch.no_grad():
-            Q = gram_schmidt(s.A)
+            Q = canonical_signs(orthonormal_directions(s.A))
         loss = s.smoothed_loss
         save_directions(files.dir / LAST_NAME, Directions(Q.cpu(), _directions_metadata(
             meta, config, s.step, loss, "last", None), s.A.cpu()))
         if s.best_matrix is not None:
-            save_directions(files.dir / BEST_NAME, Directions(s.best_matrix.cpu(), _directions_metadata(
+            save_directions(files.dir / BEST_NAME, Directions(canonical_signs(s.best_matrix.cpu()), _directions_metadata(
                 meta, config, s.best_step, loss, "best", s.best_heldout)))
         files.write_log()
 
@@ -671,7 +819,7 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
             best_heldout, best_step, best_matrix = state.best_heldout, state.best_step, state.best_matrix
             if heldout is not None and (done % config.eval_every == 0 or done == config.steps):
                 with torch.no_grad():
-                    Q_now = gram_schmidt(A)
+                    Q_now = orthonormal_directions(A)
                 value = heldout_penalty(generator, Q_now, heldout, config, dist=dist)
                 if value < best_heldout:
                     best_heldout, best_step, best_matrix = value, done, Q_now.detach().clone()
@@ -694,12 +842,14 @@ def _learn_loop(generator: Any, config: LearnConfig, meta: dict[str, Any], files
                     stop = not dist.agree(not stop, A.device)
                 if stop:
                     break
-    except KeyboardInterrupt:
-        save(state, interrupted=True)
-        raise LearnInterrupted(files.dir if files else None, state.step) from None
+    except KeyboardInterrupt as exc:
+        with _signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the last save short
+            save(state, interrupted=True)
+        raise LearnInterrupted(files.dir if files else None, state.step,
+                               getattr(exc, "signum", signal.SIGINT)) from None
     save(state)
     with torch.no_grad():
-        Q = gram_schmidt(A).cpu()
+        Q = canonical_signs(orthonormal_directions(A).cpu())
     return Directions(Q, _directions_metadata(meta, config, state.step, state.smoothed_loss, "last", None),
                       A.detach().cpu())
 
@@ -746,5 +896,10 @@ def read_run(run_dir: str | os.PathLike) -> tuple[LearnConfig, dict[str, Any]]:
     try:
         body = json.loads(path.read_text())
         return LearnConfig.from_dict(body["config"]), dict(body["generator"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DirectionsFileError(f"{path} is missing or damaged ({exc}); cannot resume this run") from None
+    except UsageError as exc:  # a hand-edited value out of range
+        raise DirectionsFileError(f"{path} is damaged ({exc}); restore it (the run's checkpoint has the "
+                                  "original settings) or start a new run") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        detail = " ".join(str(exc).split())[:160]
+        raise DirectionsFileError(f"{path} is missing or damaged ({type(exc).__name__}: {detail}); "
+                                  "cannot resume this run") from None

@@ -23,9 +23,14 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from direction_finder.directions import atomic_write, check_z_dim, writable_dir
-from direction_finder.errors import UsageError
+from direction_finder.errors import HpdirsError, UsageError
 
 FORMATS = ("gif", "mp4", "png")
+MAX_FRAMES = 1000
+MAX_ETA = 1000.0  # the same range as learning's eta  # a sweep of more distinct frames than this is no longer watched, only stored
+# GIF stores each frame's duration in centiseconds (1..65535), so 100 fps is the fastest it
+# shows; 0.01 fps (100 s a frame) is slower than anyone watches.
+FPS_RANGE = (0.01, 100.0)
 
 
 def default_render_batch(device: torch.device | str) -> int:
@@ -65,8 +70,10 @@ def eta_values(eta: float, frames: int) -> Tensor:
     """frames evenly spaced values from -eta to +eta (the ping-pong return reuses them)."""
     if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0):
         raise UsageError(f"eta must be a finite number > 0, got {eta!r}")
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
-        raise UsageError(f"frames must be an integer >= 2, got {frames!r}")
+    if eta > MAX_ETA:
+        raise UsageError(f"eta must be at most {MAX_ETA:g} (latents are ~N(0, 1)), got {eta!r}")
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 2 <= frames <= MAX_FRAMES:
+        raise UsageError(f"frames must be an integer from 2 to {MAX_FRAMES}, got {frames!r}")
     return torch.linspace(-eta, eta, frames)
 
 
@@ -214,9 +221,11 @@ class RenderSettings:
                 raise UsageError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
         if self.samples > 64:
             raise UsageError(f"samples {self.samples} is too many for a grid; use at most 64")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= 2**62:
+            raise UsageError(f"seed must be an integer from 0 to {2**62:,}, got {self.seed!r}")
         eta_values(self.eta, self.frames)
-        if not (math.isfinite(self.fps) and self.fps > 0):
-            raise UsageError(f"fps must be a number > 0, got {self.fps!r}")
+        if not (isinstance(self.fps, (int, float)) and FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]):
+            raise UsageError(f"fps must be a number from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}, got {self.fps!r}")
         if self.size is not None and not 8 <= self.size <= 1024:
             raise UsageError(f"size must be 8..1024 pixels, got {self.size}")
         parse_formats(",".join(self.formats))
@@ -274,7 +283,7 @@ def render(
                 pixels = to_uint8(frame, settings.size)  # (S, h, w, 3)
                 if store is None:
                     shape = (len(tracks), settings.frames, *pixels.shape)
-                    store = np.lib.format.open_memmap(Path(scratch) / "frames.npy", "w+", np.uint8, shape)
+                    store = frame_store(Path(scratch) / "frames.npy", shape, out)
                 store[t, f] = pixels
                 done += pixels.shape[0]
                 if on_images is not None:
@@ -287,6 +296,30 @@ def render(
     atomic_write(out / "render.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=2) + "\n"))
     write_gallery(out, manifest)
     return manifest
+
+
+def frame_store(path: Path, shape: tuple[int, ...], out: Path) -> np.ndarray:
+    """A uint8 array of `shape` in a file, its blocks reserved before the first frame is stored.
+
+    A plain memory map is sparse: on a disk that fills up, the first page the kernel cannot back
+    kills the process with SIGBUS, leaving the scratch file behind. Reserving the whole size up
+    front turns that into an error here, before any work is done.
+    """
+    store = np.lib.format.open_memmap(path, "w+", np.uint8, shape)
+    size = path.stat().st_size
+    try:
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, size)
+    except OSError as exc:
+        del store
+        raise RenderSpaceError(
+            f"not enough space in {out} for the render's frames ({size / 2**20:.1f} MiB: {exc.strerror}); free "
+            "space, choose another --out, or render fewer --directions, --frames or --samples") from None
+    return store
+
+
+class RenderSpaceError(HpdirsError):
+    """The output folder's disk cannot hold the render's frame store."""
 
 
 def _grid_frame(samples: np.ndarray) -> np.ndarray:

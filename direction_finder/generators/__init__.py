@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import torch
 
+from direction_finder.errors import HpdirsWarning
 from direction_finder.generators.base import Generator, resolve_device
 from direction_finder.generators.biggan import DEFAULT_MODEL, BigGANGenerator, load_biggan
 from direction_finder.generators.imagenet import ImageNetClass, resolve_class, search_classes
@@ -55,21 +57,37 @@ def generator_for_metadata(
     name = model or metadata.get("model") or None
     if name is None:
         raise UsageError(f"{source} does not say which model it was learned with; pass --model (and --class)")
+    if not isinstance(name, str):
+        raise UsageError(f"{source} names the model {name!r}, which is not a model name; pass --model")
     synthetic = name.split(":", 1)[0] == "synthetic"
     if class_ is None and not synthetic:
         index = metadata.get("class_index")
-        if not isinstance(index, int) or index < 0:
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise UsageError(f"{source} does not say which class it was learned for; pass --class")
         class_ = index
     if truncation is None:
-        truncation = float(metadata.get("truncation") or 0.4)
-    if weights is None and metadata.get("weights") and not synthetic:
+        stored = metadata.get("truncation") or 0.4
+        if isinstance(stored, bool) or not isinstance(stored, (int, float)):
+            raise UsageError(f"{source} records truncation {stored!r}, which is not a number; pass --truncation")
+        truncation = float(stored)
+    implicit = weights is None and bool(metadata.get("weights")) and not synthetic
+    if implicit:
         weights = Path(str(metadata["weights"]))
         if not weights.exists():
             raise UsageError(f"{source} was learned with weights from {weights}, which is gone; pass --weights")
     if weights is not None and model is None and name not in MODEL_NAMES:
         name = None  # a custom architecture: its config.json decides
-    return load_generator(name, class_, truncation, weights, device, **kwargs)
+    generator = load_generator(name, class_, truncation, weights, device, **kwargs)
+    recorded = metadata.get("weights_fingerprint")
+    found = getattr(generator, "weights_fingerprint", "")
+    if recorded and found and recorded != found:
+        where = getattr(getattr(generator, "weights", None), "folder", weights)
+        message = (f"the weights in {where} are not the ones {source} was learned with (fingerprint {found}, "
+                   f"recorded {recorded})")
+        if implicit:
+            raise UsageError(f"{message}; pass --weights with the original folder, or this one to use it anyway")
+        warnings.warn(f"{message}; using them as you asked", HpdirsWarning, stacklevel=2)
+    return generator
 
 
 def class_slug(generator: Any) -> str:

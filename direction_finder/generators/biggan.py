@@ -1,6 +1,6 @@
 """BigGAN-deep as a Generator: frozen, in eval mode, exact, with one class and truncation bound in.
 
-Works around the traps of pytorch-pretrained-biggan 0.1.1 (see DESIGN.md): the model is loaded
+Works around the traps of pytorch-pretrained-biggan 0.1.1: the model is loaded
 from config.json + pytorch_model.bin ourselves with strict key checking, put in eval mode, its
 spectral norms are folded into plain weights once (no power iteration at call time), and the
 BatchNorm statistics of the truncation are selected by nearest grid index instead of the
@@ -122,6 +122,7 @@ class BigGANGenerator:
         truncation: float,
         weights: WeightsFiles | None,
         device: torch.device,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         self.model = model
         self.name = name
@@ -129,6 +130,8 @@ class BigGANGenerator:
         self.truncation = truncation
         self.weights = weights
         self.device = device
+        self.dtype = dtype  # float32; float64 only to study rounding (tests), at several times the cost
+        self.weights_fingerprint = weights.fingerprint() if weights is not None else ""
         self.z_dim = int(model.config.z_dim)
         self.resolution = int(model.config.output_dim)
         # The class embedding: one_hot(class) @ W^T is exactly column `index` of W (z_dim, 1000).
@@ -145,7 +148,7 @@ class BigGANGenerator:
         # z: (n, z_dim) -> images (n, 3, R, R) in [-1, 1]
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (n, {self.z_dim}), got {tuple(z.shape)}")
-        z = z.to(self.device, torch.float32)
+        z = z.to(self.device, self.dtype)
         condition = torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1)  # (n, 2 z_dim)
         return self.model.generator(condition, self.truncation)
 
@@ -168,7 +171,7 @@ class BigGANGenerator:
             raise ValueError(f"unknown layer {layer!r}; choose from {', '.join(names)}")
         target = int(layer[len("block"):])
         gen = self.model.generator
-        z = z.to(self.device, torch.float32)
+        z = z.to(self.device, self.dtype)
         condition = torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1)  # (n, 2 z_dim)
         h = gen.gen_z(condition).view(-1, 4, 4, 16 * self.model.config.channel_width)
         h = h.permute(0, 3, 1, 2).contiguous()  # (n, 16 ch, 4, 4)
@@ -208,7 +211,9 @@ class BigGANGenerator:
             "class_index": self.class_info.index,
             "class_name": self.class_info.name,
             "truncation": self.truncation,
-            "weights": str(self.weights.folder) if self.weights and self.weights.source == "path" else "",
+            # resolved: a relative path would name another folder when run from elsewhere
+            "weights": str(self.weights.folder.resolve()) if self.weights and self.weights.source == "path" else "",
+            "weights_fingerprint": self.weights_fingerprint,
         }
 
 
@@ -274,6 +279,7 @@ def load_biggan(
     offline: bool | None = None,
     fetch: Fetch | None = None,
     progress: ProgressCallback | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> BigGANGenerator:
     """Load a frozen BigGAN-deep for one class and truncation.
 
@@ -303,8 +309,9 @@ def load_biggan(
     _select_statistics(model.generator, index)
     model.eval()  # again, for the modules that replaced the BatchNorms
     model.requires_grad_(False)
-    model.to(device=dev, dtype=torch.float32)
-    return BigGANGenerator(model, name=label, class_info=class_info, truncation=used, weights=files, device=dev)
+    model.to(device=dev, dtype=dtype)
+    return BigGANGenerator(model, name=label, class_info=class_info, truncation=used, weights=files, device=dev,
+                           dtype=dtype)
 
 
 # --- random models in the published folder format, for tests and offline demos -------------

@@ -6,6 +6,7 @@ cannot work offline) and loads with strict=False.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import urllib.error
@@ -19,6 +20,7 @@ from direction_finder.errors import UsageError, WeightsError
 MODEL_NAMES: tuple[str, ...] = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
+FINGERPRINT_BYTES = 2**20  # read from each end of the weights file for its fingerprint
 RECORD_NAME = "download.json"  # size of each file as it arrived, written after a complete download
 
 
@@ -45,6 +47,19 @@ class WeightsFiles:
     @property
     def folder(self) -> Path:
         return self.weights.parent
+
+    def fingerprint(self) -> str:
+        """Which weights these are, cheaply: sha256 of config.json, the weights file's size, and
+        its first and last MiB. Recorded at learn time, so that a later render, compare or
+        resume notices another model behind the same folder name (reading 2 MiB, not 1 GB)."""
+        digest = hashlib.sha256(self.config.read_bytes())
+        size = self.weights.stat().st_size
+        digest.update(str(size).encode())
+        with open(self.weights, "rb") as f:
+            digest.update(f.read(FINGERPRINT_BYTES))
+            f.seek(max(0, size - FINGERPRINT_BYTES))
+            digest.update(f.read(FINGERPRINT_BYTES))
+        return digest.hexdigest()[:16]
 
 
 def check_model_name(name: str) -> str:
