@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import sys
 import warnings
@@ -138,8 +139,9 @@ def user_errors() -> Iterator[None]:
     except RuntimeError as exc:  # torch's allocators say so in a RuntimeError (OutOfMemoryError on CUDA)
         text = str(exc)
         if isinstance(exc, torch_oom()) or "allocate" in text or "out of memory" in text:
-            first = (text.strip().splitlines() or [type(exc).__name__])[0]
-            raise fail(f"not enough memory ({first[:160]}); lower --batch-size (or --samples, --frames)") from None
+            asked = re.search(r"tried to allocate (\d+(?:\.\d+)?) ?(bytes|[KMG]i?B)", text)
+            what = f"an allocation of {asked.group(1)} {asked.group(2)} failed" if asked else "an allocation failed"
+            raise fail(f"not enough memory ({what}); lower --batch-size (or --samples, --frames)") from None
         raise
     except OSError as exc:  # the environment (disk full, permissions), not a bug
         where = f" ({exc.filename})" if exc.filename else ""
@@ -293,12 +295,14 @@ def learn(
         if recipe is not None or resume is None:  # a resumed run keeps its stored init and lr
             given = {**recipe_fields(recipe or DEFAULT_RECIPE), **given}
         dist = init_from_env(device)  # torchrun: WORLD_SIZE > 1 in the environment
+        finished = False
         try:
             _learn_command(dist, given, class_, model, weights, truncation, device, out, name, resume, offline,
                            parse_duration(time_limit) if time_limit is not None else None)
+            finished = True
         finally:
             if dist is not None:
-                shutdown()
+                shutdown(finished)
 
 
 def parse_duration(text: str) -> float:

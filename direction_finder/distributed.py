@@ -106,8 +106,14 @@ def init_from_env(device: str = "auto", timeout_s: float | None = None) -> DistC
     return DistContext(rank, world, local_rank, backend)
 
 
-def shutdown() -> None:
+def shutdown(finished: bool = False) -> None:
+    """Leave the job. After a run every rank finished, wait for the others first: a rank that
+    exits while another (rank 0, writing the last files) still holds gloo connections to it
+    could make that rank's gloo thread abort the process. After a failure, leave at once
+    (torchrun ends the others)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

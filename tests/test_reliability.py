@@ -515,3 +515,20 @@ def test_files_get_the_users_umask(world, tmp_path):
     modes = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*")}
     assert {m for p, m in modes.items() if (tmp_path / p).is_file()} == {"0o644"}, modes
     assert {m for p, m in modes.items() if (tmp_path / p).is_dir()} == {"0o755"}, modes
+
+
+def test_running_out_of_memory_is_one_line_and_leaves_no_run(world, tmp_path):
+    """A real allocation failure: the address space capped at 3 GiB (`ulimit -v`), a batch that needs more."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    process = subprocess.run([sys.executable, "-m", "hpdirs_cli", "learn", "--weights", str(world["tiny"]), "--class",
+                              "207", "--steps", "1", "--batch-size", "65536", "--eval-every", "0", "--out",
+                              str(tmp_path), "--name", "huge"], capture_output=True, text=True, timeout=120,
+                             preexec_fn=cap)
+    assert process.returncode == 1, process.stderr
+    _one_error_line(process.stderr)
+    assert "not enough memory (an allocation of" in process.stderr and "lower --batch-size" in process.stderr
+    assert not (tmp_path / "golden_retriever" / "huge").exists()

@@ -16,6 +16,7 @@ from direction_finder.errors import UsageError
 from direction_finder.generators.synthetic import SyntheticGenerator
 from direction_finder.render import RenderSettings, move, parse_indices, ping_pong, render, sweep, to_uint8
 from hpdirs_cli.main import app
+from tolerances import FLOAT32_EPS, IMAGE_ULPS
 
 runner = CliRunner()
 
@@ -29,7 +30,8 @@ def test_eta_zero_without_alignment_is_the_plain_sample(tiny_biggan):
     z = tiny_biggan.sample_z(3, torch.Generator().manual_seed(0))
     direction = gram_schmidt(torch.randn(2, 16))[1]
     (frame,) = list(sweep(tiny_biggan, direction, z, torch.tensor([0.0]), align=False, batch_size=2))
-    torch.testing.assert_close(frame, tiny_biggan(z), atol=1e-6, rtol=0)
+    # the same images generated in other batches: tanh-bounded, a few ulps of kernel rounding
+    torch.testing.assert_close(frame, tiny_biggan(z), atol=IMAGE_ULPS * FLOAT32_EPS, rtol=0)
 
 
 def test_alignment_puts_every_sample_at_the_same_coordinate():
