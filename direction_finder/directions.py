@@ -79,17 +79,17 @@ def oriented_complement(head: Tensor) -> Tensor:
     """The unit vector u (D,) orthogonal to the D - 1 orthonormal rows of head, with
     det([head; u]) = +1; differentiable in head.
 
-    u is found once without gradients (a complete QR in float64, then the sign from the
-    determinant, which is +-1 to rounding, so the sign never hangs on noise); then
-    u = P c / |P c| with P = I - head^T head and c that value: the same vector, and a formula
-    whose derivative is the derivative of the complement as head moves.
+    u is found once without gradients (a complete QR in float64 on the CPU, where every device
+    has float64, then the sign from the determinant, which is +-1 to rounding, so the sign never
+    hangs on noise); then u = P c / |P c| with P = I - head^T head and c that value: the same
+    vector, and a formula whose derivative is the derivative of the complement as head moves.
     """
     with torch.no_grad():
-        rows = head.detach().double()  # (D - 1, D)
+        rows = head.detach().to("cpu", torch.float64)  # (D - 1, D)
         q, _ = torch.linalg.qr(rows.T, mode="complete")  # (D, D); last column spans the complement
         c = q[:, -1]  # (D,)
         c = c * torch.sign(torch.linalg.det(torch.cat([rows, c[None]])))
-        c = c.to(head.dtype)
+        c = c.to(head.device, head.dtype)
     residual = c - head.T @ (head @ c)  # (D,)
     return residual / residual.norm()
 
@@ -160,7 +160,10 @@ def atomic_write(path: Path, write: Any) -> None:
     user's umask (0644 under umask 022) before anything is written, so a gallery can be served.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
     finally:

@@ -26,8 +26,8 @@ from direction_finder.directions import atomic_write, check_z_dim, writable_dir
 from direction_finder.errors import HpdirsError, UsageError
 
 FORMATS = ("gif", "mp4", "png")
-MAX_FRAMES = 1000
-MAX_ETA = 1000.0  # the same range as learning's eta  # a sweep of more distinct frames than this is no longer watched, only stored
+MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
+MAX_ETA = 1000.0  # the same range as learning's eta
 # GIF stores each frame's duration in centiseconds (1..65535), so 100 fps is the fastest it
 # shows; 0.01 fps (100 s a frame) is slower than anyone watches.
 FPS_RANGE = (0.01, 100.0)
@@ -303,13 +303,15 @@ def frame_store(path: Path, shape: tuple[int, ...], out: Path) -> np.ndarray:
 
     A plain memory map is sparse: on a disk that fills up, the first page the kernel cannot back
     kills the process with SIGBUS, leaving the scratch file behind. Reserving the whole size up
-    front turns that into an error here, before any work is done.
+    front turns that into an error here, after the first frame (which gives the image size).
+    Where the OS has no posix_fallocate (macOS), the map stays sparse.
     """
     store = np.lib.format.open_memmap(path, "w+", np.uint8, shape)
     size = path.stat().st_size
     try:
-        with open(path, "r+b") as f:
-            os.posix_fallocate(f.fileno(), 0, size)
+        if hasattr(os, "posix_fallocate"):
+            with open(path, "r+b") as f:
+                os.posix_fallocate(f.fileno(), 0, size)
     except OSError as exc:
         del store
         raise RenderSpaceError(
