@@ -125,6 +125,7 @@ _default_showwarning = warnings.showwarning
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's user-facing errors into one line on stderr and a non-zero exit."""
+    previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
         yield
@@ -138,7 +139,7 @@ def user_errors() -> Iterator[None]:
         raise fail("not enough memory; lower --batch-size (or --samples, --frames)") from None
     except RuntimeError as exc:  # torch's allocators say so in a RuntimeError (OutOfMemoryError on CUDA)
         text = str(exc)
-        if isinstance(exc, torch_oom()) or "allocate" in text or "out of memory" in text:
+        if isinstance(exc, _torch_oom()) or "allocate" in text or "out of memory" in text:
             asked = re.search(r"tried to allocate (\d+(?:\.\d+)?) ?(bytes|[KMG]i?B)", text)
             what = f"an allocation of {asked.group(1)} {asked.group(2)} failed" if asked else "an allocation failed"
             raise fail(f"not enough memory ({what}); lower --batch-size (or --samples, --frames)") from None
@@ -147,7 +148,7 @@ def user_errors() -> Iterator[None]:
         where = f" ({exc.filename})" if exc.filename else ""
         raise fail(f"{exc.strerror or exc}{where}; free space or fix permissions, or choose another --out") from None
     finally:
-        warnings.showwarning = _default_showwarning
+        warnings.showwarning = previous  # main() keeps its filter for the whole process
 
 
 @contextmanager
@@ -655,7 +656,7 @@ def _print_bench(r: dict) -> None:
                       f"at batch {r['render']['batch_size']}", highlight=False)
 
 
-def torch_oom() -> type:
+def _torch_oom() -> type:
     import torch
 
     return getattr(torch, "OutOfMemoryError", MemoryError)

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from direction_finder.directions import atomic_write, check_z_dim, gram_schmidt, writable_dir
 from direction_finder.errors import UsageError
-from direction_finder.learn import default_chunk_size, direction_penalty, strict_fp32
+from direction_finder.learn import FLOAT_LIMITS, LIMITS, default_chunk_size, direction_penalty, strict_fp32
 from direction_finder.penalty import finite_difference_hessian, rademacher
 from direction_finder.render import add_label, move, ping_pong, sweep, tile, to_uint8, write_gif
 
@@ -55,8 +55,6 @@ class CompareSettings:
     layer: str | None = None
 
     def __post_init__(self) -> None:
-        from direction_finder.learn import FLOAT_LIMITS, LIMITS
-
         ranges = {"samples": (1, LIMITS["eval_samples"][1]), "top": (1, 1_000_000), "batch_size": LIMITS["batch_size"],
                   "k": LIMITS["k"], "sweep_steps": (2, 1000), "seed": LIMITS["seed"]}
         for name, (low, high) in ranges.items():

@@ -24,10 +24,10 @@ from torch import Tensor
 
 from direction_finder.directions import atomic_write, check_z_dim, writable_dir
 from direction_finder.errors import HpdirsError, UsageError
+from direction_finder.learn import FLOAT_LIMITS, LIMITS
 
 FORMATS = ("gif", "mp4", "png")
 MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
-MAX_ETA = 1000.0  # the same range as learning's eta
 # GIF stores each frame's duration in centiseconds (1..65535), so 100 fps is the fastest it
 # shows; 0.01 fps (100 s a frame) is slower than anyone watches.
 FPS_RANGE = (0.01, 100.0)
@@ -70,8 +70,8 @@ def eta_values(eta: float, frames: int) -> Tensor:
     """frames evenly spaced values from -eta to +eta (the ping-pong return reuses them)."""
     if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0):
         raise UsageError(f"eta must be a finite number > 0, got {eta!r}")
-    if eta > MAX_ETA:
-        raise UsageError(f"eta must be at most {MAX_ETA:g} (latents are ~N(0, 1)), got {eta!r}")
+    if eta > FLOAT_LIMITS["eta"]:  # the range learning accepts
+        raise UsageError(f"eta must be at most {FLOAT_LIMITS['eta']:g} (latents are ~N(0, 1)), got {eta!r}")
     if isinstance(frames, bool) or not isinstance(frames, int) or not 2 <= frames <= MAX_FRAMES:
         raise UsageError(f"frames must be an integer from 2 to {MAX_FRAMES}, got {frames!r}")
     return torch.linspace(-eta, eta, frames)
@@ -221,8 +221,9 @@ class RenderSettings:
                 raise UsageError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
         if self.samples > 64:
             raise UsageError(f"samples {self.samples} is too many for a grid; use at most 64")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= 2**62:
-            raise UsageError(f"seed must be an integer from 0 to {2**62:,}, got {self.seed!r}")
+        low, high = LIMITS["seed"]
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not low <= self.seed <= high:
+            raise UsageError(f"seed must be an integer from {low} to {high:,}, got {self.seed!r}")
         eta_values(self.eta, self.frames)
         if not (isinstance(self.fps, (int, float)) and FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]):
             raise UsageError(f"fps must be a number from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}, got {self.fps!r}")

@@ -64,6 +64,9 @@ def world(tmp_path_factory, tiny_weights):
               metadata={"format": "hpdirs.directions/2", "model": "synthetic"})
     save_directions(files / "z8.safetensors", torch.eye(4, 8), {"model": "synthetic:z_dim=16"})
     save_directions(files / "no-model.safetensors", torch.eye(4, 8), {})
+    save_directions(files / "zero-rows.safetensors", torch.zeros(0, 8), {"model": "synthetic:z_dim=8"})
+    save_directions(files / "odd-meta.safetensors", torch.eye(4, 16),
+                    {"model": "biggan-deep-32", "class_index": 207, "truncation": "abc", "weights": str(tiny_weights)})
     with open(files / "pickle.safetensors", "wb") as f:
         pickle.dump({"directions": Exploit()}, f)
     (files / "a-file").write_text("x")
@@ -456,12 +459,6 @@ ABSURD = [
 
 @pytest.mark.parametrize("case, argv, fragments, code", ABSURD, ids=[r[0] for r in ABSURD])
 def test_absurd_values_and_usage_errors_are_one_line(world, case, argv, fragments, code):
-    files = world["files"]
-    if not (files / "zero-rows.safetensors").exists():
-        save_directions(files / "zero-rows.safetensors", torch.zeros(0, 8), {"model": "synthetic:z_dim=8"})
-        save_directions(files / "odd-meta.safetensors", torch.eye(4, 16),
-                        {"model": "biggan-deep-32", "class_index": 207, "truncation": "abc",
-                         "weights": str(world["tiny"])})
     before = snapshot(world["root"])
     args = [a.format(**world) for a in argv]
     # through the installed entry point: typer's usage errors are formatted there
