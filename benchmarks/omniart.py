@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from direction_finder.generators.base import sefa
+
 CLASSES = ("amber", "blue", "brown", "gray", "grayscale", "green", "hazel", "red")
 
 
@@ -57,12 +59,8 @@ class EyeGenerator:
     def sefa_directions(self, n: int) -> Tensor:
         """SeFa on the first layer, a ConvTranspose2d on a 1x1 input (a linear map):
         W = weight[:100] reshaped to (1024*4*4, 100), the columns acting on z."""
-        weight = self.model.main[0].weight.detach().double()[: self.z_dim]  # (100, 1024, 4, 4)
-        w = weight.reshape(self.z_dim, -1).T  # (16384, 100)
-        values, vectors = torch.linalg.eigh(w.T @ w)
-        top = vectors[:, torch.argsort(values, descending=True)[:n]].T
-        signs = torch.sign(top.gather(1, top.abs().argmax(dim=1, keepdim=True)))
-        return (top * signs).float()
+        weight = self.model.main[0].weight[: self.z_dim]  # (100, 1024, 4, 4)
+        return sefa(weight.reshape(self.z_dim, -1).T, n)  # W: (16384, 100)
 
     def describe(self) -> dict:
         return {"model": self.name, "class_index": CLASSES.index(self.class_name), "class_name": self.class_name,

@@ -28,14 +28,15 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from direction_finder.compare import CompareSettings, DirectionSet, Probe, baseline_sets, evaluate_set  # noqa: E402
-from direction_finder.learn import WARMSTART_SEED_OFFSET, LearnConfig, learn, recipe_fields  # noqa: E402
+from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig, recipe_fields  # noqa: E402
+from direction_finder.learn import learn  # noqa: E402
 from direction_finder.warmstart import curvature_directions  # noqa: E402
 
 # chunk_size 4: all 2k perturbed batches of 8 in one call of 32 images, the DCGAN's fastest
 # call size on this CPU (94 images/s against 71 in calls of 8); the same for every recipe.
 SHARED = dict(batch_size=8, k=2, chunk_size=4)
 RECIPES = {
-    # hpdirs' own recipes (direction_finder.learn.RECIPES), so the benchmark measures exactly them
+    # hpdirs' own recipes (direction_finder.config.RECIPES), so the benchmark measures exactly them
     "paper": {**recipe_fields("paper"), **SHARED},  # Kaiming-normal A, Adam lr 0.01
     "curvature": {**recipe_fields("curvature"), **SHARED},  # its warm start's ~30 s count in the budget
     # SeFa's closed form refined the same way (measured last session: it keeps SeFa's numbers)

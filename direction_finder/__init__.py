@@ -11,7 +11,8 @@ from direction_finder.directions import (
 from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError, WeightsError
 from direction_finder.generators import Generator, load_biggan, load_generator
 from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
-from direction_finder.learn import RECIPES, LearnConfig, learn
+from direction_finder.config import RECIPES, LearnConfig
+from direction_finder.learn import learn
 from direction_finder.penalty import (
     autograd_hessian,
     finite_difference_hessian,
@@ -22,6 +23,7 @@ from direction_finder.penalty import (
 )
 from direction_finder.warmstart import curvature_directions
 
+# The one place the version is written: pyproject.toml reads it from here when the package is built.
 __version__ = "0.1.0"
 
 __all__ = [

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import platform
 import resource
 import statistics
@@ -19,13 +21,19 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from direction_finder.learn import Batch, LearnConfig, draw_batch, strict_fp32, train_step
+from direction_finder.config import LIMITS, LearnConfig, check_layer
+from direction_finder.directions import atomic_write
+from direction_finder.errors import UsageError
+from direction_finder.generators import GeneratorChoice, Layered, ProgressCallback, display_name
+from direction_finder.objective import Batch, draw_batch, outputs, strict_fp32, train_step
 from direction_finder.penalty import hessian_penalty_reference
+from direction_finder.validation import integer
 
 Note = Callable[[str], None]
 
@@ -38,6 +46,15 @@ class BenchSettings:
     render: bool = True
     render_batch: int | None = None  # None: render's default for the device
     k: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
+                                       for b in self.batch_sizes):
+            raise UsageError(f"`batch_sizes` {list(self.batch_sizes)}: every batch size must be >= 1")
+        for b in self.batch_sizes:
+            integer("batch_sizes", b, *LIMITS["batch_size"])
+        integer("steps", self.steps, 1, 10_000)
+        integer("k", self.k, *LIMITS["k"])
 
 
 def _sync(device: torch.device) -> None:
@@ -92,8 +109,7 @@ def reference_step(generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, 
     z = batch.z
 
     def f(w: Tensor) -> Tensor:
-        latents = z + w @ Q
-        return generator(latents) if config.layer is None else generator.features(latents, config.layer)
+        return outputs(generator, z + w @ Q, config.layer)
 
     with strict_fp32():
         loss = hessian_penalty_reference(f, w0, k=config.k, epsilon=config.epsilon, vectors=batch.vectors.to(Q.device))
@@ -116,10 +132,10 @@ def _reset_peak(device: torch.device) -> None:
 
 def mid_layer(generator: Any) -> str | None:
     """The last named layer nearest to an eighth of the output resolution (16 px at 128 px)."""
-    if not hasattr(generator, "layers"):
+    if not isinstance(generator, Layered):
         return None
     layers = generator.layers()
-    target = getattr(generator, "resolution", max(h for _, h, _ in layers.values())) / 8
+    target = max(h for _, h, _ in layers.values()) / 8  # the last layer's resolution is the output's
     distance = {name: abs(h - target) for name, (_, h, _) in layers.items()}
     best = min(distance.values())
     return [name for name, d in distance.items() if d == best][-1]
@@ -182,7 +198,7 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
     note = note or (lambda message: None)
     device = generator.device
     results: dict[str, Any] = {
-        "model": getattr(generator, "name", type(generator).__name__), "device": str(device),
+        "model": display_name(generator), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "steps": settings.steps,
         "k": settings.k, "batch_sizes": list(settings.batch_sizes),
@@ -232,7 +248,7 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
         results["learn"][str(b)]["achieved_gflops"] = achieved
         results["learn"][str(b)]["mfu"] = achieved / results["matmul_peak_gflops"]
     layer = mid_layer(generator) if settings.layer == "auto" else settings.layer
-    if layer is not None and hasattr(generator, "features"):
+    if layer is not None and isinstance(generator, Layered):
         results["layer"] = {"name": layer, "shape": list(generator.layers()[layer])}
         for b in settings.batch_sizes:
             note(f"learning step at layer {layer}, batch {b}")
@@ -276,3 +292,18 @@ def _render_rate(generator: Any, settings: BenchSettings) -> dict[str, Any]:
         seconds = time.perf_counter() - start
     return {"images": images, "seconds": seconds, "images_per_s": images / seconds,
             "batch_size": settings.render_batch}
+
+
+def bench_to_file(choice: GeneratorChoice, settings: BenchSettings, out: str | os.PathLike, *,
+                  progress: ProgressCallback | None = None, note: Note | None = None,
+                  on_layers: Callable[[dict[str, tuple[int, int, int]]], None] | None = None) -> dict[str, Any]:
+    """`hpdirs bench`: load the generator, measure, write the results to `out` (JSON); returns
+    them. on_layers is told the generator's named layers (for the fast mode) before measuring."""
+    generator = choice.load(progress=progress)
+    if settings.layer not in (None, "auto"):
+        check_layer(generator, settings.layer)
+    if on_layers is not None and isinstance(generator, Layered):
+        on_layers(generator.layers())
+    results = bench(generator, settings, note=note)
+    atomic_write(Path(out), lambda tmp: tmp.write_text(json.dumps(results, indent=2) + "\n"))
+    return results

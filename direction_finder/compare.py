@@ -16,10 +16,6 @@ Metrics per set Q (N, z_dim):
 
 from __future__ import annotations
 
-import csv
-import html
-import io
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -31,11 +27,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from direction_finder.directions import atomic_write, check_z_dim, gram_schmidt, writable_dir
+from direction_finder.config import FLOAT_LIMITS, LIMITS, WARMSTART_SEED_OFFSET, check_layer, default_chunk_size
+from direction_finder.directions import check_z_dim, gram_schmidt, writable_dir
 from direction_finder.errors import UsageError
-from direction_finder.learn import FLOAT_LIMITS, LIMITS, default_chunk_size, direction_penalty, strict_fp32
+from direction_finder.generators import Factorisable, GeneratorChoice, KnownTruth, ProgressCallback, display_name
+from direction_finder.objective import direction_penalty, outputs, strict_fp32
 from direction_finder.penalty import finite_difference_hessian, rademacher
-from direction_finder.render import add_label, move, ping_pong, sweep, tile, to_uint8, write_gif
+from direction_finder.render import move, sweep
+from direction_finder.report import side_by_side, write_compare_html, write_reports
+from direction_finder.runs import open_directions
+from direction_finder.validation import check_fields
 
 BASELINES = ("axes", "random", "sefa", "curvature")
 DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature costs 16 z_dim images more: asked for by name
@@ -55,18 +56,10 @@ class CompareSettings:
     layer: str | None = None
 
     def __post_init__(self) -> None:
-        ranges = {"samples": (1, LIMITS["eval_samples"][1]), "top": (1, 1_000_000), "batch_size": LIMITS["batch_size"],
-                  "k": LIMITS["k"], "sweep_steps": (2, 1000), "seed": LIMITS["seed"]}
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise UsageError(f"{name.replace('_', '-')} must be an integer from {low} to {high:,}, got {value!r}")
-        for name in ("eta", "epsilon"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise UsageError(f"{name} must be a finite number > 0, got {value!r}")
-            if value > FLOAT_LIMITS[name]:
-                raise UsageError(f"{name} must be at most {FLOAT_LIMITS[name]:g}, got {value!r}")
+        check_fields(self, {"samples": (1, LIMITS["eval_samples"][1]), "top": (1, LIMITS["num_directions"][1]),
+                            "batch_size": LIMITS["batch_size"], "k": LIMITS["k"], "sweep_steps": (2, 1000),
+                            "seed": LIMITS["seed"]},
+                     {"eta": FLOAT_LIMITS["eta"], "epsilon": FLOAT_LIMITS["epsilon"]})
 
 
 @dataclass
@@ -112,20 +105,18 @@ def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -
             a = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed + 7919))
             sets.append(DirectionSet("random", gram_schmidt(a)))
         elif name == "curvature":
-            from direction_finder.learn import WARMSTART_SEED_OFFSET
             from direction_finder.warmstart import curvature_directions
 
             # the warm start learn's --init curvature begins from (at seed 0)
             sets.append(DirectionSet("curvature", curvature_directions(generator, n, seed=WARMSTART_SEED_OFFSET)))
         elif name == "sefa":
-            if hasattr(generator, "sefa_directions"):
+            if isinstance(generator, Factorisable):
                 sets.append(DirectionSet("sefa", generator.sefa_directions(n)))
             else:
-                notes.append(f"sefa skipped: {getattr(generator, 'name', type(generator).__name__)} has no first "
-                             "linear layer to factorise")
+                notes.append(f"sefa skipped: {display_name(generator)} has no first linear layer to factorise")
         else:
             raise UsageError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
-    if hasattr(generator, "true_directions") and hasattr(generator, "basis"):
+    if isinstance(generator, KnownTruth):
         sets.append(DirectionSet("truth", generator.basis[:n].clone()))
     return sets, notes
 
@@ -146,10 +137,6 @@ class Probe:
         eta = (torch.rand(settings.samples, generator=rng) * 2 - 1) * settings.eta
         vectors = rademacher((n, settings.k, settings.samples, n), generator=rng)
         return cls(z, eta, vectors)
-
-
-def _outputs(generator: Any, latents: Tensor, layer: str | None) -> Tensor:
-    return generator(latents) if layer is None else generator.features(latents, layer)
 
 
 def per_direction_penalty(generator: Any, Q: Tensor, probe: Probe, settings: CompareSettings,
@@ -209,7 +196,7 @@ def hessians(generator: Any, Q: Tensor, indices: Sequence[int], probe: Probe, se
         z = probe.z[s : s + 1]
 
         def f(w: Tensor) -> Tensor:  # (m, N') -> (m, ...)
-            return _outputs(generator, z + w @ sub, settings.layer)
+            return outputs(generator, z + w @ sub, settings.layer)
 
         with strict_fp32():
             out.append(finite_difference_hessian(f, torch.zeros(len(indices), device=sub.device),
@@ -263,10 +250,7 @@ def compare(generator: Any, learned: Tensor, *, baselines: Sequence[str] = DEFAU
             settings: CompareSettings = CompareSettings(),
             on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
     """Evaluate the learned directions and the baselines on the same probe."""
-    from direction_finder.learn import check_layer
-
     check_z_dim(learned, generator)
-
     check_layer(generator, settings.layer)
     n = learned.shape[0]
     extra, notes = baseline_sets(generator, n, baselines, settings.seed)
@@ -290,110 +274,22 @@ def compare(generator: Any, learned: Tensor, *, baselines: Sequence[str] = DEFAU
     return reports, notes
 
 
-def _json_number(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "inf" if value > 0 else "-inf" if value < 0 else "nan"
-    if isinstance(value, list):
-        return [_json_number(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_number(v) for k, v in value.items()}
-    return value
+def parse_baselines(chosen: str | Sequence[str]) -> list[str]:
+    """`axes,random,sefa` (or a list of names) -> the baselines, each one of BASELINES."""
+    names = [b.strip().lower() for b in (chosen.split(",") if isinstance(chosen, str) else chosen) if b.strip()]
+    unknown = [b for b in names if b not in BASELINES]
+    if unknown:
+        shown = chosen if isinstance(chosen, str) else ",".join(chosen)
+        raise UsageError(f"`baselines` {shown!r}: unknown {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+    return names
 
 
-def write_reports(out: Path, reports: list[SetReport], notes: list[str], info: dict[str, Any],
-                  settings: CompareSettings) -> None:
-    """report.json (every metric of every set), report.csv (one row per set)."""
-    body = {
-        **info, "settings": settings.__dict__, "notes": notes,
-        "sets": {r.name: {**r.summary(), "per_direction_penalty": r.per_direction_penalty,
-                          "activeness": r.activeness, "top": r.top, "match_axis": r.match_axis,
-                          "match_cosine": r.match_cosine} for r in reports},
-    }
-    atomic_write(out / "report.json", lambda tmp: tmp.write_text(json.dumps(_json_number(body), indent=2) + "\n"))
-    buffer = io.StringIO()
-    rows = [_json_number(r.summary()) for r in reports]
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(out / "report.csv", lambda tmp: tmp.write_text(buffer.getvalue()))
-
-
-def side_by_side(generator: Any, learned: Tensor, report: SetReport, out: Path, *, samples: int = 4, seed: int = 0,
-                 eta: float = 5.0, frames: int = 16, fps: float = 10.0, size: int | None = None,
-                 on_images: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-    """For each of the most active learned directions n: a GIF of n | its best-matching axis z_j,
-    the same samples and eta in every frame (aligned sweeps)."""
-    z = generator.sample_z(samples, torch.Generator().manual_seed(seed))
-    etas = torch.linspace(-eta, eta, frames)
-    eye = torch.eye(int(generator.z_dim))
-    written = []
-    for n in report.top:
-        j = report.match_axis[n]
-        columns = []
-        for vector in (learned[n].float(), eye[j]):
-            grids = []
-            for frame in sweep(generator, vector.to(generator.device), z, etas, align=True):
-                pixels = to_uint8(frame, size)  # (S, h, w, 3)
-                grids.append(tile(pixels, 1, samples))
-                if on_images:
-                    on_images(samples)
-            columns.append(grids)
-        gap = np.full((columns[0][0].shape[0], 8, 3), 255, np.uint8)
-        pictures = [add_label(np.concatenate([a, gap, b], axis=1),
-                              f"direction {n} | axis z{j} (|cos| {report.match_cosine[n]:.2f})   eta {float(e):+.2f}")
-                    for a, b, e in zip(columns[0], columns[1], etas)]
-        name = f"pair_{n:03d}_z{j:03d}.gif"
-        write_gif(out / name, [pictures[i] for i in ping_pong(len(pictures))], 1000.0 / fps)
-        written.append({"direction": n, "axis": j, "cosine": report.match_cosine[n], "file": name})
-    return written
-
-
-def write_compare_html(out: Path, reports: list[SetReport], notes: list[str], pairs: list[dict[str, Any]],
-                       info: dict[str, Any], settings: CompareSettings) -> None:
-    e = html.escape
-    header = ["set", "held-out penalty ↓", "D% ↑", "D_R ↑", "top activeness", "mean activeness", "mean |cos| to an axis"]
-    has_recovery = any("recovery" in r.extra for r in reports)
-    if has_recovery:
-        header.append("recovery ↑")
-    rows = []
-    for r in reports:
-        s = r.summary()
-        cells = [r.name, f"{s['heldout_penalty']:.4g}", f"{s['D_percent']:.1f}", f"{s['D_R']:.3g}",
-                 f"{s['top_activeness']:.4g}", f"{s['mean_activeness']:.4g}", f"{s['mean_match_cosine']:.3f}"]
-        if has_recovery:
-            cells.append(f"{r.extra.get('recovery', float('nan')):.3f}")
-        rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
-    figures = "\n".join(
-        f'<figure><img src="{e(p["file"])}" alt="direction {p["direction"]} vs axis z{p["axis"]}">'
-        f'<figcaption>learned direction {p["direction"]} | axis z{p["axis"]} (|cos| {p["cosine"]:.2f})</figcaption></figure>'
-        for p in pairs)
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>hpdirs compare · {e(str(info.get('class_name', '')))}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
-td:first-child {{ text-align: left; }} figure {{ margin: 0 0 1rem 0; }} img {{ max-width: 100%; }}
-</style></head><body>
-<h1>Learned directions vs baselines</h1>
-<p>model {e(str(info.get('model', '?')))} · class {e(str(info.get('class_name', '?')))} · truncation {e(str(info.get('truncation', '?')))} ·
-{settings.samples} held-out samples (seed {settings.seed}) · η ∈ [−{settings.eta}, {settings.eta}] · ε {settings.epsilon} · k {settings.k} ·
-D%, D_R over the {settings.top} most active directions of each set{' · layer ' + e(settings.layer) if settings.layer else ''}</p>
-<table><tr>{''.join(f'<th>{e(h)}</th>' for h in header)}</tr>
-{chr(10).join(rows)}
-</table>
-{''.join(f'<p>{e(n)}</p>' for n in notes)}
-<h2>Learned direction | best-matching axis</h2>
-{figures}
-</body></html>
-"""
-    atomic_write(out / "compare.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-
-
-def run_compare(generator: Any, learned: Tensor, out_dir: str | os.PathLike, *, baselines: Sequence[str] = DEFAULT_BASELINES,
-                settings: CompareSettings = CompareSettings(), info: dict[str, Any] | None = None,
-                gifs: bool = True, on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
+def run_compare(generator: Any, learned: Tensor, out_dir: str | os.PathLike, *,
+                baselines: Sequence[str] = DEFAULT_BASELINES, settings: CompareSettings = CompareSettings(),
+                info: dict[str, Any] | None = None, gifs: bool = True,
+                on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
     """compare() plus every file: report.json, report.csv, pair_*.gif, compare.html."""
+    baselines = parse_baselines(baselines)
     check_z_dim(learned, generator)  # before anything is created
     out = writable_dir(out_dir)
     reports, notes = compare(generator, learned, baselines=baselines, settings=settings, on_images=on_images)
@@ -402,3 +298,29 @@ def run_compare(generator: Any, learned: Tensor, out_dir: str | os.PathLike, *, 
     pairs = side_by_side(generator, learned, reports[0], out, seed=settings.seed, eta=settings.eta) if gifs else []
     write_compare_html(out, reports, notes, pairs, info, settings)
     return reports, notes
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What `hpdirs compare` measured and where it wrote it."""
+
+    reports: list[SetReport]
+    notes: list[str]
+    info: dict[str, Any]  # the generator and the directions file
+    out_dir: Path
+
+
+def compare_file(run_or_file: str | os.PathLike, settings: CompareSettings = CompareSettings(), *,
+                 baselines: str | Sequence[str] = DEFAULT_BASELINES, generator: GeneratorChoice = GeneratorChoice(),
+                 out_dir: str | os.PathLike | None = None, gifs: bool = True,
+                 progress: ProgressCallback | None = None,
+                 on_images: Callable[[int, int], None] | None = None) -> Comparison:
+    """`hpdirs compare`: open a directions file (or a run's last directions) with its generator
+    and compare it with the baselines into out_dir (default RUN/compare, or compare-<file>)."""
+    names = parse_baselines(baselines)
+    opened = open_directions(run_or_file, generator, progress)
+    target = Path(out_dir) if out_dir is not None else opened.output_dir("compare")
+    info = opened.info
+    reports, notes = run_compare(opened.generator, opened.directions.matrix, target, baselines=names,
+                                 settings=settings, info=info, gifs=gifs, on_images=on_images)
+    return Comparison(reports, notes, info, target)

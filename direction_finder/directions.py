@@ -194,7 +194,7 @@ def check_z_dim(matrix: Tensor, generator: Any) -> None:
 
     if matrix.shape[1] != int(generator.z_dim):
         raise UsageError(f"the directions have z_dim {matrix.shape[1]} but the generator has {generator.z_dim}; "
-                         "pass the --model/--weights they were learned with")
+                         "pass the `model` and `weights` they were learned with")
 
 
 def writable_dir(path: str | os.PathLike) -> Path:
@@ -205,9 +205,9 @@ def writable_dir(path: str | os.PathLike) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create {out} ({exc.strerror}); choose another --out") from None
+        raise UsageError(f"cannot create {out} ({exc.strerror}); choose another `out_dir`") from None
     if not os.access(out, os.W_OK):
-        raise UsageError(f"cannot write to {out}; choose another --out")
+        raise UsageError(f"cannot write to {out}; choose another `out_dir`")
     return out
 
 

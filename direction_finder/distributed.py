@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,12 @@ class DistContext:
         import torch.distributed as dist
 
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def max_(self, tensor: Tensor) -> Tensor:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return tensor
 
     def agree(self, ok: bool, device: torch.device) -> bool:
@@ -96,7 +104,7 @@ def init_from_env(device: str = "auto", timeout_s: float | None = None) -> DistC
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and str(device) in ("auto", "cuda")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
+        raise UsageError(f"`device` {device}: CUDA is not available on this machine; use `device` cpu or auto")
     backend = "nccl" if use_cuda else "gloo"
     if use_cuda:
         torch.cuda.set_device(local_rank)
@@ -117,3 +125,17 @@ def shutdown(finished: bool = False) -> None:
         if finished:
             dist.barrier()
         dist.destroy_process_group()
+
+
+@contextmanager
+def job_from_env(device: str = "auto") -> Iterator[DistContext | None]:
+    """The torchrun job this process belongs to (None outside one), left when the block ends:
+    after every rank finished, together; after a failure, at once."""
+    dist = init_from_env(device)
+    finished = False
+    try:
+        yield dist
+        finished = True
+    finally:
+        if dist is not None:
+            shutdown(finished)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class HpdirsError(Exception):
     """Base of every error the CLI prints as a one-line message instead of a traceback."""
@@ -17,6 +19,16 @@ class WeightsError(HpdirsError):
 
 class DirectionsFileError(HpdirsError):
     """A directions file or checkpoint that is missing, damaged or not ours."""
+
+
+class RunStopped(HpdirsError):
+    """Learning stopped before its last step. `run_dir` holds what was saved; `resumable` says
+    whether continuing it can succeed; `signum` is the signal that stopped it, if one did."""
+
+    def __init__(self, message: str, run_dir: Path | None = None, resumable: bool = False,
+                 signum: int | None = None) -> None:
+        super().__init__(message)
+        self.run_dir, self.resumable, self.signum = run_dir, resumable and run_dir is not None, signum
 
 
 class HpdirsWarning(UserWarning):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -19,24 +18,31 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 from torch import Tensor
 
+from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.directions import atomic_write, check_z_dim, writable_dir
 from direction_finder.errors import HpdirsError, UsageError
-from direction_finder.learn import FLOAT_LIMITS, LIMITS
+from direction_finder.generators import GeneratorChoice, ProgressCallback
+from direction_finder.runs import open_directions
+from direction_finder.media import add_label, grid_frame, ping_pong, tile, to_uint8, write_gif, write_mp4, write_png
+from direction_finder.validation import check_fields, integer, positive, within
 
 FORMATS = ("gif", "mp4", "png")
 MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
+MAX_SAMPLES = 64  # samples in one grid
 # GIF stores each frame's duration in centiseconds (1..65535), so 100 fps is the fastest it
 # shows; 0.01 fps (100 s a frame) is slower than anyone watches.
 FPS_RANGE = (0.01, 100.0)
+SIZE_RANGE = (8, 1024)  # pixels per image in the outputs
+DEFAULT_DIRECTIONS = 8  # rendered when none are chosen: the first eight
+CPU_RENDER_BATCH = 4  # images per generator call on a CPU: small calls are fastest there (README, Performance)
+ACCELERATOR_RENDER_BATCH = 32
 
 
 def default_render_batch(device: torch.device | str) -> int:
-    """Images per generator call: on our 2-core CPU small calls are fastest (biggan-deep-128:
-    4.4 images/s at batch 1, 4.1 at 4, 3.1 at 16); accelerators want large ones."""
-    return 32 if torch.device(device).type in ("cuda", "mps") else 4
+    """Images per generator call: small on a CPU, large on an accelerator."""
+    return ACCELERATOR_RENDER_BATCH if torch.device(device).type in ("cuda", "mps") else CPU_RENDER_BATCH
 
 
 def parse_indices(text: str, limit: int, what: str = "directions") -> list[int]:
@@ -47,39 +53,32 @@ def parse_indices(text: str, limit: int, what: str = "directions") -> list[int]:
         try:
             lo, hi = (int(start), int(end)) if dash else (int(part), int(part))
         except ValueError:
-            raise UsageError(f"--{what} {text!r}: {part!r} is not an index or a range like 0-7") from None
+            raise UsageError(f"`{what}` {text!r}: {part!r} is not an index or a range like 0-7") from None
         if lo > hi:
-            raise UsageError(f"--{what} {text!r}: range {part} runs backwards")
+            raise UsageError(f"`{what}` {text!r}: range {part} runs backwards")
         if lo < 0 or hi >= limit:
-            raise UsageError(f"--{what} {text!r}: {part} is outside 0-{limit - 1}")
+            raise UsageError(f"`{what}` {text!r}: {part} is outside 0-{limit - 1}")
         indices.extend(i for i in range(lo, hi + 1) if i not in indices)
     if not indices:
-        raise UsageError(f"--{what} {text!r} selects nothing; use e.g. 0-7,12")
+        raise UsageError(f"`{what}` {text!r} selects nothing; use e.g. 0-7,12")
     return indices
 
 
-def parse_formats(text: str) -> list[str]:
-    formats = [f.strip().lower() for f in str(text).split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise UsageError(f"--format {text!r}: choose from {', '.join(FORMATS)} (comma-separated)")
+def parse_formats(text: str | Sequence[str]) -> list[str]:
+    """`gif,png` (or a list of names) -> the formats, each one of FORMATS."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    formats = [str(f).strip().lower() for f in items if str(f).strip()]
+    if [f for f in formats if f not in FORMATS] or not formats:
+        shown = text if isinstance(text, str) else ",".join(map(str, text))
+        raise UsageError(f"`formats` {shown!r}: choose from {', '.join(FORMATS)} (comma-separated)")
     return formats
 
 
 def eta_values(eta: float, frames: int) -> Tensor:
     """frames evenly spaced values from -eta to +eta (the ping-pong return reuses them)."""
-    if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0):
-        raise UsageError(f"eta must be a finite number > 0, got {eta!r}")
-    if eta > FLOAT_LIMITS["eta"]:  # the range learning accepts
-        raise UsageError(f"eta must be at most {FLOAT_LIMITS['eta']:g} (latents are ~N(0, 1)), got {eta!r}")
-    if isinstance(frames, bool) or not isinstance(frames, int) or not 2 <= frames <= MAX_FRAMES:
-        raise UsageError(f"frames must be an integer from 2 to {MAX_FRAMES}, got {frames!r}")
+    positive("eta", eta, FLOAT_LIMITS["eta"])  # the range learning accepts
+    integer("frames", frames, 2, MAX_FRAMES)
     return torch.linspace(-eta, eta, frames)
-
-
-def ping_pong(count: int) -> list[int]:
-    """0, 1, ..., n-1, n-2, ..., 1: -eta -> +eta -> -eta, a seamless loop without repeated ends."""
-    return list(range(count)) + list(range(count - 2, 0, -1))
 
 
 def move(z: Tensor, direction: Tensor, eta: Tensor | float, align: bool) -> Tensor:
@@ -116,120 +115,43 @@ def sweep(generator: Any, direction: Tensor, z: Tensor, etas: Tensor, *, align: 
                 pending, buffered = ([rest] if rest.shape[0] else []), rest.shape[0]
 
 
-def to_uint8(images: Tensor, size: int | None = None) -> np.ndarray:
-    """(n, C, H, W) in [-1, 1] -> (n, size, size, 3) uint8 (grey images repeated to RGB)."""
-    if size is not None and size != images.shape[-1]:
-        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear",
-                                                 antialias=True, align_corners=False)
-    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    if pixels.shape[1] == 1:
-        pixels = pixels.repeat(1, 3, 1, 1)
-    return pixels[:, :3].permute(0, 2, 3, 1).cpu().numpy()
-
-
-def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2, background: int = 255) -> np.ndarray:
-    """(rows * cols, H, W, 3) uint8 -> one (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) grid, row-major."""
-    n, h, w, c = images.shape
-    if n != rows * cols:
-        raise ValueError(f"tile needs {rows * cols} images, got {n}")
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), background, dtype=np.uint8)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = images[i]
-    return out
-
-
-def add_label(image: np.ndarray, text: str) -> np.ndarray:
-    """A strip with `text` above the image (so no pixel of the grid is covered)."""
-    strip = 14
-    canvas = Image.new("RGB", (image.shape[1], image.shape[0] + strip), "white")
-    canvas.paste(Image.fromarray(image), (0, strip))
-    ImageDraw.Draw(canvas).text((3, 1), text, fill="black")
-    return np.asarray(canvas)
-
-
-def _even(frame: np.ndarray) -> np.ndarray:
-    """libx264 needs even width and height: pad with white."""
-    h, w = frame.shape[:2]
-    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), constant_values=255)
-
-
-def write_gif(path: Path, frames: Sequence[np.ndarray], duration_ms: float) -> None:
-    """An endlessly looping GIF (loop=0; duration per frame in milliseconds), written atomically.
-
-    Each frame is quantised with Pillow's fast octree (one byte per pixel from then on); the
-    median-cut default of a plain RGB save costs ~30x more time.
-    """
-    palette = {}  # quantise each distinct frame once (ping-pong repeats them)
-    images = []
-    for frame in frames:
-        key = id(frame)
-        if key not in palette:
-            palette[key] = Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE,
-                                                           dither=Image.Dither.NONE)
-        images.append(palette[key])
-
-    def write(tmp: Path) -> None:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=int(round(duration_ms)), loop=0)
-
-    atomic_write(path, write)
-
-
-def write_mp4(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
-    """H.264 MP4 via PyAV (the optional `mp4` extra), written atomically."""
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        raise UsageError("MP4 needs PyAV: pip install 'hpdirs[mp4]' (or use --format gif,png)") from None
-    import imageio.v3 as iio
-
-    def write(tmp: Path) -> None:
-        iio.imwrite(tmp, np.stack([_even(f) for f in frames]), extension=".mp4", plugin="pyav",
-                    codec="libx264", fps=fps)
-
-    atomic_write(path, write)
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
+Indices = str | Sequence[int]  # `0-7,12` or a list of indices
 
 
 @dataclass
 class RenderSettings:
     """What to render: which directions (and axes), how many samples, which etas and formats."""
 
-    directions: list[int]
-    axes: list[int] = field(default_factory=list)
+    directions: Indices | None = None  # None: the first DEFAULT_DIRECTIONS
+    axes: Indices = field(default_factory=list)  # axis-aligned z components to render as well
     samples: int = 6
     seed: int = 0
     eta: float = 5.0
     frames: int = 32
     fps: float = 12.0
     align: bool = True
-    formats: list[str] = field(default_factory=lambda: ["gif", "png"])
+    formats: str | Sequence[str] = field(default_factory=lambda: ["gif", "png"])
     size: int | None = None  # pixels per image in the outputs; None = the generator's
     label: bool = True
     batch_size: int | None = None  # images per generator call; None: default_render_batch(device)
 
     def __post_init__(self) -> None:
-        for name in ("samples", "batch_size"):
-            value = getattr(self, name)
-            if name == "batch_size" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
-        if self.samples > 64:
-            raise UsageError(f"samples {self.samples} is too many for a grid; use at most 64")
-        low, high = LIMITS["seed"]
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not low <= self.seed <= high:
-            raise UsageError(f"seed must be an integer from {low} to {high:,}, got {self.seed!r}")
+        check_fields(self, {"samples": (1, MAX_SAMPLES), "batch_size": LIMITS["batch_size"], "seed": LIMITS["seed"],
+                            "size": SIZE_RANGE}, optional=("batch_size", "size"))
         eta_values(self.eta, self.frames)
-        if not (isinstance(self.fps, (int, float)) and FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]):
-            raise UsageError(f"fps must be a number from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}, got {self.fps!r}")
-        if self.size is not None and not 8 <= self.size <= 1024:
-            raise UsageError(f"size must be 8..1024 pixels, got {self.size}")
-        parse_formats(",".join(self.formats))
+        within("fps", self.fps, *FPS_RANGE)
+        self.formats = parse_formats(self.formats)
+
+    def rows(self, num_directions: int, z_dim: int) -> tuple[list[int], list[int]]:
+        """The directions and axes to render, checked against the file's N and z_dim."""
+        directions = self.directions if self.directions is not None else f"0-{min(DEFAULT_DIRECTIONS, num_directions) - 1}"
+        return _indices(directions, num_directions, "directions"), _indices(self.axes, z_dim, "axes")
+
+
+def _indices(chosen: Indices, limit: int, what: str) -> list[int]:
+    if isinstance(chosen, str):
+        return parse_indices(chosen, limit, what)
+    return parse_indices(",".join(str(int(i)) for i in chosen), limit, what) if len(chosen) else []
 
 
 @dataclass(frozen=True)
@@ -265,10 +187,12 @@ def render(
     render.json; returns the manifest. on_images(done, total) reports generated images.
     """
     check_z_dim(matrix, generator)  # before anything is created
+    settings.rows(matrix.shape[0], int(generator.z_dim))
     out = writable_dir(out_dir)
     z_dim = int(generator.z_dim)
-    tracks = [Track("direction", i, matrix[i].float()) for i in settings.directions]
-    tracks += [Track("axis", j, torch.eye(z_dim)[j]) for j in settings.axes]
+    directions, axes = settings.rows(matrix.shape[0], z_dim)
+    tracks = [Track("direction", i, matrix[i].float()) for i in directions]
+    tracks += [Track("axis", j, torch.eye(z_dim)[j]) for j in axes]
     etas = eta_values(settings.eta, settings.frames)
     z = generator.sample_z(settings.samples, torch.Generator().manual_seed(settings.seed))  # (S, z_dim)
     total = len(tracks) * settings.frames * settings.samples
@@ -310,14 +234,14 @@ def frame_store(path: Path, shape: tuple[int, ...], out: Path) -> np.ndarray:
     store = np.lib.format.open_memmap(path, "w+", np.uint8, shape)
     size = path.stat().st_size
     try:
-        if hasattr(os, "posix_fallocate"):
+        if hasattr(os, "posix_fallocate"):  # an OS capability, not a generator's
             with open(path, "r+b") as f:
                 os.posix_fallocate(f.fileno(), 0, size)
     except OSError as exc:
         del store
         raise RenderSpaceError(
             f"not enough space in {out} for the render's frames ({size / 2**20:.1f} MiB: {exc.strerror}); free "
-            "space, choose another --out, or render fewer --directions, --frames or --samples") from None
+            "space, choose another `out_dir`, or render fewer `directions`, `frames` or `samples`") from None
     return store
 
 
@@ -325,21 +249,11 @@ class RenderSpaceError(HpdirsError):
     """The output folder's disk cannot hold the render's frame store."""
 
 
-def _grid_frame(samples: np.ndarray) -> np.ndarray:
-    """(S, h, w, 3) -> one row of S images, or a near-square grid when S > 8."""
-    s = samples.shape[0]
-    cols = s if s <= 8 else math.ceil(math.sqrt(s))
-    rows = math.ceil(s / cols)
-    if rows * cols > s:
-        samples = np.concatenate([samples, np.full((rows * cols - s, *samples.shape[1:]), 255, np.uint8)])
-    return tile(samples, rows, cols)
-
-
 def _write_track(out: Path, track: Track, frames: np.ndarray, etas: Tensor, settings: RenderSettings) -> dict:
     """One direction's GIF / MP4: each frame the grid of samples at one eta, ping-pong order."""
     grids = []
     for f in range(frames.shape[0]):
-        grid = _grid_frame(frames[f])
+        grid = grid_frame(frames[f])
         grids.append(add_label(grid, f"{track.short}  eta {float(etas[f]):+.2f}") if settings.label else grid)
     order = ping_pong(len(grids))
     row: dict[str, Any] = {"kind": track.kind, "index": track.index, "files": {}}
@@ -419,3 +333,16 @@ img, video {{ max-width: 100%; image-rendering: pixelated; }}
 </body></html>
 """
     atomic_write(out / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+
+
+def render_file(run_or_file: str | os.PathLike, settings: RenderSettings, *,
+                generator: GeneratorChoice = GeneratorChoice(), out_dir: str | os.PathLike | None = None,
+                progress: ProgressCallback | None = None,
+                on_images: Callable[[int, int], None] | None = None) -> Path:
+    """`hpdirs render`: open a directions file (or a run's last directions) with its generator
+    and render it into out_dir (default RUN/render, or render-<file> beside a file)."""
+    opened = open_directions(run_or_file, generator, progress)
+    settings.rows(opened.directions.num_directions, opened.directions.z_dim)  # before the first image
+    target = Path(out_dir) if out_dir is not None else opened.output_dir("render")
+    render(opened.generator, opened.directions.matrix, settings, target, info=opened.info, on_images=on_images)
+    return target

@@ -12,10 +12,10 @@ from safetensors.numpy import load_file
 from direction_finder.directions import canonical_signs, gram_schmidt, load_directions, orthonormal_directions
 from direction_finder.errors import UsageError
 from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
-from direction_finder.learn import (
-    HeldOut, LearnConfig, LearnInterrupted, NonFiniteLoss, direction_penalty, draw_batch, heldout_penalty, learn,
-    new_run_dir,
-)
+from direction_finder.config import LearnConfig
+from direction_finder.learn import LearnInterrupted, NonFiniteLoss, learn
+from direction_finder.objective import HeldOut, direction_penalty, draw_batch, heldout_penalty
+from direction_finder.runs import new_run_dir
 from tolerances import FLOAT32_EPS, assert_close_to_scale, second_difference_error
 
 
@@ -187,17 +187,17 @@ def test_a_gradient_step_lowers_the_penalty_as_predicted_on_a_tiny_random_biggan
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"steps": 0}, "steps must be an integer from 1 to 1,000,000,000"),
-    ({"batch_size": -1}, "batch-size must be an integer from 1 to 65,536"),
-    ({"num_directions": 0}, "num-directions must be an integer from 1"),
-    ({"eta": 0.0}, "eta must be a finite number > 0"),
-    ({"epsilon": -0.1}, "epsilon must be a finite number > 0"),
-    ({"lr": float("nan")}, "lr must be a finite number > 0"),
-    ({"k": 1}, "k must be an integer from 2 to 1,024"),
-    ({"lr": 1e300}, r"lr must be at most 10, got 1e\+300"),
-    ({"seed": 2**64}, "seed must be an integer from 0 to 4,611,686,018,427,387,904"),
-    ({"init": "zeros"}, "init must be random, axes, sefa or curvature"),
-    ({"reduction": "none"}, "reduction must be mean or max"),
+    ({"steps": 0}, "`steps` must be an integer from 1 to 1,000,000,000"),
+    ({"batch_size": -1}, "`batch_size` must be an integer from 1 to 65,536"),
+    ({"num_directions": 0}, "`num_directions` must be an integer from 1"),
+    ({"eta": 0.0}, "`eta` must be a finite number > 0"),
+    ({"epsilon": -0.1}, "`epsilon` must be a finite number > 0"),
+    ({"lr": float("nan")}, "`lr` must be a finite number > 0"),
+    ({"k": 1}, "`k` must be an integer from 2 to 1,024"),
+    ({"lr": 1e300}, r"`lr` must be at most 10, got 1e\+300"),
+    ({"seed": 2**64}, "`seed` must be an integer from 0 to 4,611,686,018,427,387,904"),
+    ({"init": "zeros"}, "`init` must be random, axes, sefa or curvature"),
+    ({"reduction": "none"}, "`reduction` must be mean or max"),
 ])
 def test_bad_configs_are_refused(kwargs, message):
     with pytest.raises(UsageError, match=message):
@@ -206,7 +206,7 @@ def test_bad_configs_are_refused(kwargs, message):
 
 def test_too_many_directions_and_unsupported_layers_are_refused():
     g = SyntheticGenerator(z_dim=8)
-    with pytest.raises(UsageError, match="num-directions 9 is more than z_dim 8"):
+    with pytest.raises(UsageError, match="`num_directions` 9 is more than z_dim 8"):
         LearnConfig(num_directions=9).resolved(g)
     with pytest.raises(UsageError, match="exposes no intermediate layers"):
         LearnConfig(layer="block3").resolved(g)
@@ -239,5 +239,5 @@ def test_sefa_warm_start_begins_at_the_closed_form_directions(tiny_biggan):
     # lr 1e-12 leaves A where it started, to float32 rounding of unit vectors
     torch.testing.assert_close(learn(tiny_biggan, config).matrix, canonical_signs(orthonormal_directions(sefa)),
                                atol=64 * FLOAT32_EPS, rtol=0)
-    with pytest.raises(UsageError, match="init sefa: this generator has no first linear layer"):
+    with pytest.raises(UsageError, match="`init` sefa: this generator has no first linear layer"):
         LearnConfig(init="sefa").resolved(SyntheticGenerator(z_dim=8))

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from direction_finder.directions import gram_schmidt
 from direction_finder.errors import UsageError
 from direction_finder.generators.synthetic import SyntheticGenerator
-from direction_finder.render import RenderSettings, move, parse_indices, ping_pong, render, sweep, to_uint8
+from direction_finder.media import ping_pong, to_uint8
+from direction_finder.render import RenderSettings, move, parse_indices, render, sweep
 from hpdirs_cli.main import app
 from tolerances import FLOAT32_EPS, IMAGE_ULPS
 
@@ -124,9 +125,9 @@ def test_parse_indices_errors(text, message):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"samples": 0}, "samples must be"), ({"frames": 1}, "frames must be"), ({"eta": 0}, "eta must be"),
-    ({"formats": ["gif", "avi"]}, "choose from gif, mp4, png"), ({"size": 4}, "size must be"),
-    ({"fps": 0.0}, "fps must be"),
+    ({"samples": 0}, "`samples` must be"), ({"frames": 1}, "`frames` must be"), ({"eta": 0}, "`eta` must be"),
+    ({"formats": ["gif", "avi"]}, "choose from gif, mp4, png"), ({"size": 4}, "`size` must be"),
+    ({"fps": 0.0}, "`fps` must be"),
 ])
 def test_bad_settings(kwargs, message):
     with pytest.raises(UsageError, match=message):

@@ -8,7 +8,8 @@ import torch
 import direction_finder.warmstart as warmstart
 from direction_finder.directions import canonical_signs, gram_schmidt, orthonormal_directions
 from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
-from direction_finder.learn import WARMSTART_SEED_OFFSET, LearnConfig, learn
+from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig
+from direction_finder.learn import learn
 from direction_finder.warmstart import (
     curvature_directions, kurtosis_rotation, output_jacobian, tanh_curvature_weights,
 )

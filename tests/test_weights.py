@@ -44,7 +44,7 @@ def test_offline_with_an_empty_cache_gives_the_clear_message_and_never_fetches(m
     with pytest.raises(WeightsError) as info:
         load_biggan("biggan-deep-128", class_=207, offline=True, fetch=forbidden)
     message = str(info.value)
-    assert "offline" in message and "biggan-deep-128 is not in the cache" in message and "--weights" in message
+    assert "offline" in message and "biggan-deep-128 is not in the cache" in message and "`weights`" in message
     monkeypatch.setenv("HPDIRS_OFFLINE", "1")
     monkeypatch.setattr(w, "http_fetch", forbidden)
     with pytest.raises(WeightsError, match="offline"):
@@ -84,7 +84,7 @@ def test_failed_download_names_the_urls_and_the_way_out(tiny_weights):
         w.resolve_weights("biggan-deep-128", fetch=fetch_from(tiny_weights, fail_urls=["http"]))
     message = str(info.value)
     for fragment in ["could not download config.json", "huggingface.co", "s3.amazonaws.com", "404",
-                     str(w.cache_root() / "biggan-deep-128"), "--weights"]:
+                     str(w.cache_root() / "biggan-deep-128"), "`weights`"]:
         assert fragment in message
 
 

@@ -1,24 +1,45 @@
-"""Generators hpdirs can learn directions for (anything satisfying the Generator protocol)."""
+"""Generators hpdirs can learn directions for (anything satisfying the Generator protocol), and
+the one place that turns what a user asked for (model, class, truncation, weights, device) into one."""
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from direction_finder.errors import HpdirsWarning
-from direction_finder.generators.base import Generator, resolve_device
+from direction_finder.errors import HpdirsWarning, UsageError
+from direction_finder.generators.base import (
+    ClassConditional,
+    Described,
+    Factorisable,
+    Fingerprinted,
+    Generator,
+    KnownTruth,
+    Layered,
+    describe,
+    display_name,
+    resolve_device,
+    sefa,
+    working_dtype,
+)
 from direction_finder.generators.biggan import DEFAULT_MODEL, BigGANGenerator, load_biggan
 from direction_finder.generators.imagenet import ImageNetClass, resolve_class, search_classes
 from direction_finder.generators.synthetic import SyntheticGenerator, parse_synthetic
+from direction_finder.generators.weights import MODEL_NAMES, ProgressCallback
+
+DEFAULT_CLASS = "golden_retriever"
+DEFAULT_TRUNCATION = 0.4
 
 
 def load_generator(
     model: str | None = None,
-    class_: str | int | None = "golden_retriever",
-    truncation: float = 0.4,
+    class_: str | int | None = DEFAULT_CLASS,
+    truncation: float = DEFAULT_TRUNCATION,
     weights: str | os.PathLike | None = None,
     device: str | torch.device = "auto",
     **kwargs: Any,
@@ -28,9 +49,7 @@ def load_generator(
     if model is not None and model.split(":", 1)[0] == "synthetic":
         return parse_synthetic(model, resolve_device(device))
     if class_ is None:
-        from direction_finder.errors import UsageError
-
-        raise UsageError("no class given; pass --class (a name, index or WordNet id)")
+        raise UsageError("no class given; pass `class_` (a name, index or WordNet id)")
     return load_biggan(model, class_, truncation, weights, device, **kwargs)
 
 
@@ -49,54 +68,76 @@ def generator_for_metadata(
 
     A file whose metadata lacks the model or class needs them given (UsageError says so).
     """
-    from pathlib import Path
-
-    from direction_finder.errors import UsageError
-    from direction_finder.generators.weights import MODEL_NAMES
-
     name = model or metadata.get("model") or None
     if name is None:
-        raise UsageError(f"{source} does not say which model it was learned with; pass --model (and --class)")
+        raise UsageError(f"{source} does not say which model it was learned with; pass `model` (and `class_`)")
     if not isinstance(name, str):
-        raise UsageError(f"{source} names the model {name!r}, which is not a model name; pass --model")
+        raise UsageError(f"{source} names the model {name!r}, which is not a model name; pass `model`")
     synthetic = name.split(":", 1)[0] == "synthetic"
     if class_ is None and not synthetic:
         index = metadata.get("class_index")
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise UsageError(f"{source} does not say which class it was learned for; pass --class")
+            raise UsageError(f"{source} does not say which class it was learned for; pass `class_`")
         class_ = index
     if truncation is None:
-        stored = metadata.get("truncation") or 0.4
+        stored = metadata.get("truncation") or DEFAULT_TRUNCATION
         if isinstance(stored, bool) or not isinstance(stored, (int, float)):
-            raise UsageError(f"{source} records truncation {stored!r}, which is not a number; pass --truncation")
+            raise UsageError(f"{source} records truncation {stored!r}, which is not a number; pass `truncation`")
         truncation = float(stored)
     implicit = weights is None and bool(metadata.get("weights")) and not synthetic
     if implicit:
         weights = Path(str(metadata["weights"]))
         if not weights.exists():
-            raise UsageError(f"{source} was learned with weights from {weights}, which is gone; pass --weights")
+            raise UsageError(f"{source} was learned with weights from {weights}, which is gone; pass `weights`")
     if weights is not None and model is None and name not in MODEL_NAMES:
         name = None  # a custom architecture: its config.json decides
     generator = load_generator(name, class_, truncation, weights, device, **kwargs)
     recorded = metadata.get("weights_fingerprint")
-    found = getattr(generator, "weights_fingerprint", "")
+    found = generator.weights_fingerprint if isinstance(generator, Fingerprinted) else ""
     if recorded and found and recorded != found:
-        where = getattr(getattr(generator, "weights", None), "folder", weights)
+        where = generator.weights.folder if isinstance(generator, BigGANGenerator) and generator.weights else weights
         message = (f"the weights in {where} are not the ones {source} was learned with (fingerprint {found}, "
                    f"recorded {recorded})")
         if implicit:
-            raise UsageError(f"{message}; pass --weights with the original folder, or this one to use it anyway")
+            raise UsageError(f"{message}; pass `weights` with the original folder, or this one to use it anyway")
         warnings.warn(f"{message}; using them as you asked", HpdirsWarning, stacklevel=2)
     return generator
 
 
 def class_slug(generator: Any) -> str:
-    """The folder name runs of this generator go under: outputs/<slug>/<run>/."""
-    info = getattr(generator, "class_info", None)
-    return info.slug if info is not None else "synthetic" if isinstance(generator, SyntheticGenerator) else "custom"
+    """The folder name runs of this generator go under: OUT/<slug>/<run>/ (its class name)."""
+    name = str(describe(generator).get("class_name") or "")
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "custom"
+
+
+@dataclass(frozen=True)
+class GeneratorChoice:
+    """What a user asked for. A field left None means the default for a new run, or what a
+    directions file or run records when one is opened."""
+
+    model: str | None = None
+    class_: str | int | None = None
+    truncation: float | None = None
+    weights: str | os.PathLike | None = None
+    device: str | torch.device = "auto"
+    offline: bool | None = None  # None: $HPDIRS_OFFLINE decides
+
+    def load(self, progress: ProgressCallback | None = None) -> Any:
+        """The generator for a new run: the defaults filled in."""
+        return load_generator(self.model, self.class_ if self.class_ is not None else DEFAULT_CLASS,
+                              self.truncation if self.truncation is not None else DEFAULT_TRUNCATION,
+                              self.weights, self.device, offline=self.offline, progress=progress)
+
+    def for_metadata(self, metadata: dict[str, Any], source: str, progress: ProgressCallback | None = None) -> Any:
+        """The generator a file or run records, with what is set here taking precedence."""
+        return generator_for_metadata(metadata, model=self.model, class_=self.class_, truncation=self.truncation,
+                                      weights=self.weights, device=self.device, source=source,
+                                      offline=self.offline, progress=progress)
 
 
 __all__ = [
-    "DEFAULT_MODEL", "BigGANGenerator", "Generator", "SyntheticGenerator", "class_slug", "generator_for_metadata", "load_generator", "ImageNetClass", "load_biggan", "resolve_class", "resolve_device",
-    "search_classes",
+    "DEFAULT_CLASS", "DEFAULT_MODEL", "DEFAULT_TRUNCATION", "BigGANGenerator", "ClassConditional", "Described",
+    "Factorisable", "Fingerprinted", "Generator", "GeneratorChoice", "ImageNetClass", "KnownTruth", "Layered",
+    "ProgressCallback", "SyntheticGenerator", "class_slug", "describe", "display_name", "generator_for_metadata",
+    "load_biggan", "load_generator", "resolve_class", "resolve_device", "search_classes", "sefa", "working_dtype",
 ]

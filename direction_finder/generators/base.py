@@ -1,8 +1,11 @@
-"""The Generator protocol: what every part of hpdirs needs from a GAN."""
+"""The Generator protocol, what every part of hpdirs needs from a GAN, and the optional
+capabilities some generators add. Code outside this package asks for a capability with
+isinstance on these runtime-checkable protocols (or the helpers below), never by probing names.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -28,6 +31,97 @@ class Generator(Protocol):
         ...
 
 
+@runtime_checkable
+class Described(Protocol):
+    """Says what to record in artifacts so that others can rebuild the same generator."""
+
+    def describe(self) -> dict[str, Any]:
+        """model, class_index, class_name, truncation, weights (and weights_fingerprint)."""
+        ...
+
+
+@runtime_checkable
+class Layered(Protocol):
+    """Exposes named intermediate layers: the penalty can be taken there instead of on pixels."""
+
+    def layers(self) -> dict[str, tuple[int, int, int]]:
+        """Layer name -> (channels, height, width) of its output."""
+        ...
+
+    def features(self, z: Tensor, layer: str) -> Tensor:
+        """The (normalised) activation of `layer` for latents z (n, z_dim)."""
+        ...
+
+
+@runtime_checkable
+class Factorisable(Protocol):
+    """Has a first linear layer acting on z, so SeFa's closed-form directions exist."""
+
+    def sefa_directions(self, n: int) -> Tensor:
+        """SeFa's n directions (n, z_dim), orthonormal rows (see `sefa`)."""
+        ...
+
+
+@runtime_checkable
+class ClassConditional(Protocol):
+    """Bound to one class of a class-conditional generator; can be re-bound to another."""
+
+    truncation: float
+
+    def with_class(self, class_: str | int) -> "ClassConditional":
+        """The same generator (same weights, device and truncation) for another class."""
+        ...
+
+
+@runtime_checkable
+class KnownTruth(Protocol):
+    """A generator whose true latent directions are known (the synthetic model)."""
+
+    basis: Tensor  # (z_dim, z_dim): the true directions first, then the ones that change nothing
+    true_directions: Tensor  # (factors, z_dim): the directions that change the image
+
+
+@runtime_checkable
+class Fingerprinted(Protocol):
+    """Knows a cheap fingerprint of its weights, recorded so a later run notices other weights."""
+
+    weights_fingerprint: str
+
+
+def describe(generator: Any) -> dict[str, Any]:
+    """generator.describe(), or a description naming its type for a generator that has none."""
+    if isinstance(generator, Described):
+        return dict(generator.describe())
+    return {"model": type(generator).__name__, "class_index": -1, "class_name": "", "truncation": 1.0,
+            "weights": ""}
+
+
+def display_name(generator: Any) -> str:
+    """A short name of the generator for messages and reports: its `name`, else its class."""
+    name = getattr(generator, "name", None)
+    return name if isinstance(name, str) and name else type(generator).__name__
+
+
+def working_dtype(generator: Any) -> torch.dtype:
+    """The float type the generator computes in (float32 unless it says otherwise)."""
+    dtype = getattr(generator, "dtype", torch.float32)
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32
+
+
+def sefa(weight: Tensor, n: int) -> Tensor:
+    """SeFa's closed-form directions (Shen & Zhou, CVPR 2021) of a layer whose weight acts on z.
+
+    weight (out, z_dim): the columns of the first layer that multiply z. The directions are the
+    eigenvectors of W^T W with the n largest eigenvalues, as rows (n, z_dim) in float32, each
+    signed so that its largest-magnitude entry is positive. Computed in float64.
+    """
+    w = weight.detach().double()  # (out, z_dim)
+    values, vectors = torch.linalg.eigh(w.T @ w)  # ascending eigenvalues
+    top = vectors[:, torch.argsort(values, descending=True)[:n]].T  # (n, z_dim)
+    signs = torch.sign(top.gather(1, top.abs().argmax(dim=1, keepdim=True)))
+    return (top * signs).float()
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """"auto" picks cuda > mps > cpu; an explicit device that is not present is a UsageError."""
     from direction_finder.errors import UsageError
@@ -45,11 +139,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+            raise UsageError(f"`device` {name}: CUDA is not available on this machine; use `device` cpu or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise UsageError(f"`device` {name}: only {torch.cuda.device_count()} CUDA device(s) here")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError(f"--device {name}: MPS is not available on this machine; use --device cpu or auto")
+        raise UsageError(f"`device` {name}: MPS is not available on this machine; use `device` cpu or auto")
     if dev.type not in ("cpu", "cuda", "mps"):
         raise UsageError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     return dev

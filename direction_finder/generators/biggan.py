@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from direction_finder.errors import HpdirsWarning, UsageError, WeightsError
-from direction_finder.generators.base import resolve_device
+from direction_finder.generators.base import resolve_device, sefa
 from direction_finder.generators.imagenet import NUM_CLASSES, ImageNetClass, resolve_class
 from direction_finder.generators.weights import (
     CONFIG_NAME,
@@ -198,11 +198,12 @@ class BigGANGenerator:
         its largest-magnitude entry is positive. z also reaches every conditional BatchNorm
         through the condition vector; SeFa, as published, looks at the first layer only.
         """
-        weight = self.model.generator.gen_z.weight.detach().double()[:, : self.z_dim]  # (out, z_dim)
-        values, vectors = torch.linalg.eigh(weight.T @ weight)  # ascending eigenvalues
-        top = vectors[:, torch.argsort(values, descending=True)[:n]].T  # (n, z_dim)
-        signs = torch.sign(top.gather(1, top.abs().argmax(dim=1, keepdim=True)))
-        return (top * signs).float()
+        return sefa(self.model.generator.gen_z.weight[:, : self.z_dim], n)
+
+    def with_class(self, class_: str | int) -> "BigGANGenerator":
+        """The same model, device and truncation, bound to another ImageNet class."""
+        return BigGANGenerator(self.model, name=self.name, class_info=resolve_class(class_), truncation=self.truncation,
+                               weights=self.weights, device=self.device, dtype=self.dtype)
 
     def describe(self) -> dict[str, Any]:
         """What to record in artifacts so others can regenerate the same images."""
@@ -221,7 +222,7 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise WeightsError(f"{path} is not valid JSON ({exc}); re-download it or pass the right --weights") from None
+        raise WeightsError(f"{path} is not valid JSON ({exc}); re-download it or pass the right `weights`") from None
     if not isinstance(config, dict):
         raise WeightsError(f"{path} is not a BigGAN config (expected a JSON object)")
     return config
@@ -245,10 +246,10 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(
             f"{path} is damaged, truncated or not a weights file ({first}); delete it and "
-            "download again, or pass --weights FOLDER"
+            "download again, or pass `weights` FOLDER"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise WeightsError(f"{path} does not hold a state dict of tensors; pass the right --weights")
+        raise WeightsError(f"{path} does not hold a state dict of tensors; pass the right `weights`")
     return state
 
 
@@ -261,7 +262,7 @@ def _load_exactly(model: nn.Module, state: dict[str, Tensor], path: Path) -> Non
 
         parts = ([f"missing keys: {names(missing)}"] if missing else []) + (
             [f"unexpected keys: {names(unexpected)}"] if unexpected else [])
-        raise WeightsError(f"{path} does not match its config.json ({'; '.join(parts)}); pass the right --weights")
+        raise WeightsError(f"{path} does not match its config.json ({'; '.join(parts)}); pass the right `weights`")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -294,10 +295,10 @@ def load_biggan(
     config = read_config(files.config)
     resolution = config.get("output_dim")
     if files.source == "path" and name is not None and resolution != int(name.rsplit("-", 1)[1]):
-        fix = (f"pass --model biggan-deep-{resolution}" if f"biggan-deep-{resolution}" in MODEL_NAMES
-               else "omit --model (the weights' config.json decides)")
+        fix = (f"pass `model` biggan-deep-{resolution}" if f"biggan-deep-{resolution}" in MODEL_NAMES
+               else "omit `model` (the weights' config.json decides)")
         raise WeightsError(f"the weights in {files.folder} are for {resolution} px but the model is {name}; "
-                           f"{fix} or give other --weights")
+                           f"{fix} or give other `weights`")
     label = name or (f"biggan-deep-{resolution}" if files.source == "path" else DEFAULT_MODEL)
     if config.get("num_classes", NUM_CLASSES) != NUM_CLASSES:
         raise WeightsError(f"{files.config} has num_classes={config.get('num_classes')}; hpdirs needs the 1000 ImageNet classes")

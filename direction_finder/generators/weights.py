@@ -84,10 +84,10 @@ def local_weights(path: str | os.PathLike) -> WeightsFiles:
     """A folder with config.json + pytorch_model.bin, or either of those two files named directly."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise WeightsError(f"--weights {p} does not exist; give a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise WeightsError(f"`weights` {p} does not exist; give a folder holding {CONFIG_NAME} and {WEIGHTS_NAME}")
     folder = p if p.is_dir() else p.parent
     if p.is_file() and p.name not in (CONFIG_NAME, WEIGHTS_NAME):
-        raise WeightsError(f"--weights {p} is neither {CONFIG_NAME} nor {WEIGHTS_NAME}; give the folder holding both")
+        raise WeightsError(f"`weights` {p} is neither {CONFIG_NAME} nor {WEIGHTS_NAME}; give the folder holding both")
     for needed in (CONFIG_NAME, WEIGHTS_NAME):
         if not (folder / needed).is_file():
             raise WeightsError(f"{folder} has no {needed}; a weights folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
@@ -108,7 +108,7 @@ def _cached(folder: Path) -> WeightsFiles | None:
             if f.name in sizes and f.stat().st_size != sizes[f.name]:
                 raise WeightsError(
                     f"cached {f} is {f.stat().st_size} bytes but {sizes[f.name]} were downloaded "
-                    f"(damaged); delete {folder} and run again, or pass --weights"
+                    f"(damaged); delete {folder} and run again, or pass `weights`"
                 )
     return WeightsFiles(config, weights, "cache")
 
@@ -158,7 +158,7 @@ def download(
         else:
             raise WeightsError(
                 f"could not download {filename} for {name}: tried {'; '.join(errors)}. Put "
-                f"{CONFIG_NAME} and {WEIGHTS_NAME} in {folder} by hand, or pass --weights FOLDER"
+                f"{CONFIG_NAME} and {WEIGHTS_NAME} in {folder} by hand, or pass `weights` FOLDER"
             )
         sizes[filename] = final.stat().st_size
     tmp = folder / f"{RECORD_NAME}.tmp"
@@ -186,6 +186,6 @@ def resolve_weights(
     if offline if offline is not None else offline_from_env():
         raise WeightsError(
             f"offline and {name} is not in the cache ({folder}); put {CONFIG_NAME} and "
-            f"{WEIGHTS_NAME} there, pass --weights FOLDER, or run online once"
+            f"{WEIGHTS_NAME} there, pass `weights` FOLDER, or run online once"
         )
     return download(name, folder, fetch=fetch, progress=progress)

@@ -1,0 +1,207 @@
+"""How the command line talks: stdout and stderr that survive a closed pipe, one-line errors with
+the library's setting names shown as this CLI's flags, one-line warnings, progress bars."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+import typer.core
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+from direction_finder.errors import HpdirsError, HpdirsWarning, RunStopped
+
+# Library settings whose flag is not simply --name-with-dashes.
+FLAG_NAMES = {"out_dir": "--out", "out_root": "--out", "class_": "--class", "formats": "--format",
+              "batch_sizes": "--batch-size"}
+
+
+def flags(message: str) -> str:
+    """The library names settings in backquotes (`batch_size`); show each as its flag (--batch-size)."""
+    return re.sub(r"`([a-z_]+)`", lambda m: FLAG_NAMES.get(m[1], "--" + m[1].replace("_", "-")), message)
+
+
+class _ReaderGone(io.TextIOBase):
+    """sys.stdout or sys.stderr, looked up at each write, that goes quiet instead of failing once
+    its reader has gone (`hpdirs learn ... | head`): a closed pipe must not end a run that is
+    writing its results to files. The descriptor is pointed at /dev/null so that the
+    interpreter's own flush at exit does not fail either."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.gone = name, False
+
+    @property
+    def stream(self):  # noqa: ANN201
+        return getattr(sys, self.name)
+
+    def _quiet(self) -> None:
+        self.gone = True
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._quiet()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._quiet()
+
+    def isatty(self) -> bool:
+        return not self.gone and self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Typer's own usage errors (unknown option, bad type, missing argument) as one `error:`
+    line and exit code 2, like every other error of hpdirs, instead of a boxed panel."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            fail("aborted")
+            sys.exit(1)
+        except typer.TyperException as exc:  # click's UsageError and friends, bundled by typer
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            command = getattr(getattr(exc, "ctx", None), "command_path", "hpdirs")
+            fail(f"{' '.join(message.split())} (see `{command} --help`)")
+            sys.exit(getattr(exc, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+console = Console(file=_ReaderGone("stdout"))
+err_console = Console(file=_ReaderGone("stderr"))
+
+
+def fail(message: str, code: int = 1) -> "typer.Exit":
+    """Print a one-line error on stderr and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """hpdirs' own warnings as one line; a library's (torch, PIL, ...) are for developers and
+    shown only with HPDIRS_DEBUG=1."""
+    if issubclass(category, HpdirsWarning):
+        err_console.print(f"[yellow]warning:[/] {flags(str(message))}", highlight=False, soft_wrap=True)
+    elif os.environ.get("HPDIRS_DEBUG"):
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the library's user-facing errors into one line on stderr and a non-zero exit."""
+    previous = warnings.showwarning
+    warnings.showwarning = show_warning
+    try:
+        yield
+    except RunStopped as exc:  # learning stopped: say how to continue, if it can be continued
+        resume = f"; resume with: hpdirs learn --resume {exc.run_dir}" if exc.resumable else ""
+        raise fail(flags(str(exc)) + resume, 128 + exc.signum if exc.signum else 1) from None
+    except HpdirsError as exc:
+        raise fail(flags(str(exc))) from None
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        raise fail(f"interrupted by {signal.Signals(signum).name}; files are written whole or not at all, "
+                   "so nothing partial was left", 128 + signum) from None
+    except MemoryError:
+        raise fail("not enough memory; lower --batch-size (or --samples, --frames)") from None
+    except RuntimeError as exc:  # torch's allocators say so in a RuntimeError (OutOfMemoryError on CUDA)
+        text = str(exc)
+        if isinstance(exc, _torch_oom()) or "allocate" in text or "out of memory" in text:
+            asked = re.search(r"tried to allocate (\d+(?:\.\d+)?) ?(bytes|[KMG]i?B)", text)
+            what = f"an allocation of {asked.group(1)} {asked.group(2)} failed" if asked else "an allocation failed"
+            raise fail(f"not enough memory ({what}); lower --batch-size (or --samples, --frames)") from None
+        raise
+    except OSError as exc:  # the environment (disk full, permissions), not a bug
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise fail(f"{exc.strerror or exc}{where}; free space or fix permissions, or choose another --out") from None
+    finally:
+        warnings.showwarning = previous  # main() keeps its filter for the whole process
+
+
+def _torch_oom() -> type:
+    import torch
+
+    return getattr(torch, "OutOfMemoryError", MemoryError)
+
+
+@contextmanager
+def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A rich progress bar fed by the library's (filename, done, total) download callback.
+
+    The bar starts with the first byte, so a command that downloads nothing prints nothing.
+    """
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=err_console, transient=True,
+    )
+    tasks: dict[str, int] = {}
+
+    def update(filename: str, done: int, total: int | None) -> None:
+        if not tasks:
+            bar.start()
+        if filename not in tasks:
+            tasks[filename] = bar.add_task(f"downloading {filename}", total=total)
+        bar.update(tasks[filename], completed=done)
+
+    try:
+        yield update
+    finally:
+        if tasks:
+            bar.stop()
+
+
+def duration(seconds: float) -> str:
+    """Seconds as `1h 05m`, `3m 07s` or `12s`."""
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    from direction_finder.errors import Terminated
+
+    raise Terminated(signum)
+
+
+def deliver_termination_as_interruption() -> None:
+    """SIGTERM (what a scheduler sends) and SIGHUP (a closed terminal) arrive as an interruption,
+    exactly like Ctrl-C: `learn` saves the last completed step and names the resume command,
+    `render` and `compare` remove their temp files; the exit code is 128 + the signal."""
+    for kind in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(kind, _terminate)
+    warnings.showwarning = show_warning

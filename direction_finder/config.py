@@ -1,0 +1,150 @@
+"""The settings of a learning run: LearnConfig, the named recipes, and the ranges of every field.
+
+This is the one place the defaults live: the command line shows them, and a resumed run compares
+its stored config with these fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from direction_finder.errors import UsageError
+from direction_finder.generators.base import Factorisable, Layered
+from direction_finder.penalty import REDUCTIONS
+from direction_finder.validation import check_fields, one_of
+
+INITS = ("random", "axes", "sefa", "curvature")
+# Named presets of how A starts and how far each Adam step moves it; every other field is shared.
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {"init": "random", "lr": 0.01},  # Peebles et al.: Kaiming-normal A, Adam lr 0.01
+    # the warm start of direction_finder.warmstart, refined with steps that keep its structure
+    # (measured on a real DCGAN within 10 CPU-minutes: README, Quality)
+    "curvature": {"init": "curvature", "lr": 0.001},
+}
+DEFAULT_RECIPE = "paper"
+HELDOUT_SEED_OFFSET = 1_000_003  # the held-out set never shares draws with training
+WARMSTART_SEED_OFFSET = 2_000_003  # nor does the curvature warm start
+# Fields a resumed run may change: they do not alter the optimisation path.
+RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every"})
+
+# Ranges of the settings. The upper ends are far beyond any useful run, and exist so that a typo
+# (a batch size of 10**15) is one clear line instead of a failed allocation or an overflow.
+LIMITS: dict[str, tuple[int, int]] = {
+    "steps": (1, 10**9),
+    "batch_size": (1, 65_536),
+    "checkpoint_every": (1, 10**9),
+    "eval_every": (0, 10**9),
+    "eval_samples": (1, 1_000_000),
+    "k": (2, 1024),  # a variance needs two samples
+    "seed": (0, 2**62),  # seeds derived from it (held-out, warm start) must fit a 64-bit generator
+    "num_directions": (1, 1_000_000),  # and at most z_dim, checked against the generator
+    "chunk_size": (1, 2048),
+}
+FLOAT_LIMITS: dict[str, float] = {
+    "lr": 10.0,  # A's rows have norm ~1: a step of 10 already throws them anywhere
+    "eta": 1000.0,  # latents are ~N(0, 1): BigGAN sees nothing but saturation beyond a few hundred
+    "epsilon": 100.0,
+}
+# Perturbed images per generator call on a CPU in pixel space: the fastest layout measured by
+# `hpdirs bench` on a 2-core CPU for biggan-deep-128 (README, Performance).
+CPU_ROWS_PER_CALL = 2
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """Everything that determines a learning run; serialised into every artifact."""
+
+    num_directions: int | None = None  # N; None = the generator's z_dim
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = RECIPES[DEFAULT_RECIPE]["lr"]  # Adam, default betas
+    eta: float = 5.0  # base points w0 = eta_b e_i with eta_b ~ U[-eta, eta]
+    epsilon: float = 0.1
+    k: int = 2
+    reduction: str = "mean"
+    # "random": Kaiming-normal A (as the reference); "axes": A = I; "sefa": SeFa's closed form;
+    # "curvature": the warm start of direction_finder.warmstart (its cost counts as learning time)
+    init: str = RECIPES[DEFAULT_RECIPE]["init"]
+    seed: int = 0
+    checkpoint_every: int = 50
+    eval_every: int = 50  # held-out penalty every this many steps (0: never)
+    eval_samples: int = 16
+    layer: str | None = None  # None: pixel space; else a named intermediate layer of G
+    chunk_size: int | None = None  # perturbed batches per generator call; None: the device default
+
+    def __post_init__(self) -> None:
+        check_fields(self, LIMITS, FLOAT_LIMITS, optional=("num_directions", "chunk_size"))
+        one_of("reduction", self.reduction, REDUCTIONS[:2])
+        one_of("init", self.init, INITS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_recipe(cls, recipe: str, **fields: Any) -> LearnConfig:
+        """The recipe's init and lr (see RECIPES), with any field given here taking precedence."""
+        return cls(**{**recipe_fields(recipe), **fields})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LearnConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def resolved(self, generator: Any) -> LearnConfig:
+        """num_directions and chunk_size filled in for this generator and device."""
+        z_dim = int(generator.z_dim)
+        n = self.num_directions if self.num_directions is not None else z_dim
+        if n > z_dim:
+            raise UsageError(f"`num_directions` {n} is more than z_dim {z_dim}; use at most {z_dim}")
+        chunk = (self.chunk_size if self.chunk_size is not None
+                 else default_chunk_size(generator.device, self.k, self.batch_size, self.layer))
+        chunk = min(chunk, 2 * self.k)
+        check_layer(generator, self.layer)
+        if self.init == "sefa" and not isinstance(generator, Factorisable):
+            raise UsageError("`init` sefa: this generator has no first linear layer to factorise; use `init` random")
+        return dataclasses.replace(self, num_directions=n, chunk_size=chunk)
+
+    def differences(self, other: LearnConfig) -> list[str]:
+        """Fields that differ from `other` and would change the optimisation path."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES]
+
+
+def recipe_fields(recipe: str) -> dict[str, Any]:
+    """The LearnConfig fields a named recipe sets."""
+    if recipe not in RECIPES:
+        raise UsageError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    return dict(RECIPES[recipe])
+
+
+def default(field: str) -> Any:
+    """The value a new run uses for `field` when it is not given (the default recipe's)."""
+    return getattr(LearnConfig.from_recipe(DEFAULT_RECIPE), field)
+
+
+def check_layer(generator: Any, layer: str | None) -> None:
+    """A layer name the generator's `features` knows, or None (pixel space)."""
+    if layer is None:
+        return
+    if not isinstance(generator, Layered):
+        raise UsageError(f"`layer` {layer!r}: this generator exposes no intermediate layers; "
+                         "the penalty can only be taken on its pixels (no `layer`)")
+    names = list(generator.layers())
+    if layer not in names:
+        raise UsageError(f"unknown layer {layer!r}; choose from {', '.join(names)}")
+
+
+def default_chunk_size(device: torch.device | str, k: int, batch_size: int = 1, layer: str | None = None) -> int:
+    """How many of the 2k perturbed batches go into one generator call, by device and batch.
+
+    On a CPU in pixel space, calls of about CPU_ROWS_PER_CALL images are fastest; with a layer
+    the partial forward's activations are small and one call of all 2k is fastest; accelerators
+    gain from batching all 2k (`hpdirs bench` measures the layouts; README, Performance).
+    """
+    if torch.device(device).type in ("cuda", "mps") or layer is not None:
+        return 2 * k
+    return max(1, min(2 * k, CPU_ROWS_PER_CALL // batch_size))

@@ -1,0 +1,180 @@
+"""The objective learning minimises, one step of it, and its value on a fixed held-out set.
+
+The objective, exactly: for each sample b, z_b ~ G.sample_z, i_b ~ U{0..N-1},
+eta_b ~ U[-eta, eta]; Q = Gram-Schmidt of A in every forward (orthonormal_directions: for
+N = z_dim the last row is the oriented complement of the others); w0_b = eta_b e_{i_b};
+f_b(w) = G(z_b + w Q); the penalty is the mean over (b, C, H, W) of the unbiased variance over k
+Rademacher vectors v (all N coordinates) of (f_b(w0 + eps v) - 2 f_b(w0) + f_b(w0 - eps v)) / eps^2.
+Only A is optimised (Adam); the generator is frozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from direction_finder.config import LearnConfig
+from direction_finder.directions import orthonormal_directions
+from direction_finder.distributed import DistContext
+from direction_finder.penalty import hessian_penalty, rademacher
+
+
+@contextmanager
+def strict_fp32() -> Iterator[None]:
+    """TF32 off while the penalty is computed: its ~1e-3 error is amplified 100x by / eps^2."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def outputs(generator: Any, latents: Tensor, layer: str | None) -> Tensor:
+    """What the penalty is taken on: the images, or the activation of a named layer."""
+    return generator(latents) if layer is None else generator.features(latents, layer)
+
+
+def direction_penalty(
+    generator: Any,
+    Q: Tensor,
+    z: Tensor,
+    index: Tensor,
+    eta: Tensor,
+    *,
+    k: int = 2,
+    epsilon: float = 0.1,
+    reduction: str = "mean",
+    vectors: Tensor | None = None,
+    rng: torch.Generator | None = None,
+    chunk_size: int | None = None,
+    layer: str | None = None,
+) -> Tensor:
+    """Hessian Penalty w.r.t. w of f_b(w) = G(z_b + w Q) at w0_b = eta_b e_{index_b}.
+
+    Q (N, z_dim) orthonormal rows; z (B, z_dim); index (B,) long; eta (B,); vectors (k, B, N).
+    """
+    batch, n = z.shape[0], Q.shape[0]
+    w0 = torch.zeros(batch, n, dtype=Q.dtype, device=Q.device)  # (B, N)
+    w0[torch.arange(batch, device=Q.device), index.to(Q.device)] = eta.to(Q.device, Q.dtype)
+
+    def f(w: Tensor) -> Tensor:  # w: (m * B, N), stacked copies of the batch
+        latents = z.repeat(w.shape[0] // batch, 1) + w @ Q  # (m * B, z_dim)
+        return outputs(generator, latents, layer)
+
+    if vectors is not None:
+        vectors = vectors.to(Q.device, Q.dtype)
+    with strict_fp32():
+        return hessian_penalty(f, w0, k=k, epsilon=epsilon, reduction=reduction, vectors=vectors,
+                               generator=rng, chunk_size=chunk_size)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step's random draws: latents, directions, base-point magnitudes, Rademacher vectors."""
+
+    z: Tensor  # (B, z_dim)
+    index: Tensor  # (B,) long, uniform over 0..N-1
+    eta: Tensor  # (B,) uniform in [-eta, eta]
+    vectors: Tensor  # (k, B, N) +-1
+
+
+def draw_batch(generator: Any, config: LearnConfig, rng: torch.Generator, dist: DistContext | None = None) -> Batch:
+    """Draw a step's randomness, in a fixed order, from the one CPU generator `rng`.
+
+    Under torch.distributed every rank draws the whole global batch from the same stream and
+    keeps its own contiguous slice: together the ranks see exactly a single process's batch.
+    """
+    batch, n = config.batch_size, _directions(config)
+    z = generator.sample_z(batch, rng)
+    index = torch.randint(n, (batch,), generator=rng)
+    eta = (torch.rand(batch, generator=rng) * 2 - 1) * config.eta
+    vectors = rademacher((config.k, batch, n), generator=rng)
+    if dist is None or dist.world == 1:
+        return Batch(z, index, eta, vectors)
+    part = slice(dist.rank * batch // dist.world, (dist.rank + 1) * batch // dist.world)
+    return Batch(z[part], index[part], eta[part], vectors[:, part])
+
+
+def train_step(generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, config: LearnConfig,
+               batch: Batch, dist: DistContext | None = None) -> Tensor:
+    """One Adam step on the objective; returns the (detached) loss. A non-finite loss is
+    returned without a step, so the caller can stop with A untouched.
+
+    Under torch.distributed the loss and the gradient of A are averaged over the ranks' equal
+    slices (= the global batch's mean loss and its gradient) before the step.
+    """
+    Q = orthonormal_directions(A)  # (N, z_dim): re-orthonormalised in every forward
+    loss = direction_penalty(generator, Q, batch.z, batch.index, batch.eta, k=config.k, epsilon=config.epsilon,
+                             reduction=config.reduction, vectors=batch.vectors, chunk_size=config.chunk_size,
+                             layer=config.layer)
+    reported = loss.detach().clone()
+    if dist is not None and dist.world > 1:
+        dist.mean_(reported)  # every rank sees the same value, so all stop or step together
+    if not torch.isfinite(reported):
+        return reported
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if dist is not None and dist.world > 1 and A.grad is not None:
+        dist.mean_(A.grad)
+    optimizer.step()
+    return reported
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A fixed evaluation set: the same z, i, eta and Rademacher vectors every time."""
+
+    z: Tensor  # (E, z_dim)
+    index: Tensor  # (E,)
+    eta: Tensor  # (E,)
+    vectors: Tensor  # (k, E, N)
+
+    @classmethod
+    def draw(cls, generator: Any, num_directions: int, samples: int, k: int, eta: float, seed: int) -> HeldOut:
+        rng = torch.Generator().manual_seed(seed)
+        z = generator.sample_z(samples, rng)
+        index = torch.randint(num_directions, (samples,), generator=rng)
+        eta_values = (torch.rand(samples, generator=rng) * 2 - 1) * eta
+        vectors = rademacher((k, samples, num_directions), generator=rng)
+        return cls(z, index, eta_values, vectors)
+
+
+def heldout_penalty(generator: Any, Q: Tensor, heldout: HeldOut, config: LearnConfig,
+                    batch_size: int | None = None, dist: DistContext | None = None) -> float:
+    """The training objective on the held-out set (common random numbers), no gradients.
+
+    Under torch.distributed each rank evaluates a share of the samples and the sums are reduced.
+    """
+    batch_size = batch_size or config.batch_size
+    total, count = 0.0, heldout.z.shape[0]
+    ranks, rank = (dist.world, dist.rank) if dist is not None else (1, 0)
+    mine = range(rank * count // ranks, (rank + 1) * count // ranks)
+    with torch.no_grad():
+        for s in range(mine.start, mine.stop, batch_size):
+            part = slice(s, min(s + batch_size, mine.stop))
+            value = direction_penalty(
+                generator, Q, heldout.z[part], heldout.index[part], heldout.eta[part],
+                k=config.k, epsilon=config.epsilon, reduction=config.reduction,
+                vectors=heldout.vectors[:, part], chunk_size=config.chunk_size, layer=config.layer)
+            if config.reduction == "mean":
+                total += float(value) * heldout.z[part].shape[0]
+            else:
+                total = max(total, float(value))
+    if dist is not None and ranks > 1:
+        reduced = torch.tensor([total], dtype=torch.float64, device=Q.device)
+        (dist.sum_ if config.reduction == "mean" else dist.max_)(reduced)
+        total = float(reduced.item())
+    return total / count if config.reduction == "mean" else total
+
+
+def _directions(config: LearnConfig) -> int:
+    if config.num_directions is None:
+        raise ValueError("the config is not resolved for a generator: call config.resolved(generator) first")
+    return config.num_directions
