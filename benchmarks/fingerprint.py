@@ -46,6 +46,10 @@ def matrices(path: Path) -> dict[str, str]:
     return {f"{path.name}:{key}": digest(value) for key, value in sorted(load_file(path).items())}
 
 
+def text(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def loss_log(path: Path) -> str:
     with open(path, newline="") as f:
         rows = [(r["step"], r["loss"], r["smoothed_loss"], r["heldout"]) for r in csv.DictReader(f)]
@@ -91,9 +95,11 @@ def main() -> None:
         for gif in sorted(render.glob("*.gif")):
             out[f"render/{gif.name}"] = frames(gif)
         out["render/sheet.png"] = digest(np.asarray(Image.open(render / "sheet.png").convert("RGB")))
+        out["render/index.html"] = text(render / "index.html")
         run("compare", str(run_dir), "--samples", "3", "--top", "4", "--no-gifs")
         report = json.loads((run_dir / "compare" / "report.json").read_text())
         out["compare/sets"] = hashlib.sha256(json.dumps(report["sets"], sort_keys=True).encode()).hexdigest()[:16]
+        out["compare/compare.html"] = text(run_dir / "compare" / "compare.html")
         info = run("info", str(run_dir))
         out["info/lines"] = str(len(info.splitlines()))
         out.update(tiny_biggan(root))

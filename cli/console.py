@@ -9,20 +9,24 @@ import re
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any, cast
 
 import typer
 import typer.core
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from direction_finder.errors import HpdirsError, HpdirsWarning, RunStopped
 
 # Library settings whose flag is not simply --name-with-dashes.
-FLAG_NAMES = {"out_dir": "--out", "out_root": "--out", "class_": "--class", "formats": "--format",
-              "batch_sizes": "--batch-size"}
+FLAG_NAMES = {
+    "out_dir": "--out",
+    "out_root": "--out",
+    "class_": "--class",
+    "formats": "--format",
+    "batch_sizes": "--batch-size",
+}
 
 
 def flags(message: str) -> str:
@@ -40,7 +44,7 @@ class _ReaderGone(io.TextIOBase):
         self.name, self.gone = name, False
 
     @property
-    def stream(self):  # noqa: ANN201
+    def stream(self):
         return getattr(sys, self.name)
 
     def _quiet(self) -> None:
@@ -82,11 +86,13 @@ class OneLineErrors(typer.core.TyperGroup):
     """Typer's own usage errors (unknown option, bad type, missing argument) as one `error:`
     line and exit code 2, like every other error of hpdirs, instead of a boxed panel."""
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        standalone = kwargs.get("standalone_mode", True)
+        kwargs["standalone_mode"] = False  # errors come back here, to be printed as one line
+        if not standalone:
+            return super().main(*args, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(*args, **kwargs)
         except typer.Abort:
             fail("aborted")
             sys.exit(1)
@@ -98,17 +104,18 @@ class OneLineErrors(typer.core.TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-console = Console(file=_ReaderGone("stdout"))
-err_console = Console(file=_ReaderGone("stderr"))
+# rich asks for an IO[str]; a text stream that writes and flushes is all it uses of one
+console = Console(file=cast(IO[str], _ReaderGone("stdout")))
+err_console = Console(file=cast(IO[str], _ReaderGone("stderr")))
 
 
-def fail(message: str, code: int = 1) -> "typer.Exit":
+def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error on stderr and return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
-def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """hpdirs' own warnings as one line; a library's (torch, PIL, ...) are for developers and
     shown only with HPDIRS_DEBUG=1."""
     if issubclass(category, HpdirsWarning):
@@ -134,8 +141,11 @@ def user_errors() -> Iterator[None]:
         raise fail(flags(str(exc))) from None
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        raise fail(f"interrupted by {signal.Signals(signum).name}; files are written whole or not at all, "
-                   "so nothing partial was left", 128 + signum) from None
+        raise fail(
+            f"interrupted by {signal.Signals(signum).name}; files are written whole or not at all, "
+            "so nothing partial was left",
+            128 + signum,
+        ) from None
     except MemoryError:
         raise fail("not enough memory; lower --batch-size (or --samples, --frames)") from None
     except RuntimeError as exc:  # torch's allocators say so in a RuntimeError (OutOfMemoryError on CUDA)
@@ -158,35 +168,9 @@ def _torch_oom() -> type:
     return getattr(torch, "OutOfMemoryError", MemoryError)
 
 
-@contextmanager
-def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
-    """A rich progress bar fed by the library's (filename, done, total) download callback.
-
-    The bar starts with the first byte, so a command that downloads nothing prints nothing.
-    """
-    bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=err_console, transient=True,
-    )
-    tasks: dict[str, int] = {}
-
-    def update(filename: str, done: int, total: int | None) -> None:
-        if not tasks:
-            bar.start()
-        if filename not in tasks:
-            tasks[filename] = bar.add_task(f"downloading {filename}", total=total)
-        bar.update(tasks[filename], completed=done)
-
-    try:
-        yield update
-    finally:
-        if tasks:
-            bar.stop()
-
-
 def duration(seconds: float) -> str:
     """Seconds as `1h 05m`, `3m 07s` or `12s`."""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"

@@ -1,42 +1,36 @@
 """The `hpdirs` Typer app. Each command parses its options, calls one library function, prints.
 
-Defaults are not written here: an option left out is not passed, and its help shows the
-library's default (LearnConfig, RenderSettings, CompareSettings, BenchSettings, GeneratorChoice).
+No default is written here: options.py shows the library's defaults, and an option of `learn`
+left out is not passed on (a resumed run keeps its own settings).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as Bar
 from rich.table import Table
 
 import direction_finder
 from direction_finder.bench import BenchSettings
-from direction_finder.compare import BASELINES, DEFAULT_BASELINES, CompareSettings
-from direction_finder.config import DEFAULT_RECIPE, RECIPES, default
+from direction_finder.compare import CompareSettings
 from direction_finder.errors import UsageError
-from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION, GeneratorChoice
+from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, GeneratorChoice
 from direction_finder.render import RenderSettings
+from hpdirs_cli import options as o
 from hpdirs_cli.console import (
     OneLineErrors,
     console,
     deliver_termination_as_interruption,
-    download_progress,
-    duration,
     err_console,
     fail,
     user_errors,
 )
+from hpdirs_cli.options import BENCH, COMPARE, RENDER
+from hpdirs_cli.progress import LearnProgress, download_progress, images_bar
 from hpdirs_cli.tables import print_bench, print_comparison, print_metadata
-
-# The library's defaults, shown by --help and passed when an option is left out.
-RENDER, COMPARE, BENCH = RenderSettings(), CompareSettings(), BenchSettings()
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -54,11 +48,6 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _images_bar(what: str, transient: bool = False) -> Bar:
-    return Bar(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeRemainingColumn(),
-               console=console, transient=transient)
-
-
 def _version(value: bool) -> None:
     if value:
         console.print(f"hpdirs {direction_finder.__version__}")
@@ -67,8 +56,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
 ) -> None:
     """hpdirs: learn, render and compare latent directions of a frozen BigGAN-deep."""
 
@@ -107,42 +97,6 @@ def download(
     console.print(f"{model}: {files.folder} ({files.source})")
 
 
-# Options of every command that builds a generator.
-DeviceOption = Annotated[str, typer.Option("--device", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")]
-OfflineOption = Annotated[bool, typer.Option("--offline", help="Never touch the network (also HPDIRS_OFFLINE=1).",
-                                             show_default="off")]
-# ... and of those that read a directions file and rebuild its generator.
-FROM_FILE = "from the file"
-ModelOverride = Annotated[Optional[str], typer.Option("--model", help="Override the model named in the file.",
-                                                      show_default=FROM_FILE)]
-ClassOverride = Annotated[Optional[str], typer.Option("--class", help="Override the class named in the file.",
-                                                      show_default=FROM_FILE)]
-TruncationOverride = Annotated[Optional[float], typer.Option("--truncation", help="Override the truncation in the file.",
-                                                             show_default=FROM_FILE)]
-WeightsOverride = Annotated[Optional[Path], typer.Option("--weights", help="Weights folder.",
-                                                         show_default="from the file, else the cache")]
-Source = Annotated[Path, typer.Argument(help="A run folder or a directions .safetensors file.")]
-
-
-# --- learn -------------------------------------------------------------------------------
-
-LAYER_HELP = ("Fast mode: penalise the normalised activation after GenBlock i instead of pixels: block0..block9 "
-              "at 4,8,8,16,16,32,32,64,64,128 px for biggan-deep-128 (block11 at 256 px for -256); "
-              "`hpdirs bench` prints each with its shape.")
-RECIPE_ABOUT = {"paper": "Peebles et al.", "curvature": "the curvature warm start refined; README, Quality"}
-RECIPE_HELP = ("Preset of --init and --lr: " + " or ".join(
-    f"{name} ({fields['init']}, {fields['lr']}: {RECIPE_ABOUT.get(name, 'see README')})" for name, fields in RECIPES.items())
-    + ". --init/--lr override it.")
-INIT_HELP = ("random (Kaiming-normal, as the reference), axes, sefa (closed-form warm start; BigGAN), or curvature "
-             "(rotation that diagonalises the tanh curvature of 8 samples' Jacobians; 16*z_dim images; try with "
-             "--lr 0.001).")
-
-
-def _learn_default(name: str) -> str:
-    value = default(name)
-    return "z_dim" if name == "num_directions" and value is None else str(value)
-
-
 def parse_duration(text: str) -> float:
     """`90s`, `30m`, `2h` or plain seconds -> seconds (> 0)."""
     units = {"s": 1, "m": 60, "h": 3600}
@@ -158,31 +112,31 @@ def parse_duration(text: str) -> float:
 
 @app.command()
 def learn(
-    class_: Annotated[Optional[str], typer.Option("--class", help="ImageNet class: name, index or WordNet id.", show_default=DEFAULT_CLASS)] = None,  # noqa: E501
-    model: Annotated[Optional[str], typer.Option(help="biggan-deep-128/-256/-512, or synthetic[:z_dim=16,factors=4] (known true directions, offline).", show_default=f"{DEFAULT_MODEL}, or what --weights holds")] = None,  # noqa: E501
-    weights: Annotated[Optional[Path], typer.Option(help="Folder with config.json + pytorch_model.bin (else the cache, else a download).", show_default="the cache")] = None,  # noqa: E501
-    truncation: Annotated[Optional[float], typer.Option(help="Truncation in (0, 1]; snapped to BigGAN's 0.02 grid.", show_default=str(DEFAULT_TRUNCATION))] = None,  # noqa: E501
-    num_directions: Annotated[Optional[int], typer.Option(help="N directions to learn (<= z_dim).", show_default=_learn_default("num_directions"))] = None,  # noqa: E501
-    steps: Annotated[Optional[int], typer.Option(help="Optimisation steps.", show_default=_learn_default("steps"))] = None,  # noqa: E501
-    batch_size: Annotated[Optional[int], typer.Option(help="Samples per step.", show_default=_learn_default("batch_size"))] = None,  # noqa: E501
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.", show_default=_learn_default("lr"))] = None,
-    eta: Annotated[Optional[float], typer.Option(help="Base points w = eta_b e_i with eta_b ~ U[-eta, eta].", show_default=_learn_default("eta"))] = None,  # noqa: E501
-    epsilon: Annotated[Optional[float], typer.Option(help="Finite-difference step.", show_default=_learn_default("epsilon"))] = None,  # noqa: E501
-    k: Annotated[Optional[int], typer.Option("--k", help="Rademacher vectors per sample (>= 2).", show_default=_learn_default("k"))] = None,  # noqa: E501
-    recipe: Annotated[Optional[str], typer.Option(help=RECIPE_HELP, show_default=DEFAULT_RECIPE)] = None,
-    init: Annotated[Optional[str], typer.Option(help=INIT_HELP, show_default=_learn_default("init"))] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of every random draw.", show_default=_learn_default("seed"))] = None,  # noqa: E501
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints.", show_default=_learn_default("checkpoint_every"))] = None,  # noqa: E501
-    eval_every: Annotated[Optional[int], typer.Option(help="Steps between held-out evaluations (0: never).", show_default=_learn_default("eval_every"))] = None,  # noqa: E501
-    eval_samples: Annotated[Optional[int], typer.Option(help="Samples in the fixed held-out set.", show_default=_learn_default("eval_samples"))] = None,  # noqa: E501
-    chunk_size: Annotated[Optional[int], typer.Option(help="Perturbed batches per generator call (1..2k).", show_default="calls of ~2 images on CPU; all 2k on GPU or with --layer")] = None,  # noqa: E501
-    layer: Annotated[Optional[str], typer.Option(help=LAYER_HELP, show_default="pixel space")] = None,
-    device: DeviceOption = "auto",
-    out: Annotated[Path, typer.Option(help="Output root; runs go to OUT/<class>/<name>/.")] = Path("outputs"),
-    name: Annotated[Optional[str], typer.Option(help="Run name.", show_default="the UTC time")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its checkpoint.", show_default="start a new run")] = None,  # noqa: E501
-    time_limit: Annotated[Optional[str], typer.Option(help="Stop and save after this much learning time (e.g. 90s, 30m, 2h); resume later.", show_default="none")] = None,  # noqa: E501
-    offline: OfflineOption = False,
+    class_: o.Class = None,
+    model: o.Model = None,
+    weights: o.Weights = None,
+    truncation: o.Truncation = None,
+    num_directions: o.NumDirections = None,
+    steps: o.Steps = None,
+    batch_size: o.BatchSize = None,
+    lr: o.Lr = None,
+    eta: o.Eta = None,
+    epsilon: o.Epsilon = None,
+    k: o.K = None,
+    recipe: o.Recipe = None,
+    init: o.Init = None,
+    seed: o.Seed = None,
+    checkpoint_every: o.CheckpointEvery = None,
+    eval_every: o.EvalEvery = None,
+    eval_samples: o.EvalSamples = None,
+    chunk_size: o.ChunkSize = None,
+    layer: o.Layer = None,
+    device: o.Device = "auto",
+    out: o.OutRoot = Path("outputs"),
+    name: o.Name = None,
+    resume: o.Resume = None,
+    time_limit: o.TimeLimit = None,
+    offline: o.Offline = False,
 ) -> None:
     """Learn N interpretable directions for one class by minimising the Hessian Penalty.
 
@@ -190,72 +144,39 @@ def learn(
     Several GPUs: torchrun --nproc-per-node 4 -m hpdirs_cli learn --class golden_retriever --batch-size 64
     """
     from direction_finder.distributed import job_from_env
-    from direction_finder.learn import LearnInterrupted, RunRequest, learn_run
+    from direction_finder.learn import LearnInterrupted
+    from direction_finder.runner import RunRequest, learn_run
 
-    settings = _given(num_directions=num_directions, steps=steps, batch_size=batch_size, lr=lr, eta=eta,
-                      epsilon=epsilon, k=k, init=init, seed=seed, checkpoint_every=checkpoint_every,
-                      eval_every=eval_every, eval_samples=eval_samples, chunk_size=chunk_size, layer=layer)
+    settings = _given(
+        num_directions=num_directions,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        eta=eta,
+        epsilon=epsilon,
+        k=k,
+        init=init,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        eval_every=eval_every,
+        eval_samples=eval_samples,
+        chunk_size=chunk_size,
+        layer=layer,
+    )
     choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None)
     with user_errors(), job_from_env(device) as dist:
-        request = RunRequest(choice, settings, recipe, out, name, resume,
-                             parse_duration(time_limit) if time_limit is not None else None)
+        limit = parse_duration(time_limit) if time_limit is not None else None
+        request = RunRequest(choice, settings, recipe, out, name, resume, limit)
         if dist is not None and not dist.is_main:  # rank 0 shows progress and errors
             try:
                 learn_run(request, dist=dist)
             except LearnInterrupted as exc:
                 raise typer.Exit(128 + int(exc.signum or signal.SIGINT)) from None
             return
-        with download_progress() as progress, _LearnProgress() as shown:
+        with download_progress() as progress, LearnProgress() as shown:
             plan = learn_run(request, dist=dist, progress=progress, on_start=shown.start, on_step=shown.step)
     console.print(f"done: {plan.run_dir}/directions.safetensors (best by held-out: directions_best.safetensors)")
     console.print(f"next: hpdirs render {plan.run_dir}", highlight=False)
-
-
-class _LearnProgress:
-    """The header line, then a bar with loss, held-out penalty, rate and time left."""
-
-    def __init__(self) -> None:
-        columns = (SpinnerColumn(), TextColumn("step {task.completed}/{task.total}"), BarColumn(),
-                   TextColumn("loss {task.fields[loss]}"), TextColumn("held-out {task.fields[heldout]}"),
-                   TextColumn("{task.fields[rate]} sample-steps/s"), TextColumn("ETA {task.fields[eta]}"))
-        self.bar = Bar(*columns, console=console, transient=False)
-        self.task, self.plan, self.announced = None, None, False
-
-    def __enter__(self) -> _LearnProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def start(self, plan: Any) -> None:
-        from direction_finder.generators import describe
-
-        self.plan, config, about = plan, plan.config, describe(plan.generator)
-        ranks = f" · {plan.dist.world} ranks ({plan.dist.backend})" if plan.dist is not None else ""
-        console.print(f"[bold]hpdirs learn[/] {about.get('model', '')} · {about.get('class_name', '')}"
-                      f" · truncation {about.get('truncation', '')} · {config.num_directions} directions"
-                      f" · {config.steps} steps × batch {config.batch_size} · device {plan.generator.device}{ranks}"
-                      f" → {plan.run_dir}", highlight=False)
-        if plan.warmstart_images:
-            console.print(f"curvature warm start: Jacobians of {plan.warmstart_images // (2 * plan.generator.z_dim)} "
-                          f"samples ({plan.warmstart_images} images) …", highlight=False)
-        self.bar.start()
-        self.task = self.bar.add_task("learn", total=config.steps, loss="-", heldout="-", rate="-", eta="-")
-
-    def step(self, info: Any) -> None:
-        assert self.task is not None and self.plan is not None
-        fields = dict(loss=f"{info.smoothed:.4g}", rate=f"{info.sample_steps_per_s:.3g}",
-                      eta=duration(info.eta_s) if info.eta_s is not None else "-")
-        if info.heldout is not None and info.best_heldout is not None:
-            fields["heldout"] = f"{info.heldout:.4g}"
-        self.bar.update(self.task, completed=info.step, **fields)
-        if not self.announced and info.eta_s is not None:
-            self.announced = True
-            per_step = self.plan.config.batch_size / info.sample_steps_per_s
-            self.bar.console.print(f"measured {per_step:.3g} s/step ({info.sample_steps_per_s:.3g} sample-steps/s): "
-                                   f"about {duration(info.eta_s)} more for {info.steps - info.step} steps"
-                                   + (" plus held-out evaluations" if self.plan.config.eval_every else ""),
-                                   highlight=False)
 
 
 @app.command()
@@ -273,30 +194,28 @@ def info(
     print_metadata(file, directions)
 
 
-# --- render ------------------------------------------------------------------------------
-
 @app.command()
 def render(
-    run_or_file: Source,
-    directions: Annotated[Optional[str], typer.Option(help="Which directions, e.g. 0-7,12.", show_default="0-7")] = None,
-    samples: Annotated[int, typer.Option(help="Samples per frame (columns of each grid).")] = RENDER.samples,  # noqa: E501
-    seed: Annotated[int, typer.Option(help="Seed of the samples' latents.")] = RENDER.seed,  # noqa: E501
-    eta: Annotated[float, typer.Option(help="Sweep each direction from -eta to +eta.")] = RENDER.eta,  # noqa: E501
-    frames: Annotated[int, typer.Option(help="Distinct eta values per sweep (the loop plays them forth and back).")] = RENDER.frames,  # noqa: E501
-    fps: Annotated[float, typer.Option(help="Frames per second of GIFs and MP4s.")] = RENDER.fps,  # noqa: E501
-    align: Annotated[bool, typer.Option("--align/--no-align", help="Put every sample at the same coordinate along the direction (paper Fig. 7d).")] = RENDER.align,  # noqa: E501
-    axes: Annotated[Optional[str], typer.Option(help="Also render these axis-aligned z components, e.g. 0-15.", show_default="none")] = None,  # noqa: E501
-    format: Annotated[str, typer.Option("--format", help="Comma-separated: gif, mp4, png.")] = ",".join(RENDER.formats),  # noqa: E501
-    size: Annotated[Optional[int], typer.Option(help="Pixels per image in the outputs.", show_default="the model's resolution")] = None,  # noqa: E501
-    label: Annotated[bool, typer.Option("--label/--no-label", help="Print direction index and eta above each frame.")] = RENDER.label,  # noqa: E501
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per generator call.", show_default="4 on CPU, 32 on GPU")] = None,  # noqa: E501
-    out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="RUN/render, or render-<file> beside a file")] = None,  # noqa: E501
-    model: ModelOverride = None,
-    class_: ClassOverride = None,
-    truncation: TruncationOverride = None,
-    weights: WeightsOverride = None,
-    device: DeviceOption = "auto",
-    offline: OfflineOption = False,
+    run_or_file: o.Source,
+    directions: o.Directions = None,
+    samples: o.RenderSamples = RENDER.samples,
+    seed: o.RenderSeed = RENDER.seed,
+    eta: o.RenderEta = RENDER.eta,
+    frames: o.Frames = RENDER.frames,
+    fps: o.Fps = RENDER.fps,
+    align: o.Align = RENDER.align,
+    axes: o.Axes = None,
+    format: o.Format = o.RENDER_FORMATS,
+    size: o.Size = None,
+    label: o.Label = RENDER.label,
+    batch_size: o.RenderBatch = None,
+    out: o.RenderOut = None,
+    model: o.ModelOverride = None,
+    class_: o.ClassOverride = None,
+    truncation: o.TruncationOverride = None,
+    weights: o.WeightsOverride = None,
+    device: o.Device = "auto",
+    offline: o.Offline = False,
 ) -> None:
     """Render direction sweeps: a GIF grid per direction, an overview GIF, a PNG sheet, index.html.
 
@@ -305,39 +224,44 @@ def render(
     from direction_finder.render import render_file
 
     with user_errors():
-        settings = RenderSettings(directions, axes or [], samples, seed, eta, frames, fps, align, format, size, label,
-                                  batch_size)
+        settings = RenderSettings(
+            directions, axes or [], samples, seed, eta, frames, fps, align, format, size, label, batch_size
+        )
         choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None)
-        with download_progress() as progress, _images_bar("rendering") as bar:
+        with download_progress() as progress, images_bar("rendering") as bar:
             task = bar.add_task("render", total=None)
-            target = render_file(run_or_file, settings, generator=choice, out_dir=out, progress=progress,
-                                 on_images=lambda done, total: bar.update(task, completed=done, total=total))
+            target = render_file(
+                run_or_file,
+                settings,
+                generator=choice,
+                out_dir=out,
+                progress=progress,
+                on_images=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     console.print(f"wrote {target}/index.html", highlight=False)
 
 
-# --- compare -----------------------------------------------------------------------------
-
 @app.command()
 def compare(
-    run_or_file: Source,
-    baselines: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(BASELINES)} (the --init curvature warm start; 16*z_dim images more).")] = ",".join(DEFAULT_BASELINES),  # noqa: E501
-    samples: Annotated[int, typer.Option(help="Held-out samples shared by every set.")] = COMPARE.samples,  # noqa: E501
-    seed: Annotated[int, typer.Option(help="Seed of the held-out samples, base points and vectors.")] = COMPARE.seed,  # noqa: E501
-    top: Annotated[int, typer.Option(help="N': most active directions in the D% / D_R Hessians.")] = COMPARE.top,  # noqa: E501
-    eta: Annotated[float, typer.Option(help="Base points and sweeps within [-eta, eta].")] = COMPARE.eta,  # noqa: E501
-    epsilon: Annotated[float, typer.Option(help="Finite-difference step.")] = COMPARE.epsilon,  # noqa: E501
-    k: Annotated[int, typer.Option("--k", help="Rademacher vectors per sample.")] = COMPARE.k,  # noqa: E501
-    sweep_steps: Annotated[int, typer.Option(help="Coefficient values in the activeness sweep.")] = COMPARE.sweep_steps,  # noqa: E501
-    batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = COMPARE.batch_size,  # noqa: E501
-    layer: Annotated[Optional[str], typer.Option(help="Measure on this layer's activation instead of pixels (see `hpdirs learn --help`).", show_default="pixel space")] = None,  # noqa: E501
-    gifs: Annotated[bool, typer.Option("--gifs/--no-gifs", help="Write the side-by-side GIFs.")] = True,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="RUN/compare, or compare-<file> beside a file")] = None,  # noqa: E501
-    model: ModelOverride = None,
-    class_: ClassOverride = None,
-    truncation: TruncationOverride = None,
-    weights: WeightsOverride = None,
-    device: DeviceOption = "auto",
-    offline: OfflineOption = False,
+    run_or_file: o.Source,
+    baselines: o.Baselines = o.COMPARE_BASELINES,
+    samples: o.CompareSamples = COMPARE.samples,
+    seed: o.CompareSeed = COMPARE.seed,
+    top: o.Top = COMPARE.top,
+    eta: o.CompareEta = COMPARE.eta,
+    epsilon: o.CompareEpsilon = COMPARE.epsilon,
+    k: o.CompareK = COMPARE.k,
+    sweep_steps: o.SweepSteps = COMPARE.sweep_steps,
+    batch_size: o.CompareBatch = COMPARE.batch_size,
+    layer: o.CompareLayer = None,
+    gifs: o.Gifs = True,
+    out: o.CompareOut = None,
+    model: o.ModelOverride = None,
+    class_: o.ClassOverride = None,
+    truncation: o.TruncationOverride = None,
+    weights: o.WeightsOverride = None,
+    device: o.Device = "auto",
+    offline: o.Offline = False,
 ) -> None:
     """Compare learned directions with axis-aligned z, random and SeFa directions, in numbers and GIFs.
 
@@ -348,28 +272,33 @@ def compare(
     with user_errors():
         settings = CompareSettings(samples, seed, top, eta, epsilon, k, sweep_steps, batch_size, layer)
         choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None)
-        with download_progress() as progress, _images_bar("measuring", transient=True) as bar:
+        with download_progress() as progress, images_bar("measuring", transient=True) as bar:
             task = bar.add_task("compare", total=None)
-            result = compare_file(run_or_file, settings, baselines=baselines, generator=choice,
-                                  out_dir=out, gifs=gifs, progress=progress,
-                                  on_images=lambda done, total: bar.update(task, completed=done, total=total))
+            result = compare_file(
+                run_or_file,
+                settings,
+                baselines=baselines,
+                generator=choice,
+                out_dir=out,
+                gifs=gifs,
+                progress=progress,
+                on_images=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     print_comparison(result, settings)
 
 
-# --- bench -------------------------------------------------------------------------------
-
 @app.command()
 def bench(
-    model: Annotated[Optional[str], typer.Option(help="biggan-deep-128/-256/-512 or synthetic[:...].", show_default=f"{DEFAULT_MODEL}, or what --weights holds")] = None,  # noqa: E501
-    weights: Annotated[Optional[Path], typer.Option(help="Weights folder (random weights measure the same speed).", show_default="the cache")] = None,  # noqa: E501
-    class_: Annotated[str, typer.Option("--class", help="ImageNet class (does not change the speed).")] = DEFAULT_CLASS,
-    batch_size: Annotated[str, typer.Option("--batch-size", help="Comma-separated batch sizes to measure.")] = ",".join(map(str, BENCH.batch_sizes)),  # noqa: E501
-    steps: Annotated[int, typer.Option(help="Timed repetitions per measurement (median; after one warm-up).")] = BENCH.steps,  # noqa: E501
-    layer: Annotated[str, typer.Option(help="Layer for the fast-mode measurement: a name, auto (mid resolution) or none.")] = str(BENCH.layer),  # noqa: E501
-    render: Annotated[bool, typer.Option("--render/--no-render", help="Also measure render images/s.")] = True,
-    device: DeviceOption = "auto",
-    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench.json"),
-    offline: OfflineOption = False,
+    model: o.BenchModel = None,
+    weights: o.BenchWeights = None,
+    class_: o.BenchClass = DEFAULT_CLASS,
+    batch_size: o.BenchBatches = o.BENCH_BATCHES,
+    steps: o.BenchSteps = BENCH.steps,
+    layer: o.BenchLayer = o.BENCH_LAYER,
+    render: o.BenchRender = BENCH.render,
+    device: o.Device = "auto",
+    out: o.BenchOut = Path("bench.json"),
+    offline: o.Offline = False,
 ) -> None:
     """Measure forward images/s, learning sample-steps/s per layout vs the reference step, FLOPs, MFU,
     the --layer fast mode, memory and render speed on this machine; writes bench.json.
@@ -391,8 +320,14 @@ def bench(
             console.print(f"layers for --layer: {names}", highlight=False)
 
         with download_progress() as progress, err_console.status("measuring") as status:
-            results = bench_to_file(choice, settings, out, progress=progress, on_layers=show_layers,
-                                    note=lambda message: status.update(f"measuring: {message}"))
+            results = bench_to_file(
+                choice,
+                settings,
+                out,
+                progress=progress,
+                on_layers=show_layers,
+                note=lambda message: status.update(f"measuring: {message}"),
+            )
     print_bench(results)
     console.print(f"wrote {out}", highlight=False)
 

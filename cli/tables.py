@@ -11,8 +11,21 @@ from direction_finder.compare import CompareSettings, Comparison
 from direction_finder.directions import Directions
 from hpdirs_cli.console import console
 
-METADATA_ORDER = ["format", "model", "class_index", "class_name", "truncation", "weights", "kind", "step", "loss",
-                  "heldout", "created", "config", "versions"]
+METADATA_ORDER = [
+    "format",
+    "model",
+    "class_index",
+    "class_name",
+    "truncation",
+    "weights",
+    "kind",
+    "step",
+    "loss",
+    "heldout",
+    "created",
+    "config",
+    "versions",
+]
 
 
 def print_metadata(file: Path, directions: Directions) -> None:
@@ -32,13 +45,28 @@ def print_metadata(file: Path, directions: Directions) -> None:
 def print_comparison(result: Comparison, settings: CompareSettings) -> None:
     """One row per direction set, the notes, and where the files went."""
     info = result.info
-    table = Table("set", "held-out penalty ↓", "D% ↑", "D_R ↑", "top activeness", "mean activeness",
-                  "mean |cos| to an axis", title=f"{info.get('model', '')} · {info.get('class_name', '')} · "
-                  f"{settings.samples} held-out samples · top {settings.top}")
+    table = Table(
+        "set",
+        "held-out penalty ↓",
+        "D% ↑",
+        "D_R ↑",
+        "top activeness",
+        "mean activeness",
+        "mean |cos| to an axis",
+        title=f"{info.get('model', '')} · {info.get('class_name', '')} · "
+        f"{settings.samples} held-out samples · top {settings.top}",
+    )
     for r in result.reports:
         s = r.summary()
-        table.add_row(r.name, f"{s['heldout_penalty']:.4g}", f"{s['D_percent']:.1f}", f"{s['D_R']:.3g}",
-                      f"{s['top_activeness']:.4g}", f"{s['mean_activeness']:.4g}", f"{s['mean_match_cosine']:.3f}")
+        table.add_row(
+            r.name,
+            f"{s['heldout_penalty']:.4g}",
+            f"{s['D_percent']:.1f}",
+            f"{s['D_R']:.3g}",
+            f"{s['top_activeness']:.4g}",
+            f"{s['mean_activeness']:.4g}",
+            f"{s['mean_match_cosine']:.3f}",
+        )
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
@@ -47,23 +75,40 @@ def print_comparison(result: Comparison, settings: CompareSettings) -> None:
 
 def print_bench(r: dict[str, Any]) -> None:
     """bench.json's numbers as a table and two lines."""
-    table = Table("measure", *[f"batch {b}" for b in r["batch_sizes"]],
-                  title=f"{r['model']} on {r['device']} ({r['device_name']}, {r['threads']} threads)")
+    table = Table(
+        "measure",
+        *[f"batch {b}" for b in r["batch_sizes"]],
+        title=f"{r['model']} on {r['device']} ({r['device_name']}, {r['threads']} threads)",
+    )
     learn = r["learn"]
     table.add_row("forward images/s", *[f"{r['forward_images_per_s'][str(b)]:.3g}" for b in r["batch_sizes"]])
     for layout in ("batched", "chunks", "sequential", "reference"):
         table.add_row(f"sample-steps/s, {layout}", *[f"{learn[str(b)][layout]:.3g}" for b in r["batch_sizes"]])
-    table.add_row("ours (default layout) / reference", *[
-        f"{learn[str(b)]['ratio_vs_reference']:.2f}x ({learn[str(b)]['default_layout']})" for b in r["batch_sizes"]])
-    table.add_row("achieved GFLOP/s (MFU)", *[
-        f"{learn[str(b)]['achieved_gflops']:.3g} ({learn[str(b)]['mfu']:.2f})" for b in r["batch_sizes"]])
+    table.add_row(
+        "ours (default layout) / reference",
+        *[f"{learn[str(b)]['ratio_vs_reference']:.2f}x ({learn[str(b)]['default_layout']})" for b in r["batch_sizes"]],
+    )
+    table.add_row(
+        "achieved GFLOP/s (MFU)",
+        *[f"{learn[str(b)]['achieved_gflops']:.3g} ({learn[str(b)]['mfu']:.2f})" for b in r["batch_sizes"]],
+    )
     if "layer" in r:
-        table.add_row(f"--layer {r['layer']['name']} sample-steps/s", *[
-            f"{r['layer'][str(b)]['sample_steps_per_s']:.3g} ({r['layer'][str(b)]['speedup_vs_pixels']:.1f}x)"
-            for b in r["batch_sizes"]])
+        table.add_row(
+            f"--layer {r['layer']['name']} sample-steps/s",
+            *[
+                f"{r['layer'][str(b)]['sample_steps_per_s']:.3g} ({r['layer'][str(b)]['speedup_vs_pixels']:.1f}x)"
+                for b in r["batch_sizes"]
+            ],
+        )
     console.print(table)
-    console.print(f"fp32 matmul peak {r['matmul_peak_gflops']:.4g} GFLOP/s · {r['flops_per_sample_step'] / 1e9:.4g} "
-                  f"GFLOP per sample-step · peak memory {r['peak_memory_mb']:.0f} MiB", highlight=False)
+    console.print(
+        f"fp32 matmul peak {r['matmul_peak_gflops']:.4g} GFLOP/s · {r['flops_per_sample_step'] / 1e9:.4g} "
+        f"GFLOP per sample-step · peak memory {r['peak_memory_mb']:.0f} MiB",
+        highlight=False,
+    )
     if "render" in r:
-        console.print(f"render {r['render']['images_per_s']:.3g} images/s = {r['render']['vs_forward']:.2f}x forward "
-                      f"at batch {r['render']['batch_size']}", highlight=False)
+        console.print(
+            f"render {r['render']['images_per_s']:.3g} images/s = {r['render']['vs_forward']:.2f}x forward "
+            f"at batch {r['render']['batch_size']}",
+            highlight=False,
+        )

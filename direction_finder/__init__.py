@@ -1,5 +1,6 @@
 """hpdirs' library: interpretable GAN latent directions via the Hessian Penalty."""
 
+from direction_finder.config import RECIPES, LearnConfig
 from direction_finder.directions import (
     Directions,
     canonical_signs,
@@ -11,7 +12,6 @@ from direction_finder.directions import (
 from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError, WeightsError
 from direction_finder.generators import Generator, load_biggan, load_generator
 from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
-from direction_finder.config import RECIPES, LearnConfig
 from direction_finder.learn import learn
 from direction_finder.penalty import (
     autograd_hessian,
@@ -27,30 +27,30 @@ from direction_finder.warmstart import curvature_directions
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__",
+    "RECIPES",
     "Directions",
     "DirectionsFileError",
-    "LearnConfig",
-    "RECIPES",
-    "curvature_directions",
-    "SyntheticGenerator",
     "Generator",
     "HpdirsError",
+    "LearnConfig",
+    "SyntheticGenerator",
     "UsageError",
     "WeightsError",
+    "__version__",
+    "autograd_hessian",
+    "canonical_signs",
+    "curvature_directions",
+    "finite_difference_hessian",
+    "gram_schmidt",
+    "hessian_penalty",
+    "hessian_penalty_reference",
     "learn",
     "load_biggan",
     "load_directions",
     "load_generator",
+    "offdiagonal_energy",
+    "orthonormal_directions",
+    "rademacher",
     "recovery_score",
     "save_directions",
-    "autograd_hessian",
-    "finite_difference_hessian",
-    "gram_schmidt",
-    "orthonormal_directions",
-    "canonical_signs",
-    "hessian_penalty",
-    "hessian_penalty_reference",
-    "offdiagonal_energy",
-    "rademacher",
 ]

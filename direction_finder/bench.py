@@ -36,6 +36,7 @@ from direction_finder.penalty import hessian_penalty_reference
 from direction_finder.validation import integer
 
 Note = Callable[[str], None]
+StepFn = Callable[..., Tensor]  # train_step or reference_step: (generator, A, optimizer, config, batch)
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class BenchSettings:
     k: int = 2
 
     def __post_init__(self) -> None:
-        if not self.batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
-                                       for b in self.batch_sizes):
+        if not self.batch_sizes or any(
+            isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in self.batch_sizes
+        ):
             raise UsageError(f"`batch_sizes` {list(self.batch_sizes)}: every batch size must be >= 1")
         for b in self.batch_sizes:
             integer("batch_sizes", b, *LIMITS["batch_size"])
@@ -98,8 +100,9 @@ def sequential_gram_schmidt(A: Tensor) -> Tensor:
     return torch.stack(rows)
 
 
-def reference_step(generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, config: LearnConfig,
-                   batch: Batch) -> Tensor:
+def reference_step(
+    generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, config: LearnConfig, batch: Batch
+) -> Tensor:
     """One step laid out as the reference implementation: sequential Gram-Schmidt and 2k+1
     sequential generator calls (the centre is evaluated and subtracted)."""
     Q = sequential_gram_schmidt(A)
@@ -141,26 +144,33 @@ def mid_layer(generator: Any) -> str | None:
     return [name for name, d in distance.items() if d == best][-1]
 
 
+def _random_directions(generator: Any, config: LearnConfig) -> Tensor:
+    """A Kaiming-normal A (N, z_dim) on the generator's device, as a fresh run starts."""
+    n = int(config.num_directions or generator.z_dim)
+    A = torch.nn.init.kaiming_normal_(torch.empty(n, int(generator.z_dim)))
+    return A.to(generator.device).requires_grad_(True)
+
+
 def _layouts(k: int) -> dict[str, int]:
     return {"batched": 2 * k, "chunks": k, "sequential": 1}
 
 
-def _stepper(generator: Any, config: LearnConfig, step_fn: Callable = train_step) -> Callable[[], Any]:
+def _stepper(generator: Any, config: LearnConfig, step_fn: StepFn = train_step) -> Callable[[], Any]:
     """A closure running one learning step on fresh draws (its own A, Adam and RNG)."""
-    n = config.num_directions
-    A = torch.nn.init.kaiming_normal_(torch.empty(n, int(generator.z_dim))).to(generator.device).requires_grad_(True)
+    A = _random_directions(generator, config)
     optimizer = torch.optim.Adam([A], lr=config.lr)
     rng = torch.Generator().manual_seed(0)
     return lambda: step_fn(generator, A, optimizer, config, draw_batch(generator, config, rng))
 
 
-def learning_rate(generator: Any, config: LearnConfig, steps: int, step_fn: Callable = train_step) -> float:
+def learning_rate(generator: Any, config: LearnConfig, steps: int, step_fn: StepFn = train_step) -> float:
     """Median sample-steps/s of step_fn on fresh draws each step."""
     return config.batch_size / timed(_stepper(generator, config, step_fn), generator.device, steps)
 
 
-def interleaved_rates(generator: Any, variants: dict[str, tuple[LearnConfig, Callable]], steps: int,
-                      note: Note) -> dict[str, float]:
+def interleaved_rates(
+    generator: Any, variants: dict[str, tuple[LearnConfig, StepFn]], steps: int, note: Note
+) -> dict[str, float]:
     """Median sample-steps/s of several step variants, timed in alternation (round-robin, after a
     warm-up of each) so that drift of the machine's speed biases none of them."""
     steppers = {name: _stepper(generator, config, fn) for name, (config, fn) in variants.items()}
@@ -183,8 +193,7 @@ def flops_per_sample_step(generator: Any, config: LearnConfig) -> float:
     """FLOPs of one learning step (forward and backward) per sample, counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    n = config.num_directions
-    A = torch.nn.init.kaiming_normal_(torch.empty(n, int(generator.z_dim))).to(generator.device).requires_grad_(True)
+    A = _random_directions(generator, config)
     optimizer = torch.optim.Adam([A], lr=config.lr)
     batch = draw_batch(generator, config, torch.Generator().manual_seed(0))
     counter = FlopCounterMode(display=False)
@@ -198,10 +207,16 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
     note = note or (lambda message: None)
     device = generator.device
     results: dict[str, Any] = {
-        "model": display_name(generator), "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "steps": settings.steps,
-        "k": settings.k, "batch_sizes": list(settings.batch_sizes),
+        "model": display_name(generator),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "steps": settings.steps,
+        "k": settings.k,
+        "batch_sizes": list(settings.batch_sizes),
     }
     note("fp32 matmul peak")
     results["matmul_peak_gflops"] = matmul_peak(device)
@@ -213,18 +228,17 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
     sizes = sorted(set(settings.batch_sizes) | ({render_batch} if settings.render else set()))
     for b in sizes:
         note(f"forward, batch {b}")
-        z = generator.sample_z(b, torch.Generator().manual_seed(1))
-        with torch.no_grad():
-            results["forward_images_per_s"][str(b)] = b / timed(lambda: generator(z), device, settings.steps)
+        results["forward_images_per_s"][str(b)] = b / timed(_forward(generator, b), device, settings.steps)
     results["learn"] = {}
     for b in settings.batch_sizes:
         base = LearnConfig(k=settings.k, batch_size=b).resolved(generator)
-        variants = {layout: (dataclasses.replace(base, chunk_size=chunk), train_step)
-                    for layout, chunk in _layouts(settings.k).items()}
+        variants: dict[str, tuple[LearnConfig, StepFn]] = {
+            layout: (dataclasses.replace(base, chunk_size=chunk), train_step)
+            for layout, chunk in _layouts(settings.k).items()
+        }
         variants["reference"] = (base, reference_step)
         _reset_peak(device)
-        row: dict[str, Any] = interleaved_rates(generator, variants, settings.steps,
-                                                lambda message, b=b: note(f"batch {b}, {message}"))
+        row: dict[str, Any] = interleaved_rates(generator, variants, settings.steps, _prefixed(note, f"batch {b}, "))
         if device.type == "cuda":  # on CPU only the process-wide peak is known (below)
             row["peak_memory_mb"] = _peak_memory_mb(device)
         matches = [name for name, c in _layouts(settings.k).items() if c == base.chunk_size]
@@ -254,15 +268,33 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
             note(f"learning step at layer {layer}, batch {b}")
             config = LearnConfig(k=settings.k, batch_size=b, layer=layer).resolved(generator)
             rate = learning_rate(generator, config, settings.steps)
-            results["layer"][str(b)] = {"sample_steps_per_s": rate,
-                                        "speedup_vs_pixels": rate / results["learn"][str(b)]["ours"]}
+            results["layer"][str(b)] = {
+                "sample_steps_per_s": rate,
+                "speedup_vs_pixels": rate / results["learn"][str(b)]["ours"],
+            }
     if settings.render:
         note("render")
         results["render"] = _render_rate(generator, settings)
-        results["render"]["vs_forward"] = (results["render"]["images_per_s"]
-                                           / results["forward_images_per_s"][str(settings.render_batch)])
+        results["render"]["vs_forward"] = (
+            results["render"]["images_per_s"] / results["forward_images_per_s"][str(settings.render_batch)]
+        )
     results["peak_memory_mb"] = _peak_memory_mb(device)
     return results
+
+
+def _prefixed(note: Note, prefix: str) -> Note:
+    return lambda message: note(prefix + message)
+
+
+def _forward(generator: Any, batch: int) -> Callable[[], Tensor]:
+    """A closure generating the same `batch` images, without gradients."""
+    z = generator.sample_z(batch, torch.Generator().manual_seed(1))
+
+    def forward() -> Tensor:
+        with torch.no_grad():
+            return generator(z)
+
+    return forward
 
 
 def _forward_flops(generator: Any) -> float:
@@ -280,8 +312,9 @@ def _render_rate(generator: Any, settings: BenchSettings) -> dict[str, Any]:
     from direction_finder.render import RenderSettings, render
 
     matrix = gram_schmidt(torch.randn(2, int(generator.z_dim), generator=torch.Generator().manual_seed(3)))
-    options = RenderSettings(directions=[0, 1], samples=8, frames=8, formats=["gif", "png"],
-                             batch_size=settings.render_batch, label=True)
+    options = RenderSettings(
+        directions=[0, 1], samples=8, frames=8, formats=["gif", "png"], batch_size=settings.render_batch, label=True
+    )
     images = 2 * 8 * 8
     with tempfile.TemporaryDirectory() as tmp:
         render(generator, matrix, dataclasses.replace(options, directions=[0]), tmp)  # warm-up
@@ -290,13 +323,18 @@ def _render_rate(generator: Any, settings: BenchSettings) -> dict[str, Any]:
         render(generator, matrix, options, tmp)
         _sync(generator.device)
         seconds = time.perf_counter() - start
-    return {"images": images, "seconds": seconds, "images_per_s": images / seconds,
-            "batch_size": settings.render_batch}
+    return {"images": images, "seconds": seconds, "images_per_s": images / seconds, "batch_size": settings.render_batch}
 
 
-def bench_to_file(choice: GeneratorChoice, settings: BenchSettings, out: str | os.PathLike, *,
-                  progress: ProgressCallback | None = None, note: Note | None = None,
-                  on_layers: Callable[[dict[str, tuple[int, int, int]]], None] | None = None) -> dict[str, Any]:
+def bench_to_file(
+    choice: GeneratorChoice,
+    settings: BenchSettings,
+    out: str | os.PathLike,
+    *,
+    progress: ProgressCallback | None = None,
+    note: Note | None = None,
+    on_layers: Callable[[dict[str, tuple[int, int, int]]], None] | None = None,
+) -> dict[str, Any]:
     """`hpdirs bench`: load the generator, measure, write the results to `out` (JSON); returns
     them. on_layers is told the generator's named layers (for the fast mode) before measuring."""
     generator = choice.load(progress=progress)

@@ -40,7 +40,7 @@ from direction_finder.validation import check_fields
 
 BASELINES = ("axes", "random", "sefa", "curvature")
 DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature costs 16 z_dim images more: asked for by name
-Progress = Callable[[int, int], None]
+Progress = Callable[[int], None]  # told how many more images were generated
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,18 @@ class CompareSettings:
     layer: str | None = None
 
     def __post_init__(self) -> None:
-        check_fields(self, {"samples": (1, LIMITS["eval_samples"][1]), "top": (1, LIMITS["num_directions"][1]),
-                            "batch_size": LIMITS["batch_size"], "k": LIMITS["k"], "sweep_steps": (2, 1000),
-                            "seed": LIMITS["seed"]},
-                     {"eta": FLOAT_LIMITS["eta"], "epsilon": FLOAT_LIMITS["epsilon"]})
+        check_fields(
+            self,
+            {
+                "samples": (1, LIMITS["eval_samples"][1]),
+                "top": (1, LIMITS["num_directions"][1]),
+                "batch_size": LIMITS["batch_size"],
+                "k": LIMITS["k"],
+                "sweep_steps": (2, 1000),
+                "seed": LIMITS["seed"],
+            },
+            {"eta": FLOAT_LIMITS["eta"], "epsilon": FLOAT_LIMITS["epsilon"]},
+        )
 
 
 @dataclass
@@ -131,7 +139,7 @@ class Probe:
     # estimates average out the Rademacher noise instead of sharing it
 
     @classmethod
-    def draw(cls, generator: Any, n: int, settings: CompareSettings) -> "Probe":
+    def draw(cls, generator: Any, n: int, settings: CompareSettings) -> Probe:
         rng = torch.Generator().manual_seed(settings.seed)
         z = generator.sample_z(settings.samples, rng)
         eta = (torch.rand(settings.samples, generator=rng) * 2 - 1) * settings.eta
@@ -139,8 +147,9 @@ class Probe:
         return cls(z, eta, vectors)
 
 
-def per_direction_penalty(generator: Any, Q: Tensor, probe: Probe, settings: CompareSettings,
-                          progress: Progress | None = None) -> list[float]:
+def per_direction_penalty(
+    generator: Any, Q: Tensor, probe: Probe, settings: CompareSettings, progress: Progress | None = None
+) -> list[float]:
     """The training objective with i = n for each n, on the probe's samples and vectors."""
     values = []
     samples = probe.z.shape[0]
@@ -151,12 +160,18 @@ def per_direction_penalty(generator: Any, Q: Tensor, probe: Probe, settings: Com
             for s in range(0, samples, per_call):
                 part = slice(s, s + per_call)
                 count = probe.z[part].shape[0]
-                value = direction_penalty(generator, Q.to(generator.device), probe.z[part],
-                                          torch.full((count,), n, dtype=torch.long), probe.eta[part],
-                                          k=settings.k, epsilon=settings.epsilon, vectors=probe.vectors[n][:, part],
-                                          chunk_size=default_chunk_size(generator.device, settings.k, count,
-                                                                        settings.layer),
-                                          layer=settings.layer)
+                value = direction_penalty(
+                    generator,
+                    Q.to(generator.device),
+                    probe.z[part],
+                    torch.full((count,), n, dtype=torch.long),
+                    probe.eta[part],
+                    k=settings.k,
+                    epsilon=settings.epsilon,
+                    vectors=probe.vectors[n][:, part],
+                    chunk_size=default_chunk_size(generator.device, settings.k, count, settings.layer),
+                    layer=settings.layer,
+                )
                 total += float(value) * count
             values.append(total / samples)
             if progress:
@@ -164,8 +179,9 @@ def per_direction_penalty(generator: Any, Q: Tensor, probe: Probe, settings: Com
     return values
 
 
-def activeness(generator: Any, Q: Tensor, probe: Probe, settings: CompareSettings,
-               progress: Progress | None = None) -> list[float]:
+def activeness(
+    generator: Any, Q: Tensor, probe: Probe, settings: CompareSettings, progress: Progress | None = None
+) -> list[float]:
     """Per direction: variance over the aligned sweep, mean over output elements and samples."""
     etas = torch.linspace(-settings.eta, settings.eta, settings.sweep_steps)
     out = []
@@ -180,14 +196,22 @@ def activeness(generator: Any, Q: Tensor, probe: Probe, settings: CompareSetting
     return out
 
 
-def _sweep_outputs(generator: Any, direction: Tensor, z: Tensor, etas: Tensor, settings: CompareSettings) -> list[Tensor]:
+def _sweep_outputs(
+    generator: Any, direction: Tensor, z: Tensor, etas: Tensor, settings: CompareSettings
+) -> list[Tensor]:
     if settings.layer is None:
         return list(sweep(generator, direction, z, etas, align=True, batch_size=settings.batch_size))
     return [generator.features(move(z, direction, e, True), settings.layer) for e in etas]
 
 
-def hessians(generator: Any, Q: Tensor, indices: Sequence[int], probe: Probe, settings: CompareSettings,
-             progress: Progress | None = None) -> Tensor:
+def hessians(
+    generator: Any,
+    Q: Tensor,
+    indices: Sequence[int],
+    probe: Probe,
+    settings: CompareSettings,
+    progress: Progress | None = None,
+) -> Tensor:
     """Finite-difference Hessians w.r.t. w of every output element at each sample, for the
     directions `indices`: (S, *output, len, len)."""
     sub = Q[list(indices)].to(generator.device)  # (N', z_dim)
@@ -195,12 +219,17 @@ def hessians(generator: Any, Q: Tensor, indices: Sequence[int], probe: Probe, se
     for s in range(probe.z.shape[0]):
         z = probe.z[s : s + 1]
 
-        def f(w: Tensor) -> Tensor:  # (m, N') -> (m, ...)
+        def f(w: Tensor, z: Tensor = z) -> Tensor:  # (m, N') -> (m, ...)
             return outputs(generator, z + w @ sub, settings.layer)
 
         with strict_fp32():
-            out.append(finite_difference_hessian(f, torch.zeros(len(indices), device=sub.device),
-                                                 settings.epsilon, settings.batch_size).double().cpu())
+            out.append(
+                finite_difference_hessian(
+                    f, torch.zeros(len(indices), device=sub.device), settings.epsilon, settings.batch_size
+                )
+                .double()
+                .cpu()
+            )
         if progress:
             m = len(indices)
             progress(4 * m * (m + 1) // 2)
@@ -228,16 +257,22 @@ def matching(Q: Tensor) -> tuple[list[int], list[float]]:
     return axes.tolist(), values.tolist()
 
 
-def evaluate_set(generator: Any, direction_set: DirectionSet, probe: Probe, settings: CompareSettings,
-                 progress: Progress | None = None) -> SetReport:
+def evaluate_set(
+    generator: Any,
+    direction_set: DirectionSet,
+    probe: Probe,
+    settings: CompareSettings,
+    progress: Progress | None = None,
+) -> SetReport:
     Q = direction_set.matrix.float()
     penalties = per_direction_penalty(generator, Q, probe, settings, progress)
     active = activeness(generator, Q, probe, settings, progress)
     top = [int(i) for i in np.argsort(active)[::-1][: min(settings.top, Q.shape[0])]]
     d_percent, d_ratio = diagonal_dominance(hessians(generator, Q, top, probe, settings, progress))
     axes, cosines = matching(Q)
-    return SetReport(direction_set.name, float(np.mean(penalties)), penalties, active, top, d_percent, d_ratio,
-                     axes, cosines)
+    return SetReport(
+        direction_set.name, float(np.mean(penalties)), penalties, active, top, d_percent, d_ratio, axes, cosines
+    )
 
 
 def images_needed(n: int, sets: int, settings: CompareSettings) -> int:
@@ -246,9 +281,14 @@ def images_needed(n: int, sets: int, settings: CompareSettings) -> int:
     return sets * per_set
 
 
-def compare(generator: Any, learned: Tensor, *, baselines: Sequence[str] = DEFAULT_BASELINES,
-            settings: CompareSettings = CompareSettings(),
-            on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
+def compare(
+    generator: Any,
+    learned: Tensor,
+    *,
+    baselines: Sequence[str] = DEFAULT_BASELINES,
+    settings: CompareSettings = CompareSettings(),
+    on_images: Callable[[int, int], None] | None = None,
+) -> tuple[list[SetReport], list[str]]:
     """Evaluate the learned directions and the baselines on the same probe."""
     check_z_dim(learned, generator)
     check_layer(generator, settings.layer)
@@ -269,7 +309,7 @@ def compare(generator: Any, learned: Tensor, *, baselines: Sequence[str] = DEFAU
     if truth is not None:
         from direction_finder.generators.synthetic import recovery_score
 
-        for report, s in zip(reports, sets):
+        for report, s in zip(reports, sets, strict=True):
             report.extra["recovery"] = recovery_score(s.matrix, generator.true_directions)
     return reports, notes
 
@@ -284,10 +324,17 @@ def parse_baselines(chosen: str | Sequence[str]) -> list[str]:
     return names
 
 
-def run_compare(generator: Any, learned: Tensor, out_dir: str | os.PathLike, *,
-                baselines: Sequence[str] = DEFAULT_BASELINES, settings: CompareSettings = CompareSettings(),
-                info: dict[str, Any] | None = None, gifs: bool = True,
-                on_images: Callable[[int, int], None] | None = None) -> tuple[list[SetReport], list[str]]:
+def run_compare(
+    generator: Any,
+    learned: Tensor,
+    out_dir: str | os.PathLike,
+    *,
+    baselines: Sequence[str] = DEFAULT_BASELINES,
+    settings: CompareSettings = CompareSettings(),
+    info: dict[str, Any] | None = None,
+    gifs: bool = True,
+    on_images: Callable[[int, int], None] | None = None,
+) -> tuple[list[SetReport], list[str]]:
     """compare() plus every file: report.json, report.csv, pair_*.gif, compare.html."""
     baselines = parse_baselines(baselines)
     check_z_dim(learned, generator)  # before anything is created
@@ -310,17 +357,31 @@ class Comparison:
     out_dir: Path
 
 
-def compare_file(run_or_file: str | os.PathLike, settings: CompareSettings = CompareSettings(), *,
-                 baselines: str | Sequence[str] = DEFAULT_BASELINES, generator: GeneratorChoice = GeneratorChoice(),
-                 out_dir: str | os.PathLike | None = None, gifs: bool = True,
-                 progress: ProgressCallback | None = None,
-                 on_images: Callable[[int, int], None] | None = None) -> Comparison:
+def compare_file(
+    run_or_file: str | os.PathLike,
+    settings: CompareSettings = CompareSettings(),
+    *,
+    baselines: str | Sequence[str] = DEFAULT_BASELINES,
+    generator: GeneratorChoice = GeneratorChoice(),
+    out_dir: str | os.PathLike | None = None,
+    gifs: bool = True,
+    progress: ProgressCallback | None = None,
+    on_images: Callable[[int, int], None] | None = None,
+) -> Comparison:
     """`hpdirs compare`: open a directions file (or a run's last directions) with its generator
     and compare it with the baselines into out_dir (default RUN/compare, or compare-<file>)."""
     names = parse_baselines(baselines)
     opened = open_directions(run_or_file, generator, progress)
     target = Path(out_dir) if out_dir is not None else opened.output_dir("compare")
     info = opened.info
-    reports, notes = run_compare(opened.generator, opened.directions.matrix, target, baselines=names,
-                                 settings=settings, info=info, gifs=gifs, on_images=on_images)
+    reports, notes = run_compare(
+        opened.generator,
+        opened.directions.matrix,
+        target,
+        baselines=names,
+        settings=settings,
+        info=info,
+        gifs=gifs,
+        on_images=on_images,
+    )
     return Comparison(reports, notes, info, target)

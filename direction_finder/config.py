@@ -100,8 +100,11 @@ class LearnConfig:
         n = self.num_directions if self.num_directions is not None else z_dim
         if n > z_dim:
             raise UsageError(f"`num_directions` {n} is more than z_dim {z_dim}; use at most {z_dim}")
-        chunk = (self.chunk_size if self.chunk_size is not None
-                 else default_chunk_size(generator.device, self.k, self.batch_size, self.layer))
+        chunk = (
+            self.chunk_size
+            if self.chunk_size is not None
+            else default_chunk_size(generator.device, self.k, self.batch_size, self.layer)
+        )
         chunk = min(chunk, 2 * self.k)
         check_layer(generator, self.layer)
         if self.init == "sefa" and not isinstance(generator, Factorisable):
@@ -131,8 +134,10 @@ def check_layer(generator: Any, layer: str | None) -> None:
     if layer is None:
         return
     if not isinstance(generator, Layered):
-        raise UsageError(f"`layer` {layer!r}: this generator exposes no intermediate layers; "
-                         "the penalty can only be taken on its pixels (no `layer`)")
+        raise UsageError(
+            f"`layer` {layer!r}: this generator exposes no intermediate layers; "
+            "the penalty can only be taken on its pixels (no `layer`)"
+        )
     names = list(generator.layers())
     if layer not in names:
         raise UsageError(f"unknown layer {layer!r}; choose from {', '.join(names)}")

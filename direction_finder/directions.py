@@ -193,8 +193,10 @@ def check_z_dim(matrix: Tensor, generator: Any) -> None:
     from direction_finder.errors import UsageError
 
     if matrix.shape[1] != int(generator.z_dim):
-        raise UsageError(f"the directions have z_dim {matrix.shape[1]} but the generator has {generator.z_dim}; "
-                         "pass the `model` and `weights` they were learned with")
+        raise UsageError(
+            f"the directions have z_dim {matrix.shape[1]} but the generator has {generator.z_dim}; "
+            "pass the `model` and `weights` they were learned with"
+        )
 
 
 def writable_dir(path: str | os.PathLike) -> Path:
@@ -211,8 +213,9 @@ def writable_dir(path: str | os.PathLike) -> Path:
     return out
 
 
-def save_directions(path: str | os.PathLike, directions: Directions | Tensor,
-                    metadata: Mapping[str, Any] | None = None) -> Path:
+def save_directions(
+    path: str | os.PathLike, directions: Directions | Tensor, metadata: Mapping[str, Any] | None = None
+) -> Path:
     """Write a directions file atomically. Metadata values that are not strings are stored as JSON."""
     from safetensors.torch import save
 
@@ -271,8 +274,10 @@ def load_directions(path: str | os.PathLike) -> Directions:
     if matrix is None or matrix.dim() != 2 or matrix.dtype != torch.float32:
         raise DirectionsFileError(f"{path} has no float32 (N, z_dim) tensor 'directions'")
     if matrix.shape[0] == 0 or matrix.shape[1] == 0:
-        raise DirectionsFileError(f"{path} holds {matrix.shape[0]} directions of size {matrix.shape[1]}; "
-                                  "it is not a directions file of a run (re-run learn or pick another file)")
+        raise DirectionsFileError(
+            f"{path} holds {matrix.shape[0]} directions of size {matrix.shape[1]}; "
+            "it is not a directions file of a run (re-run learn or pick another file)"
+        )
     if not bool(matrix.isfinite().all()):
         raise DirectionsFileError(f"{path}: 'directions' holds NaN or infinite values; the file is damaged")
     gram = matrix @ matrix.T

@@ -25,8 +25,9 @@ class RunStopped(HpdirsError):
     """Learning stopped before its last step. `run_dir` holds what was saved; `resumable` says
     whether continuing it can succeed; `signum` is the signal that stopped it, if one did."""
 
-    def __init__(self, message: str, run_dir: Path | None = None, resumable: bool = False,
-                 signum: int | None = None) -> None:
+    def __init__(
+        self, message: str, run_dir: Path | None = None, resumable: bool = False, signum: int | None = None
+    ) -> None:
         super().__init__(message)
         self.run_dir, self.resumable, self.signum = run_dir, resumable and run_dir is not None, signum
 

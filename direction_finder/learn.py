@@ -1,9 +1,8 @@
 """Learn N latent directions: Adam on A, minimising the objective of direction_finder.objective.
 
 learn() runs the loop (one step, an evaluation on the held-out set now and then, a checkpoint
-now and then) in memory or in a run folder (direction_finder.runs), resumably and under
-torchrun. learn_run() is the whole `hpdirs learn` command: the generator, the config, the run
-folder, then learn().
+now and then) in memory or in a run folder (direction_finder.runs, direction_finder.checkpoint),
+resumably and under torchrun.
 """
 
 from __future__ import annotations
@@ -24,41 +23,30 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from direction_finder.config import (
-    DEFAULT_RECIPE,
-    HELDOUT_SEED_OFFSET,
-    WARMSTART_SEED_OFFSET,
-    LearnConfig,
-    recipe_fields,
+from direction_finder.checkpoint import (
+    CHECKPOINT_NAME,
+    SMOOTHING,
+    RunState,
+    resumable_checkpoint,
+    save_checkpoint,
 )
+from direction_finder.config import HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, LearnConfig
 from direction_finder.directions import Directions, canonical_signs, orthonormal_directions, save_directions
 from direction_finder.distributed import DistContext, RankFailed
 from direction_finder.errors import RunStopped, UsageError
-from direction_finder.generators import GeneratorChoice, ProgressCallback, class_slug, describe, working_dtype
+from direction_finder.generators import describe, working_dtype
 from direction_finder.objective import HeldOut, draw_batch, heldout_penalty, train_step
-from direction_finder.runs import (
-    BEST_NAME,
-    CHECKPOINT_NAME,
-    LAST_NAME,
-    SMOOTHING,
-    RunFiles,
-    RunState,
-    directions_metadata,
-    new_run_dir_on_all_ranks,
-    read_run,
-    remove_unfinished,
-    resumable_checkpoint,
-    run_lock,
-    save_checkpoint,
-)
+from direction_finder.runs import BEST_NAME, LAST_NAME, RunFiles, directions_metadata, remove_unfinished, run_lock
+
 
 class LearnInterrupted(RunStopped):
     """Ctrl-C, SIGTERM or SIGHUP: the checkpoint of the last completed step was written."""
 
     def __init__(self, run_dir: Path | None, step: int, signum: int = signal.SIGINT) -> None:
         where = f"; checkpoint saved in {run_dir}" if run_dir else ""
-        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}{where}", run_dir, True,
-                         int(signum))
+        super().__init__(
+            f"interrupted by {signal.Signals(signum).name} at step {step}{where}", run_dir, True, int(signum)
+        )
         self.step = step
 
 
@@ -112,8 +100,10 @@ def learn(
     config = config.resolved(generator)
     meta = describe(generator)
     if dist is not None and config.batch_size % dist.world:
-        raise UsageError(f"`batch_size` {config.batch_size} does not split evenly over {dist.world} ranks; "
-                         f"use a multiple of {dist.world}")
+        raise UsageError(
+            f"`batch_size` {config.batch_size} does not split evenly over {dist.world} ranks; "
+            f"use a multiple of {dist.world}"
+        )
     if resume and out_dir is None:
         raise UsageError("`resume` needs the run folder `out_dir` to continue from")
     if out_dir is None:
@@ -148,8 +138,15 @@ def learn(
 class _Loop:
     """One session of the learning loop: A, Adam, the sample stream, the held-out set, the files."""
 
-    def __init__(self, generator: Any, config: LearnConfig, meta: dict[str, Any], files: RunFiles | None,
-                 checkpoint: dict[str, Any] | None, dist: DistContext | None) -> None:
+    def __init__(
+        self,
+        generator: Any,
+        config: LearnConfig,
+        meta: dict[str, Any],
+        files: RunFiles | None,
+        checkpoint: dict[str, Any] | None,
+        dist: DistContext | None,
+    ) -> None:
         self.generator, self.config, self.meta, self.files, self.dist = generator, config, meta, files, dist
         self.state, self.optimizer, self.A = _initial_state(generator, config, resuming=checkpoint is not None)
         if dist is not None and dist.world > 1 and checkpoint is None:
@@ -166,8 +163,14 @@ class _Loop:
         self.rng.set_state(self.state.rng)
         self.heldout = None
         if config.eval_every:
-            self.heldout = HeldOut.draw(generator, int(config.num_directions or 0), config.eval_samples, config.k,
-                                        config.eta, config.seed + HELDOUT_SEED_OFFSET)
+            self.heldout = HeldOut.draw(
+                generator,
+                int(config.num_directions or 0),
+                config.eval_samples,
+                config.k,
+                config.eta,
+                config.seed + HELDOUT_SEED_OFFSET,
+            )
 
     @property
     def _ranks(self) -> int:
@@ -187,31 +190,56 @@ class _Loop:
                 heldout = self.evaluate(done)
                 self._advance(done, loss, seconds, heldout)
                 heldout_value = heldout[0] if heldout is not None else None
-                rate = (config.batch_size * timed_steps / timed_seconds if timed_seconds > 0
-                        else config.batch_size / max(seconds, 1e-9))
+                rate = (
+                    config.batch_size * timed_steps / timed_seconds
+                    if timed_seconds > 0
+                    else config.batch_size / max(seconds, 1e-9)
+                )
                 if self.files is not None:
-                    self.files.add_row({"step": done, "loss": loss, "smoothed_loss": self.state.smoothed_loss,
-                                        "heldout": heldout_value, "elapsed_s": self.state.elapsed,
-                                        "sample_steps_per_s": rate})
+                    self.files.add_row(
+                        {
+                            "step": done,
+                            "loss": loss,
+                            "smoothed_loss": self.state.smoothed_loss,
+                            "heldout": heldout_value,
+                            "elapsed_s": self.state.elapsed,
+                            "sample_steps_per_s": rate,
+                        }
+                    )
                 if done % config.checkpoint_every == 0 and done != config.steps:
                     self.save()
                 if on_step is not None:
                     eta_s = (config.steps - done) * (timed_seconds / timed_steps) if timed_steps else None
                     best = None if self.state.best_step < 0 else self.state.best_heldout
-                    on_step(StepInfo(done, config.steps, loss, self.state.smoothed_loss, heldout_value, best,
-                                     self.state.elapsed, rate, eta_s))
+                    on_step(
+                        StepInfo(
+                            done,
+                            config.steps,
+                            loss,
+                            self.state.smoothed_loss,
+                            heldout_value,
+                            best,
+                            self.state.elapsed,
+                            rate,
+                            eta_s,
+                        )
+                    )
                 if time_limit_s is not None and self._out_of_time(time_limit_s):
                     break
         except KeyboardInterrupt as exc:
             with _signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the last save short
                 self.save(interrupted=True)
-            raise LearnInterrupted(self.files.dir if self.files else None, self.state.step,
-                                   getattr(exc, "signum", signal.SIGINT)) from None
+            raise LearnInterrupted(
+                self.files.dir if self.files else None, self.state.step, getattr(exc, "signum", signal.SIGINT)
+            ) from None
         self.save()
         with torch.no_grad():
             Q = canonical_signs(orthonormal_directions(self.A).cpu())
-        return Directions(Q, directions_metadata(self.meta, config, self.state.step, self.state.smoothed_loss,
-                                                 "last", None), self.A.detach().cpu())
+        return Directions(
+            Q,
+            directions_metadata(self.meta, config, self.state.step, self.state.smoothed_loss, "last", None),
+            self.A.detach().cpu(),
+        )
 
     def step(self, step: int) -> float:
         """One optimisation step (0-based `step`); its loss. A non-finite loss stops the run."""
@@ -220,10 +248,15 @@ class _Loop:
         if not math.isfinite(loss):
             kept = ""
             if self.files is not None:
-                kept = (f"; the last good checkpoint (step {self.state.step}) is kept in {self.files.dir}"
-                        if (self.files.dir / CHECKPOINT_NAME).exists() else "; no checkpoint had been written yet")
-            raise NonFiniteLoss(f"the loss became {loss} at step {step + 1}{kept}; "
-                                "lower `lr` or `eta`, or check the generator's weights")
+                kept = (
+                    f"; the last good checkpoint (step {self.state.step}) is kept in {self.files.dir}"
+                    if (self.files.dir / CHECKPOINT_NAME).exists()
+                    else "; no checkpoint had been written yet"
+                )
+            raise NonFiniteLoss(
+                f"the loss became {loss} at step {step + 1}{kept}; "
+                "lower `lr` or `eta`, or check the generator's weights"
+            )
         return loss
 
     def evaluate(self, done: int) -> tuple[float, Tensor] | None:
@@ -242,9 +275,15 @@ class _Loop:
         best = (s.best_heldout, s.best_step, s.best_matrix)
         if heldout is not None and heldout[0] < s.best_heldout:
             best = (heldout[0], done, heldout[1].detach().clone())
-        self.state = RunState(done, self.A.detach().clone(), copy.deepcopy(self.optimizer.state_dict()),
-                              self.rng.get_state(), SMOOTHING * s.average + (1 - SMOOTHING) * loss,  # EMA from 0
-                              s.elapsed + seconds, *best)
+        self.state = RunState(
+            done,
+            self.A.detach().clone(),
+            copy.deepcopy(self.optimizer.state_dict()),
+            self.rng.get_state(),
+            SMOOTHING * s.average + (1 - SMOOTHING) * loss,  # EMA from 0
+            s.elapsed + seconds,
+            *best,
+        )
 
     def _out_of_time(self, time_limit_s: float) -> bool:
         stop = self.state.elapsed >= time_limit_s
@@ -262,9 +301,11 @@ class _Loop:
             except OSError as exc:
                 error = self._write_error(self.files.dir, exc)
         if self.dist is not None and self.dist.world > 1 and not interrupted:
-            if not self.dist.agree(error is None, self.A.device) and error is None:
-                raise RankFailed(f"rank 0 could not write the checkpoint at step {self.state.step}; "
-                                 f"stopping rank {self.dist.rank}")
+            rank_0_wrote = self.dist.agree(error is None, self.A.device)
+            if not rank_0_wrote and error is None:
+                raise RankFailed(
+                    f"rank 0 could not write the checkpoint at step {self.state.step}; stopping rank {self.dist.rank}"
+                )
         if error is not None:
             raise error
 
@@ -274,23 +315,39 @@ class _Loop:
         with torch.no_grad():
             Q = canonical_signs(orthonormal_directions(s.A))
         loss = s.smoothed_loss
-        save_directions(files.dir / LAST_NAME, Directions(Q.cpu(), directions_metadata(
-            self.meta, config, s.step, loss, "last", None), s.A.cpu()))
+        save_directions(
+            files.dir / LAST_NAME,
+            Directions(Q.cpu(), directions_metadata(self.meta, config, s.step, loss, "last", None), s.A.cpu()),
+        )
         if s.best_matrix is not None:
-            save_directions(files.dir / BEST_NAME, Directions(canonical_signs(s.best_matrix.cpu()), directions_metadata(
-                self.meta, config, s.best_step, loss, "best", s.best_heldout)))
+            save_directions(
+                files.dir / BEST_NAME,
+                Directions(
+                    canonical_signs(s.best_matrix.cpu()),
+                    directions_metadata(self.meta, config, s.best_step, loss, "best", s.best_heldout),
+                ),
+            )
         files.write_log()
 
     def _write_error(self, run_dir: Path, exc: OSError) -> RunWriteError:
         reason = exc.strerror or str(exc)
         if (run_dir / CHECKPOINT_NAME).exists():
-            return RunWriteError(f"could not write to {run_dir} ({reason}) at step {self.state.step}; the files "
-                                 "written before are intact: free space, then resume the run", run_dir, True)
-        return RunWriteError(f"could not write to {run_dir} ({reason}) at step {self.state.step}, before the run's "
-                             "first checkpoint; nothing was kept: free space and start the run again", run_dir)
+            return RunWriteError(
+                f"could not write to {run_dir} ({reason}) at step {self.state.step}; the files "
+                "written before are intact: free space, then resume the run",
+                run_dir,
+                True,
+            )
+        return RunWriteError(
+            f"could not write to {run_dir} ({reason}) at step {self.state.step}, before the run's "
+            "first checkpoint; nothing was kept: free space and start the run again",
+            run_dir,
+        )
 
 
-def _initial_state(generator: Any, config: LearnConfig, resuming: bool = False) -> tuple[RunState, torch.optim.Adam, Tensor]:
+def _initial_state(
+    generator: Any, config: LearnConfig, resuming: bool = False
+) -> tuple[RunState, torch.optim.Adam, Tensor]:
     """Step 0: A, Adam and the sample stream. A resumed run replaces A, so no warm start is
     computed for it. The warm start's seconds start the run's learning time."""
     n, z_dim = int(config.num_directions or generator.z_dim), int(generator.z_dim)
@@ -311,8 +368,17 @@ def _initial_state(generator: Any, config: LearnConfig, resuming: bool = False) 
         A = torch.eye(n, z_dim)
     A = A.to(generator.device, working_dtype(generator)).requires_grad_(True)
     optimizer = torch.optim.Adam([A], lr=config.lr)
-    state = RunState(0, A.detach().clone(), copy.deepcopy(optimizer.state_dict()), rng.get_state(),
-                     0.0, time.perf_counter() - started, math.inf, -1, None)
+    state = RunState(
+        0,
+        A.detach().clone(),
+        copy.deepcopy(optimizer.state_dict()),
+        rng.get_state(),
+        0.0,
+        time.perf_counter() - started,
+        math.inf,
+        -1,
+        None,
+    )
     return state, optimizer, A
 
 
@@ -327,67 +393,5 @@ def _signals_ignored() -> Iterator[None]:
     try:
         yield
     finally:
-        for kind, handler in zip(kinds, before):
+        for kind, handler in zip(kinds, before, strict=True):
             signal.signal(kind, handler)
-
-
-# --- the whole command: generator, config and run folder, then learn() -------------------------
-
-@dataclass(frozen=True)
-class RunRequest:
-    """A learning run as a user asks for it: a new run (settings left out take the recipe's and
-    LearnConfig's defaults) or a resumed one (settings left out keep the run's)."""
-
-    generator: GeneratorChoice = GeneratorChoice()
-    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # LearnConfig fields given
-    recipe: str | None = None  # None: DEFAULT_RECIPE for a new run, the stored init and lr for a resume
-    out_root: str | os.PathLike = "outputs"  # a new run goes to OUT_ROOT/<class>/<name>/
-    name: str | None = None  # None: the UTC time
-    resume: str | os.PathLike | None = None  # the run folder to continue
-    time_limit_s: float | None = None
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What learn_run is about to do, for the caller to announce."""
-
-    generator: Any
-    config: LearnConfig  # resolved for the generator
-    run_dir: Path
-    resumed: bool
-    dist: DistContext | None
-
-    @property
-    def warmstart_images(self) -> int:
-        """Images the curvature warm start generates before the first step (0 if none)."""
-        from direction_finder.warmstart import SAMPLES
-
-        return 2 * SAMPLES * int(self.generator.z_dim) if self.config.init == "curvature" and not self.resumed else 0
-
-
-def learn_run(request: RunRequest, *, dist: DistContext | None = None, progress: ProgressCallback | None = None,
-              on_start: Callable[[RunPlan], None] | None = None, on_step: OnStep | None = None) -> RunPlan:
-    """`hpdirs learn`: build the generator (a resumed run's from its config.json), the config and
-    the run folder (made by rank 0 under torchrun), announce them, learn. Returns the plan."""
-    fields = dict(request.settings)
-    if request.recipe is not None or request.resume is None:  # a resumed run keeps its stored init and lr
-        fields = {**recipe_fields(request.recipe or DEFAULT_RECIPE), **fields}
-    device = dist.device() if dist is not None else request.generator.device
-    choice = dataclasses.replace(request.generator, device=device)
-    if request.resume is not None:
-        stored, meta = read_run(request.resume)
-        config = dataclasses.replace(stored, **fields)
-        generator = choice.for_metadata(meta, source=f"run {request.resume}", progress=progress)
-        run_dir = Path(request.resume)
-    else:
-        config = LearnConfig(**fields)
-        generator = choice.load(progress=progress)
-    config = config.resolved(generator)
-    if request.resume is None:
-        run_dir = new_run_dir_on_all_ranks(request.out_root, class_slug(generator), request.name, dist)
-    plan = RunPlan(generator, config, run_dir, request.resume is not None, dist)
-    if on_start is not None:
-        on_start(plan)
-    learn(generator, config, on_step=on_step, out_dir=run_dir, resume=plan.resumed, dist=dist,
-          time_limit_s=request.time_limit_s)
-    return plan

@@ -26,8 +26,9 @@ def ping_pong(count: int) -> list[int]:
 def to_uint8(images: Tensor, size: int | None = None) -> np.ndarray:
     """(n, C, H, W) in [-1, 1] -> (n, size, size, 3) uint8 (grey images repeated to RGB)."""
     if size is not None and size != images.shape[-1]:
-        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear",
-                                                 antialias=True, align_corners=False)
+        images = torch.nn.functional.interpolate(
+            images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
     pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     if pixels.shape[1] == 1:
         pixels = pixels.repeat(1, 3, 1, 1)
@@ -42,7 +43,9 @@ def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2, background: int
     out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), background, dtype=np.uint8)
     for i in range(n):
         r, col = divmod(i, cols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = images[i]
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = images[
+            i
+        ]
     return out
 
 
@@ -72,13 +75,13 @@ def write_gif(path: Path, frames: Sequence[np.ndarray], duration_ms: float) -> N
     for frame in frames:
         key = id(frame)
         if key not in palette:
-            palette[key] = Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE,
-                                                           dither=Image.Dither.NONE)
+            palette[key] = Image.fromarray(frame).quantize(
+                256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+            )
         images.append(palette[key])
 
     def write(tmp: Path) -> None:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=int(round(duration_ms)), loop=0)
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(duration_ms), loop=0)
 
     atomic_write(path, write)
 
@@ -92,8 +95,9 @@ def write_mp4(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
     import imageio.v3 as iio
 
     def write(tmp: Path) -> None:
-        iio.imwrite(tmp, np.stack([_even(f) for f in frames]), extension=".mp4", plugin="pyav",
-                    codec="libx264", fps=fps)
+        iio.imwrite(
+            tmp, np.stack([_even(f) for f in frames]), extension=".mp4", plugin="pyav", codec="libx264", fps=fps
+        )
 
     atomic_write(path, write)
 

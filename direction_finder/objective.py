@@ -71,8 +71,11 @@ def direction_penalty(
     if vectors is not None:
         vectors = vectors.to(Q.device, Q.dtype)
     with strict_fp32():
-        return hessian_penalty(f, w0, k=k, epsilon=epsilon, reduction=reduction, vectors=vectors,
-                               generator=rng, chunk_size=chunk_size)
+        penalty = hessian_penalty(
+            f, w0, k=k, epsilon=epsilon, reduction=reduction, vectors=vectors, generator=rng, chunk_size=chunk_size
+        )
+    assert isinstance(penalty, Tensor)  # f returns one tensor, so its penalty is one tensor
+    return penalty
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,14 @@ def draw_batch(generator: Any, config: LearnConfig, rng: torch.Generator, dist: 
     return Batch(z[part], index[part], eta[part], vectors[:, part])
 
 
-def train_step(generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, config: LearnConfig,
-               batch: Batch, dist: DistContext | None = None) -> Tensor:
+def train_step(
+    generator: Any,
+    A: Tensor,
+    optimizer: torch.optim.Optimizer,
+    config: LearnConfig,
+    batch: Batch,
+    dist: DistContext | None = None,
+) -> Tensor:
     """One Adam step on the objective; returns the (detached) loss. A non-finite loss is
     returned without a step, so the caller can stop with A untouched.
 
@@ -111,9 +120,19 @@ def train_step(generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, conf
     slices (= the global batch's mean loss and its gradient) before the step.
     """
     Q = orthonormal_directions(A)  # (N, z_dim): re-orthonormalised in every forward
-    loss = direction_penalty(generator, Q, batch.z, batch.index, batch.eta, k=config.k, epsilon=config.epsilon,
-                             reduction=config.reduction, vectors=batch.vectors, chunk_size=config.chunk_size,
-                             layer=config.layer)
+    loss = direction_penalty(
+        generator,
+        Q,
+        batch.z,
+        batch.index,
+        batch.eta,
+        k=config.k,
+        epsilon=config.epsilon,
+        reduction=config.reduction,
+        vectors=batch.vectors,
+        chunk_size=config.chunk_size,
+        layer=config.layer,
+    )
     reported = loss.detach().clone()
     if dist is not None and dist.world > 1:
         dist.mean_(reported)  # every rank sees the same value, so all stop or step together
@@ -146,8 +165,14 @@ class HeldOut:
         return cls(z, index, eta_values, vectors)
 
 
-def heldout_penalty(generator: Any, Q: Tensor, heldout: HeldOut, config: LearnConfig,
-                    batch_size: int | None = None, dist: DistContext | None = None) -> float:
+def heldout_penalty(
+    generator: Any,
+    Q: Tensor,
+    heldout: HeldOut,
+    config: LearnConfig,
+    batch_size: int | None = None,
+    dist: DistContext | None = None,
+) -> float:
     """The training objective on the held-out set (common random numbers), no gradients.
 
     Under torch.distributed each rank evaluates a share of the samples and the sums are reduced.
@@ -160,9 +185,18 @@ def heldout_penalty(generator: Any, Q: Tensor, heldout: HeldOut, config: LearnCo
         for s in range(mine.start, mine.stop, batch_size):
             part = slice(s, min(s + batch_size, mine.stop))
             value = direction_penalty(
-                generator, Q, heldout.z[part], heldout.index[part], heldout.eta[part],
-                k=config.k, epsilon=config.epsilon, reduction=config.reduction,
-                vectors=heldout.vectors[:, part], chunk_size=config.chunk_size, layer=config.layer)
+                generator,
+                Q,
+                heldout.z[part],
+                heldout.index[part],
+                heldout.eta[part],
+                k=config.k,
+                epsilon=config.epsilon,
+                reduction=config.reduction,
+                vectors=heldout.vectors[:, part],
+                chunk_size=config.chunk_size,
+                layer=config.layer,
+            )
             if config.reduction == "mean":
                 total += float(value) * heldout.z[part].shape[0]
             else:

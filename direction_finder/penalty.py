@@ -10,13 +10,13 @@ cancels and only the 2k perturbed points are evaluated, never the centre.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, Union
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 Reduction = Literal["mean", "max", "none"]
-Outputs = Union[Tensor, Sequence[Tensor]]
+Outputs = Tensor | Sequence[Tensor]
 REDUCTIONS: tuple[str, ...] = ("mean", "max", "none")
 
 
@@ -46,9 +46,7 @@ def _as_list(y: Outputs) -> list[Tensor]:
     return [y] if isinstance(y, Tensor) else list(y)
 
 
-def _evaluate(
-    f: Callable[[Tensor], Outputs], points: Tensor, rows_per_call: int
-) -> tuple[list[Tensor], bool]:
+def _evaluate(f: Callable[[Tensor], Outputs], points: Tensor, rows_per_call: int) -> tuple[list[Tensor], bool]:
     """f on (P, D) points in calls of at most rows_per_call rows.
 
     Returns the outputs concatenated per output tensor, and whether f returned a single tensor.
@@ -61,7 +59,7 @@ def _evaluate(
         pieces.append(_as_list(y))
     if len(pieces) == 1:
         return pieces[0], single
-    return [torch.cat(layer, dim=0) for layer in zip(*pieces)], single
+    return [torch.cat(layer, dim=0) for layer in zip(*pieces, strict=True)], single
 
 
 def _reduce(per_element: Tensor, reduction: str) -> Tensor:
@@ -77,7 +75,7 @@ def hessian_penalty(
     x: Tensor,
     k: int = 2,
     epsilon: float = 0.1,
-    reduction: Reduction = "mean",
+    reduction: Reduction | str = "mean",
     *,
     vectors: Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -127,7 +125,7 @@ def hessian_penalty_reference(
     x: Tensor,
     k: int = 2,
     epsilon: float = 0.1,
-    reduction: Reduction = "mean",
+    reduction: Reduction | str = "mean",
     *,
     vectors: Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -146,11 +144,9 @@ def hessian_penalty_reference(
     second_differences: list[list[Tensor]] = []
     for v in vectors:  # v: (B, D)
         plus, minus = _as_list(f(x + epsilon * v)), _as_list(f(x - epsilon * v))
-        second_differences.append(
-            [(p - 2 * c + m) / epsilon**2 for p, c, m in zip(plus, centre, minus)]
-        )
+        second_differences.append([(p - 2 * c + m) / epsilon**2 for p, c, m in zip(plus, centre, minus, strict=True)])
     total = x.new_zeros(())
-    for layer in zip(*second_differences):
+    for layer in zip(*second_differences, strict=True):
         variance = torch.stack(layer).var(dim=0, unbiased=True)  # (B, ...)
         total = total + _reduce(variance, reduction)
     return total
@@ -168,6 +164,7 @@ def autograd_hessian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     f maps (n, D) to (n, ...); returns (..., D, D). For piecewise-linear f (ReLU networks) the
     autograd Hessian is zero almost everywhere: use finite_difference_hessian instead.
     """
+
     def single(u: Tensor) -> Tensor:
         return f(u.unsqueeze(0))[0]
 

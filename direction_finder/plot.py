@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -13,8 +13,9 @@ def _log_ticks(low: float, high: float) -> list[float]:
     return [10.0**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)]
 
 
-def loss_curve(series: dict[str, Sequence[tuple[int, float]]], path: Path, title: str = "",
-               size: tuple[int, int] = (640, 360)) -> None:
+def loss_curve(
+    series: Mapping[str, Sequence[tuple[int, float]]], path: Path, title: str = "", size: tuple[int, int] = (640, 360)
+) -> None:
     """Draw each named series of (step, value > 0) on a log-y chart and save it as PNG."""
     colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
     width, height = size

@@ -24,8 +24,8 @@ from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.directions import atomic_write, check_z_dim, writable_dir
 from direction_finder.errors import HpdirsError, UsageError
 from direction_finder.generators import GeneratorChoice, ProgressCallback
-from direction_finder.runs import open_directions
 from direction_finder.media import add_label, grid_frame, ping_pong, tile, to_uint8, write_gif, write_mp4, write_png
+from direction_finder.runs import open_directions
 from direction_finder.validation import check_fields, integer, positive, within
 
 FORMATS = ("gif", "mp4", "png")
@@ -93,8 +93,9 @@ def move(z: Tensor, direction: Tensor, eta: Tensor | float, align: bool) -> Tens
     return z + torch.as_tensor(eta, dtype=z.dtype, device=z.device).reshape(-1, 1) * d[None, :]
 
 
-def sweep(generator: Any, direction: Tensor, z: Tensor, etas: Tensor, *, align: bool = True,
-          batch_size: int = 16) -> Iterator[Tensor]:
+def sweep(
+    generator: Any, direction: Tensor, z: Tensor, etas: Tensor, *, align: bool = True, batch_size: int = 16
+) -> Iterator[Tensor]:
     """Yield one frame per eta: the images (S, C, H, W) of all S samples at that eta.
 
     Latents of consecutive frames are batched together, batch_size images per generator call.
@@ -136,15 +137,25 @@ class RenderSettings:
     batch_size: int | None = None  # images per generator call; None: default_render_batch(device)
 
     def __post_init__(self) -> None:
-        check_fields(self, {"samples": (1, MAX_SAMPLES), "batch_size": LIMITS["batch_size"], "seed": LIMITS["seed"],
-                            "size": SIZE_RANGE}, optional=("batch_size", "size"))
+        check_fields(
+            self,
+            {
+                "samples": (1, MAX_SAMPLES),
+                "batch_size": LIMITS["batch_size"],
+                "seed": LIMITS["seed"],
+                "size": SIZE_RANGE,
+            },
+            optional=("batch_size", "size"),
+        )
         eta_values(self.eta, self.frames)
         within("fps", self.fps, *FPS_RANGE)
         self.formats = parse_formats(self.formats)
 
     def rows(self, num_directions: int, z_dim: int) -> tuple[list[int], list[int]]:
         """The directions and axes to render, checked against the file's N and z_dim."""
-        directions = self.directions if self.directions is not None else f"0-{min(DEFAULT_DIRECTIONS, num_directions) - 1}"
+        directions = (
+            self.directions if self.directions is not None else f"0-{min(DEFAULT_DIRECTIONS, num_directions) - 1}"
+        )
         return _indices(directions, num_directions, "directions"), _indices(self.axes, z_dim, "axes")
 
 
@@ -197,14 +208,29 @@ def render(
     z = generator.sample_z(settings.samples, torch.Generator().manual_seed(settings.seed))  # (S, z_dim)
     total = len(tracks) * settings.frames * settings.samples
     done = 0
-    manifest: dict[str, Any] = {**(info or {}), "eta": settings.eta, "frames": settings.frames,
-                                "samples": settings.samples, "seed": settings.seed, "align": settings.align,
-                                "fps": settings.fps, "rows": []}
+    manifest: dict[str, Any] = {
+        **(info or {}),
+        "eta": settings.eta,
+        "frames": settings.frames,
+        "samples": settings.samples,
+        "seed": settings.seed,
+        "align": settings.align,
+        "fps": settings.fps,
+        "rows": [],
+    }
     with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as scratch:
-        store = None
+        store: np.memmap | None = None  # made when the first frame gives the image size
         for t, track in enumerate(tracks):
-            for f, frame in enumerate(sweep(generator, track.vector, z, etas, align=settings.align,
-                                            batch_size=settings.batch_size or default_render_batch(generator.device))):
+            for f, frame in enumerate(
+                sweep(
+                    generator,
+                    track.vector,
+                    z,
+                    etas,
+                    align=settings.align,
+                    batch_size=settings.batch_size or default_render_batch(generator.device),
+                )
+            ):
                 pixels = to_uint8(frame, settings.size)  # (S, h, w, 3)
                 if store is None:
                     shape = (len(tracks), settings.frames, *pixels.shape)
@@ -213,6 +239,7 @@ def render(
                 done += pixels.shape[0]
                 if on_images is not None:
                     on_images(done, total)
+            assert store is not None  # every sweep yields frames
             manifest["rows"].append(_write_track(out, track, store[t], etas, settings))
         assert store is not None
         _write_overview(out, tracks, store, etas, settings, manifest)
@@ -223,7 +250,7 @@ def render(
     return manifest
 
 
-def frame_store(path: Path, shape: tuple[int, ...], out: Path) -> np.ndarray:
+def frame_store(path: Path, shape: tuple[int, ...], out: Path) -> np.memmap:
     """A uint8 array of `shape` in a file, its blocks reserved before the first frame is stored.
 
     A plain memory map is sparse: on a disk that fills up, the first page the kernel cannot back
@@ -241,7 +268,8 @@ def frame_store(path: Path, shape: tuple[int, ...], out: Path) -> np.ndarray:
         del store
         raise RenderSpaceError(
             f"not enough space in {out} for the render's frames ({size / 2**20:.1f} MiB: {exc.strerror}); free "
-            "space, choose another `out_dir`, or render fewer `directions`, `frames` or `samples`") from None
+            "space, choose another `out_dir`, or render fewer `directions`, `frames` or `samples`"
+        ) from None
     return store
 
 
@@ -266,8 +294,9 @@ def _write_track(out: Path, track: Track, frames: np.ndarray, etas: Tensor, sett
     return row
 
 
-def _write_overview(out: Path, tracks: list[Track], store: np.ndarray, etas: Tensor,
-                    settings: RenderSettings, manifest: dict[str, Any]) -> None:
+def _write_overview(
+    out: Path, tracks: list[Track], store: np.ndarray, etas: Tensor, settings: RenderSettings, manifest: dict[str, Any]
+) -> None:
     rows, frames, samples = len(tracks), store.shape[1], store.shape[2]
     if "gif" in settings.formats or "mp4" in settings.formats:
         overview = []
@@ -295,11 +324,13 @@ def write_gallery(out: Path, manifest: dict[str, Any]) -> None:
     """index.html: every rendered file, with model, class, eta range and direction index."""
     e = html.escape
     title = f"{manifest.get('model', '')} · {manifest.get('class_name', '')}".strip(" ·")
-    facts = (f"model {e(str(manifest.get('model', '?')))} · class {e(str(manifest.get('class_name', '?')))} "
-             f"({e(str(manifest.get('class_index', '?')))}) · truncation {e(str(manifest.get('truncation', '?')))} · "
-             f"η from −{manifest['eta']} to +{manifest['eta']} · {manifest['frames']} frames · "
-             f"{manifest['samples']} samples (seed {manifest['seed']}) · "
-             f"{'aligned' if manifest['align'] else 'not aligned'}")
+    facts = (
+        f"model {e(str(manifest.get('model', '?')))} · class {e(str(manifest.get('class_name', '?')))} "
+        f"({e(str(manifest.get('class_index', '?')))}) · truncation {e(str(manifest.get('truncation', '?')))} · "
+        f"η from −{manifest['eta']} to +{manifest['eta']} · {manifest['frames']} frames · "
+        f"{manifest['samples']} samples (seed {manifest['seed']}) · "
+        f"{'aligned' if manifest['align'] else 'not aligned'}"
+    )
     cards = []
     for row in manifest["rows"]:
         label = f"{'direction' if row['kind'] == 'direction' else 'axis z'} {row['index']}"
@@ -309,12 +340,14 @@ def write_gallery(out: Path, manifest: dict[str, Any]) -> None:
         elif "mp4" in row["files"]:
             media = f'<video src="{e(row["files"]["mp4"])}" autoplay loop muted playsinline></video>'
         links = " ".join(f'<a href="{e(f)}">{e(k)}</a>' for k, f in row["files"].items())
-        cards.append(f'<figure>{media}<figcaption>{e(label)} · {links}</figcaption></figure>')
-    parts = [f"<h2>Overview</h2><img src=\"{e(manifest['overview'])}\" alt=\"overview\">"] if "overview" in manifest else []
+        cards.append(f"<figure>{media}<figcaption>{e(label)} · {links}</figcaption></figure>")
+    parts = [f'<h2>Overview</h2><img src="{e(manifest["overview"])}" alt="overview">'] if "overview" in manifest else []
     if "sheet" in manifest:
         etas = ", ".join(f"{v:+.2f}" for v in manifest["sheet_etas"])
-        parts.append(f"<h2>Sheet</h2><p>rows: {e(', '.join(manifest['sheet_rows']))}; columns: η = {e(etas)}</p>"
-                     f"<img src=\"{e(manifest['sheet'])}\" alt=\"sheet\">")
+        parts.append(
+            f"<h2>Sheet</h2><p>rows: {e(', '.join(manifest['sheet_rows']))}; columns: η = {e(etas)}</p>"
+            f'<img src="{e(manifest["sheet"])}" alt="sheet">'
+        )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>hpdirs · {e(title)}</title>
 <style>
@@ -335,10 +368,15 @@ img, video {{ max-width: 100%; image-rendering: pixelated; }}
     atomic_write(out / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
-def render_file(run_or_file: str | os.PathLike, settings: RenderSettings, *,
-                generator: GeneratorChoice = GeneratorChoice(), out_dir: str | os.PathLike | None = None,
-                progress: ProgressCallback | None = None,
-                on_images: Callable[[int, int], None] | None = None) -> Path:
+def render_file(
+    run_or_file: str | os.PathLike,
+    settings: RenderSettings,
+    *,
+    generator: GeneratorChoice = GeneratorChoice(),
+    out_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+    on_images: Callable[[int, int], None] | None = None,
+) -> Path:
     """`hpdirs render`: open a directions file (or a run's last directions) with its generator
     and render it into out_dir (default RUN/render, or render-<file> beside a file)."""
     opened = open_directions(run_or_file, generator, progress)

@@ -8,10 +8,10 @@ held-out penalty) and checkpoint.pt (what a resume needs). Every write is atomic
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from direction_finder.config import LearnConfig
 from direction_finder.directions import (
@@ -29,15 +28,12 @@ from direction_finder.directions import (
     atomic_write,
     load_directions,
     resolve_directions_file,
-    write_bytes_atomic,
 )
 from direction_finder.distributed import DistContext
 from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError
 from direction_finder.generators import GeneratorChoice, ProgressCallback, describe
 from direction_finder.validation import plain
 
-CHECKPOINT_FORMAT = "hpdirs.checkpoint/1"
-CHECKPOINT_NAME = "checkpoint.pt"
 LAST_NAME = "directions.safetensors"
 BEST_NAME = "directions_best.safetensors"
 LOSS_NAME = "loss.csv"
@@ -45,10 +41,10 @@ CONFIG_NAME = "config.json"
 CURVE_NAME = "loss.png"
 LOCK_NAME = ".lock"
 LOG_FIELDS = ["step", "loss", "smoothed_loss", "heldout", "elapsed_s", "sample_steps_per_s"]
-SMOOTHING = 0.98  # bias-corrected exponential moving average of the training loss, for display
 
 
 # --- naming and reading back ----------------------------------------------------------------
+
 
 def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None = None) -> Path:
     """OUT/<class>/<run>/, created exclusively: two runs never share a folder.
@@ -84,8 +80,9 @@ def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None =
     raise UsageError(f"too many runs named {stamp} in {parent}")
 
 
-def new_run_dir_on_all_ranks(out_root: str | os.PathLike, class_slug: str, name: str | None,
-                             dist: DistContext | None) -> Path:
+def new_run_dir_on_all_ranks(
+    out_root: str | os.PathLike, class_slug: str, name: str | None, dist: DistContext | None
+) -> Path:
     """new_run_dir, made by rank 0 only; every rank learns its name, or rank 0's error."""
     if dist is None:
         return new_run_dir(out_root, class_slug, name)
@@ -110,161 +107,27 @@ def read_run(run_dir: str | os.PathLike) -> tuple[LearnConfig, dict[str, Any]]:
         body = json.loads(path.read_text())
         return LearnConfig.from_dict(body["config"]), dict(body["generator"])
     except UsageError as exc:  # a hand-edited value out of range
-        raise DirectionsFileError(f"{path} is damaged ({plain(str(exc))}); restore it (the run's checkpoint has "
-                                  "the original settings) or start a new run") from None
+        raise DirectionsFileError(
+            f"{path} is damaged ({plain(str(exc))}); restore it (the run's checkpoint has "
+            "the original settings) or start a new run"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         detail = " ".join(str(exc).split())[:160]
-        raise DirectionsFileError(f"{path} is missing or damaged ({type(exc).__name__}: {detail}); "
-                                  "cannot resume this run") from None
+        raise DirectionsFileError(
+            f"{path} is missing or damaged ({type(exc).__name__}: {detail}); cannot resume this run"
+        ) from None
 
 
 def remove_unfinished(run_dir: Path) -> None:
     """Remove the files a run that never reached its first checkpoint wrote, and its folder."""
     for name in (CONFIG_NAME, LOSS_NAME, CURVE_NAME, LAST_NAME, BEST_NAME, LOCK_NAME):
         (run_dir / name).unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):  # something else is in it: leave it
         run_dir.rmdir()
-    except OSError:
-        pass  # something else is in it: leave it
-
-
-# --- the checkpoint -----------------------------------------------------------------------
-
-@dataclass
-class RunState:
-    """Everything that must survive an interruption, at a step boundary: the checkpoint."""
-
-    step: int
-    A: Tensor
-    optimizer: dict[str, Any]
-    rng: Tensor
-    average: float  # EMA of the training loss started at 0 (divide by 1 - SMOOTHING^step)
-    elapsed: float
-    best_heldout: float
-    best_step: int
-    best_matrix: Tensor | None
-
-    @property
-    def smoothed_loss(self) -> float:
-        return self.average / (1 - SMOOTHING**self.step) if self.step else math.nan
-
-    def to_checkpoint(self, config: LearnConfig, meta: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT, "step": self.step, "A": self.A, "optimizer": self.optimizer,
-            "rng": self.rng, "average": self.average, "elapsed": self.elapsed,
-            "best_heldout": self.best_heldout, "best_step": self.best_step, "best_matrix": self.best_matrix,
-            "config": json.dumps(config.to_dict(), sort_keys=True), "generator": json.dumps(meta, sort_keys=True),
-        }
-
-    @classmethod
-    def from_checkpoint(cls, data: dict[str, Any]) -> RunState:
-        """The state of a checkpoint that check_checkpoint accepted."""
-        return cls(data["step"], data["A"], data["optimizer"], data["rng"], data["average"], data["elapsed"],
-                   data["best_heldout"], data["best_step"], data["best_matrix"])
-
-
-def save_checkpoint(state: RunState, config: LearnConfig, meta: dict[str, Any], path: Path) -> None:
-    """Serialised in memory, then written atomically (a full disk arrives as an OSError)."""
-    buffer = io.BytesIO()
-    torch.save(state.to_checkpoint(config, meta), buffer)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint with weights_only=True (nothing in it can execute code)."""
-    if not path.is_file():
-        raise DirectionsFileError(f"no checkpoint at {path}; `resume` needs a run folder that learning wrote")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle refused by weights_only, ...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DirectionsFileError(f"checkpoint {path} cannot be read ({first[:200]}); it is damaged or not ours") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise DirectionsFileError(f"{path} is not an hpdirs checkpoint ({CHECKPOINT_FORMAT})")
-    return data
-
-
-def checkpoint_json(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
-    """A JSON object stored in a checkpoint (its config or generator description)."""
-    try:
-        value = json.loads(data[key])
-        if not isinstance(value, dict):
-            raise ValueError("not a JSON object")
-        return value
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DirectionsFileError(f"checkpoint {path} is damaged (its {key} cannot be read: {exc}); "
-                                  "it cannot be resumed: start a new run") from None
-
-
-def checkpoint_config(data: dict[str, Any], path: Path) -> LearnConfig:
-    try:
-        return LearnConfig.from_dict(checkpoint_json(data, "config", path))
-    except UsageError as exc:
-        raise DirectionsFileError(f"checkpoint {path} is damaged ({plain(str(exc))}); it cannot be resumed: "
-                                  "start a new run") from None
-
-
-def check_checkpoint(data: dict[str, Any], path: Path, config: LearnConfig, z_dim: int) -> None:
-    """Every field of a checkpoint has the type, shape and range this run needs; a
-    DirectionsFileError naming the file and the field otherwise (never a traceback later)."""
-    n = int(config.num_directions or z_dim)
-
-    def bad(name: str, why: str) -> DirectionsFileError:
-        return DirectionsFileError(f"checkpoint {path} is damaged ({name} {why}); it cannot be resumed: "
-                                   "start a new run, or restore the file")
-
-    def number(name: str) -> None:
-        value = data.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise bad(name, f"is {value!r}, not a number")
-
-    step = data.get("step")
-    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step:
-        raise bad("step", f"is {step!r}, not a step number")
-    A = data.get("A")
-    if not isinstance(A, Tensor) or A.shape != (n, z_dim) or not A.is_floating_point() or not bool(A.isfinite().all()):
-        raise bad("A", f"is not a finite ({n}, {z_dim}) matrix")
-    for name in ("average", "elapsed", "best_heldout"):
-        number(name)
-    if isinstance(data.get("best_step"), bool) or not isinstance(data.get("best_step"), int):
-        raise bad("best_step", "is not an integer")
-    best = data.get("best_matrix")
-    if best is not None and (not isinstance(best, Tensor) or best.shape != (n, z_dim)):
-        raise bad("best_matrix", f"is not a ({n}, {z_dim}) matrix")
-    try:
-        torch.Generator().set_state(data.get("rng"))
-    except (TypeError, RuntimeError, ValueError):
-        raise bad("rng", "is not a random-number generator state") from None
-    probe = torch.optim.Adam([torch.zeros(n, z_dim, requires_grad=True)], lr=config.lr)
-    try:
-        probe.load_state_dict(data.get("optimizer"))  # type: ignore[arg-type]
-        for state in probe.state.values():
-            for key in ("exp_avg", "exp_avg_sq"):
-                if key in state and tuple(state[key].shape) != (n, z_dim):
-                    raise ValueError(f"{key} has shape {tuple(state[key].shape)}")
-    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
-        raise bad("optimizer", f"is not an Adam state for A ({' '.join(str(exc).split())[:120]})") from None
-
-
-def resumable_checkpoint(run_dir: Path, config: LearnConfig, meta: dict[str, Any], z_dim: int) -> dict[str, Any]:
-    """The checkpoint of run_dir, if this config and generator may continue it; else one line
-    saying what differs or what is damaged."""
-    path = run_dir / CHECKPOINT_NAME
-    checkpoint = read_checkpoint(path)
-    differences = checkpoint_config(checkpoint, path).differences(config)
-    if differences:
-        raise UsageError(f"cannot resume {run_dir} with a different config ({'; '.join(differences)}); "
-                         "use the original settings or start a new run")
-    old_meta = checkpoint_json(checkpoint, "generator", path)
-    changed = [k for k in ("model", "class_index", "truncation") if old_meta.get(k) != meta.get(k)]
-    if changed:
-        raise UsageError(f"cannot resume {run_dir}: the generator differs in {', '.join(changed)} "
-                         f"(was {', '.join(str(old_meta.get(k)) for k in changed)})")
-    check_checkpoint(checkpoint, path, config, z_dim)
-    return checkpoint
 
 
 # --- one writer, and the run's files ----------------------------------------------------------
+
 
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
@@ -280,8 +143,9 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             except (OSError, ValueError):
                 pid = 0
             if pid and _alive(pid):
-                raise UsageError(f"run {run_dir} is being written by process {pid}; wait for it or use another "
-                                 "`name`") from None
+                raise UsageError(
+                    f"run {run_dir} is being written by process {pid}; wait for it or use another `name`"
+                ) from None
             lock.unlink(missing_ok=True)  # stale: its writer is gone
     else:
         raise UsageError(f"cannot lock {run_dir}; remove {lock} if no hpdirs process is using it")
@@ -307,7 +171,7 @@ def versions() -> dict[str, str]:
     """The versions of what produced a result: torch, hpdirs, pytorch-pretrained-biggan."""
     from importlib import metadata
 
-    out = {"torch": torch.__version__}
+    out = {"torch": str(torch.__version__)}
     for package in ("hpdirs", "pytorch-pretrained-biggan"):
         try:
             out[package] = metadata.version(package)
@@ -316,14 +180,22 @@ def versions() -> dict[str, str]:
     return out
 
 
-def directions_metadata(meta: dict[str, Any], config: LearnConfig, step: int, loss: float,
-                        kind: str, heldout: float | None) -> dict[str, Any]:
+def directions_metadata(
+    meta: dict[str, Any], config: LearnConfig, step: int, loss: float, kind: str, heldout: float | None
+) -> dict[str, Any]:
     """What a directions file records: the generator, the config, the step and its losses."""
     return {
-        **{k: meta.get(k, "") for k in ("model", "class_index", "class_name", "truncation", "weights",
-                                         "weights_fingerprint")},
-        "config": config.to_dict(), "step": step, "loss": loss, "heldout": heldout, "kind": kind,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
+        **{
+            k: meta.get(k, "")
+            for k in ("model", "class_index", "class_name", "truncation", "weights", "weights_fingerprint")
+        },
+        "config": config.to_dict(),
+        "step": step,
+        "loss": loss,
+        "heldout": heldout,
+        "kind": kind,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
     }
 
 
@@ -356,13 +228,16 @@ class RunFiles:
                 if row["heldout"]:
                     float(row["heldout"])
         except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as exc:
-            raise DirectionsFileError(f"{path} is damaged ({' '.join(str(exc).split())[:160]}); delete it (the log "
-                                      "restarts at the checkpoint's step) or restore it, then resume") from None
+            raise DirectionsFileError(
+                f"{path} is damaged ({' '.join(str(exc).split())[:160]}); delete it (the log "
+                "restarts at the checkpoint's step) or restore it, then resume"
+            ) from None
         self.rows = [r for r in rows if int(r["step"]) <= up_to_step]
 
     def add_row(self, row: dict[str, Any]) -> None:
-        self.rows.append({k: ("" if v is None else (f"{v:.9g}" if isinstance(v, float) else str(v)))
-                          for k, v in row.items()})
+        self.rows.append(
+            {k: ("" if v is None else (f"{v:.9g}" if isinstance(v, float) else str(v))) for k, v in row.items()}
+        )
 
     def write_log(self) -> None:
         from direction_finder.plot import loss_curve
@@ -381,6 +256,7 @@ class RunFiles:
 
 
 # --- a directions file and its generator ------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OpenedDirections:
@@ -401,8 +277,11 @@ class OpenedDirections:
         return self.path.parent / kind if self.from_run else self.path.parent / f"{kind}-{self.path.stem}"
 
 
-def open_directions(run_or_file: str | os.PathLike, choice: GeneratorChoice = GeneratorChoice(),
-                    progress: ProgressCallback | None = None) -> OpenedDirections:
+def open_directions(
+    run_or_file: str | os.PathLike,
+    choice: GeneratorChoice = GeneratorChoice(),
+    progress: ProgressCallback | None = None,
+) -> OpenedDirections:
     """Load a directions file (or a run's last directions) and rebuild the generator its metadata
     names; anything set in `choice` overrides the file."""
     path = resolve_directions_file(run_or_file)

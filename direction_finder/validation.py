@@ -46,8 +46,12 @@ def one_of(name: str, value: Any, choices: Iterable[str]) -> str:
     return str(value)
 
 
-def check_fields(settings: Any, integers: Mapping[str, tuple[int, int]] | None = None,
-                 positives: Mapping[str, float] | None = None, optional: Iterable[str] = ()) -> None:
+def check_fields(
+    settings: Any,
+    integers: Mapping[str, tuple[int, int]] | None = None,
+    positives: Mapping[str, float] | None = None,
+    optional: Iterable[str] = (),
+) -> None:
     """Check the named fields of a settings object. A field named in `optional` may also be None
     (there, None means "the default for this generator or device")."""
     may_be_none = set(optional)

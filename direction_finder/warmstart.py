@@ -37,8 +37,9 @@ def tanh_curvature_weights(y: Tensor) -> Tensor:
     return (2 * y / (1 - y * y)) ** 2
 
 
-def output_jacobian(generator: Any, z: Tensor, step: float = 1e-2, batch_size: int = 32,
-                    elements: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def output_jacobian(
+    generator: Any, z: Tensor, step: float = 1e-2, batch_size: int = 32, elements: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """The output y = G(z) of one latent (1, z_dim) and its Jacobian dy/dz by central
     differences, in float64 on the CPU: (P,), (P, z_dim), P the number of output elements, or
     only the flat output indices `elements` (P',) of them."""
@@ -61,8 +62,7 @@ def output_jacobian(generator: Any, z: Tensor, step: float = 1e-2, batch_size: i
     return y, torch.cat(columns).T  # (P',), (P', z_dim)
 
 
-def kurtosis_rotation(rows: Tensor, weights: Tensor, n: int, iterations: int = 50,
-                      tolerance: float = 1e-4) -> Tensor:
+def kurtosis_rotation(rows: Tensor, weights: Tensor, n: int, iterations: int = 50, tolerance: float = 1e-4) -> Tensor:
     """n orthonormal rows Q maximising sum_p weights_p sum_i (q_i . rows_p)^4.
 
     rows (M, D), weights (M,) >= 0; returns (n, D) in float64. Stops when an iteration gains less
@@ -87,9 +87,17 @@ def kurtosis_rotation(rows: Tensor, weights: Tensor, n: int, iterations: int = 5
     return Q
 
 
-def curvature_directions(generator: Any, n: int, *, samples: int = SAMPLES, seed: int = 0,
-                         elements_per_sample: int = 16384, step: float = 1e-2, batch_size: int = 32,
-                         on_sample: Callable[[int, int], None] | None = None) -> Tensor:
+def curvature_directions(
+    generator: Any,
+    n: int,
+    *,
+    samples: int = SAMPLES,
+    seed: int = 0,
+    elements_per_sample: int = 16384,
+    step: float = 1e-2,
+    batch_size: int = 32,
+    on_sample: Callable[[int, int], None] | None = None,
+) -> Tensor:
     """The warm start (n, z_dim): kurtosis_rotation of tanh-curvature-weighted output Jacobians
     at `samples` seeded latents (a random subset of elements_per_sample output elements each).
 

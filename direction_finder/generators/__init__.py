@@ -96,8 +96,10 @@ def generator_for_metadata(
     found = generator.weights_fingerprint if isinstance(generator, Fingerprinted) else ""
     if recorded and found and recorded != found:
         where = generator.weights.folder if isinstance(generator, BigGANGenerator) and generator.weights else weights
-        message = (f"the weights in {where} are not the ones {source} was learned with (fingerprint {found}, "
-                   f"recorded {recorded})")
+        message = (
+            f"the weights in {where} are not the ones {source} was learned with (fingerprint {found}, "
+            f"recorded {recorded})"
+        )
         if implicit:
             raise UsageError(f"{message}; pass `weights` with the original folder, or this one to use it anyway")
         warnings.warn(f"{message}; using them as you asked", HpdirsWarning, stacklevel=2)
@@ -124,20 +126,56 @@ class GeneratorChoice:
 
     def load(self, progress: ProgressCallback | None = None) -> Any:
         """The generator for a new run: the defaults filled in."""
-        return load_generator(self.model, self.class_ if self.class_ is not None else DEFAULT_CLASS,
-                              self.truncation if self.truncation is not None else DEFAULT_TRUNCATION,
-                              self.weights, self.device, offline=self.offline, progress=progress)
+        return load_generator(
+            self.model,
+            self.class_ if self.class_ is not None else DEFAULT_CLASS,
+            self.truncation if self.truncation is not None else DEFAULT_TRUNCATION,
+            self.weights,
+            self.device,
+            offline=self.offline,
+            progress=progress,
+        )
 
     def for_metadata(self, metadata: dict[str, Any], source: str, progress: ProgressCallback | None = None) -> Any:
         """The generator a file or run records, with what is set here taking precedence."""
-        return generator_for_metadata(metadata, model=self.model, class_=self.class_, truncation=self.truncation,
-                                      weights=self.weights, device=self.device, source=source,
-                                      offline=self.offline, progress=progress)
+        return generator_for_metadata(
+            metadata,
+            model=self.model,
+            class_=self.class_,
+            truncation=self.truncation,
+            weights=self.weights,
+            device=self.device,
+            source=source,
+            offline=self.offline,
+            progress=progress,
+        )
 
 
 __all__ = [
-    "DEFAULT_CLASS", "DEFAULT_MODEL", "DEFAULT_TRUNCATION", "BigGANGenerator", "ClassConditional", "Described",
-    "Factorisable", "Fingerprinted", "Generator", "GeneratorChoice", "ImageNetClass", "KnownTruth", "Layered",
-    "ProgressCallback", "SyntheticGenerator", "class_slug", "describe", "display_name", "generator_for_metadata",
-    "load_biggan", "load_generator", "resolve_class", "resolve_device", "search_classes", "sefa", "working_dtype",
+    "DEFAULT_CLASS",
+    "DEFAULT_MODEL",
+    "DEFAULT_TRUNCATION",
+    "BigGANGenerator",
+    "ClassConditional",
+    "Described",
+    "Factorisable",
+    "Fingerprinted",
+    "Generator",
+    "GeneratorChoice",
+    "ImageNetClass",
+    "KnownTruth",
+    "Layered",
+    "ProgressCallback",
+    "SyntheticGenerator",
+    "class_slug",
+    "describe",
+    "display_name",
+    "generator_for_metadata",
+    "load_biggan",
+    "load_generator",
+    "resolve_class",
+    "resolve_device",
+    "search_classes",
+    "sefa",
+    "working_dtype",
 ]

@@ -68,7 +68,7 @@ class ClassConditional(Protocol):
 
     truncation: float
 
-    def with_class(self, class_: str | int) -> "ClassConditional":
+    def with_class(self, class_: str | int) -> ClassConditional:
         """The same generator (same weights, device and truncation) for another class."""
         ...
 
@@ -92,8 +92,7 @@ def describe(generator: Any) -> dict[str, Any]:
     """generator.describe(), or a description naming its type for a generator that has none."""
     if isinstance(generator, Described):
         return dict(generator.describe())
-    return {"model": type(generator).__name__, "class_index": -1, "class_name": "", "truncation": 1.0,
-            "weights": ""}
+    return {"model": type(generator).__name__, "class_index": -1, "class_name": "", "truncation": 1.0, "weights": ""}
 
 
 def display_name(generator: Any) -> str:
@@ -123,7 +122,7 @@ def sefa(weight: Tensor, n: int) -> Tensor:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" picks cuda > mps > cpu; an explicit device that is not present is a UsageError."""
+    """ "auto" picks cuda > mps > cpu; an explicit device that is not present is a UsageError."""
     from direction_finder.errors import UsageError
 
     name = str(device)

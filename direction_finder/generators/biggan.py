@@ -38,6 +38,9 @@ from direction_finder.generators.weights import (
 )
 
 DEFAULT_MODEL = "biggan-deep-128"
+# pytorch-pretrained-biggan's BigGAN: an nn.Module whose submodules (generator, gen_z, layers,
+# embeddings, config) the package leaves untyped.
+BigGANModule = Any
 GRID_TOLERANCE = 1e-6  # |truncation * steps - nearest integer| below this counts as on the grid
 
 
@@ -68,7 +71,10 @@ def truncation_grid(truncation: float, n_stats: int = 51) -> tuple[int, float]:
 class SelectedStatsBatchNorm(nn.Module):
     """A BigGANBatchNorm with the statistics of one truncation grid index selected once."""
 
-    def __init__(self, source: nn.Module, index: int) -> None:
+    mean: Tensor  # (C,), a buffer
+    var: Tensor  # (C,), a buffer
+
+    def __init__(self, source: Any, index: int) -> None:
         super().__init__()
         self.conditional = bool(source.conditional)
         self.eps = float(source.eps)
@@ -115,7 +121,7 @@ class BigGANGenerator:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: BigGANModule,
         *,
         name: str,
         class_info: ImageNetClass,
@@ -169,7 +175,7 @@ class BigGANGenerator:
         names = self.layers()
         if layer not in names:
             raise ValueError(f"unknown layer {layer!r}; choose from {', '.join(names)}")
-        target = int(layer[len("block"):])
+        target = int(layer[len("block") :])
         gen = self.model.generator
         z = z.to(self.device, self.dtype)
         condition = torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1)  # (n, 2 z_dim)
@@ -200,10 +206,17 @@ class BigGANGenerator:
         """
         return sefa(self.model.generator.gen_z.weight[:, : self.z_dim], n)
 
-    def with_class(self, class_: str | int) -> "BigGANGenerator":
+    def with_class(self, class_: str | int) -> BigGANGenerator:
         """The same model, device and truncation, bound to another ImageNet class."""
-        return BigGANGenerator(self.model, name=self.name, class_info=resolve_class(class_), truncation=self.truncation,
-                               weights=self.weights, device=self.device, dtype=self.dtype)
+        return BigGANGenerator(
+            self.model,
+            name=self.name,
+            class_info=resolve_class(class_),
+            truncation=self.truncation,
+            weights=self.weights,
+            device=self.device,
+            dtype=self.dtype,
+        )
 
     def describe(self) -> dict[str, Any]:
         """What to record in artifacts so others can regenerate the same images."""
@@ -228,7 +241,7 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def build_biggan(config: Mapping[str, Any], source: str = "config") -> nn.Module:
+def build_biggan(config: Mapping[str, Any], source: str = "config") -> BigGANModule:
     """A BigGAN-deep (pytorch-pretrained-biggan's module) with the architecture of `config`."""
     from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 
@@ -253,15 +266,17 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     return state
 
 
-def _load_exactly(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
+def _load_exactly(model: BigGANModule, state: dict[str, Tensor], path: Path) -> None:
     expected, given = set(model.state_dict()), set(state)
     missing, unexpected = sorted(expected - given), sorted(given - expected)
     if missing or unexpected:
+
         def names(keys: list[str]) -> str:
             return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
         parts = ([f"missing keys: {names(missing)}"] if missing else []) + (
-            [f"unexpected keys: {names(unexpected)}"] if unexpected else [])
+            [f"unexpected keys: {names(unexpected)}"] if unexpected else []
+        )
         raise WeightsError(f"{path} does not match its config.json ({'; '.join(parts)}); pass the right `weights`")
     try:
         model.load_state_dict(state, strict=True)
@@ -295,13 +310,20 @@ def load_biggan(
     config = read_config(files.config)
     resolution = config.get("output_dim")
     if files.source == "path" and name is not None and resolution != int(name.rsplit("-", 1)[1]):
-        fix = (f"pass `model` biggan-deep-{resolution}" if f"biggan-deep-{resolution}" in MODEL_NAMES
-               else "omit `model` (the weights' config.json decides)")
-        raise WeightsError(f"the weights in {files.folder} are for {resolution} px but the model is {name}; "
-                           f"{fix} or give other `weights`")
+        fix = (
+            f"pass `model` biggan-deep-{resolution}"
+            if f"biggan-deep-{resolution}" in MODEL_NAMES
+            else "omit `model` (the weights' config.json decides)"
+        )
+        raise WeightsError(
+            f"the weights in {files.folder} are for {resolution} px but the model is {name}; "
+            f"{fix} or give other `weights`"
+        )
     label = name or (f"biggan-deep-{resolution}" if files.source == "path" else DEFAULT_MODEL)
     if config.get("num_classes", NUM_CLASSES) != NUM_CLASSES:
-        raise WeightsError(f"{files.config} has num_classes={config.get('num_classes')}; hpdirs needs the 1000 ImageNet classes")
+        raise WeightsError(
+            f"{files.config} has num_classes={config.get('num_classes')}; hpdirs needs the 1000 ImageNet classes"
+        )
     model = build_biggan(config, str(files.config))
     _load_exactly(model, read_state_dict(files.weights), files.weights)
     index, used = truncation_grid(truncation, int(model.config.n_stats))
@@ -311,11 +333,13 @@ def load_biggan(
     model.eval()  # again, for the modules that replaced the BatchNorms
     model.requires_grad_(False)
     model.to(device=dev, dtype=dtype)
-    return BigGANGenerator(model, name=label, class_info=class_info, truncation=used, weights=files, device=dev,
-                           dtype=dtype)
+    return BigGANGenerator(
+        model, name=label, class_info=class_info, truncation=used, weights=files, device=dev, dtype=dtype
+    )
 
 
 # --- random models in the published folder format, for tests and offline demos -------------
+
 
 def tiny_config(z_dim: int = 16, channel_width: int = 4, resolution: int = 32) -> dict[str, Any]:
     """A BigGAN-deep config small enough for unit tests (resolution 16, 32 or 64 px).
@@ -327,8 +351,15 @@ def tiny_config(z_dim: int = 16, channel_width: int = 4, resolution: int = 32) -
     widths = [16, 8, 4, 2, 1]
     layers = [[i < ups, widths[i], widths[i + 1]] for i in range(4)]
     return {
-        "output_dim": resolution, "z_dim": z_dim, "class_embed_dim": z_dim, "channel_width": channel_width,
-        "num_classes": NUM_CLASSES, "layers": layers, "attention_layer_position": 2, "eps": 1e-4, "n_stats": 51,
+        "output_dim": resolution,
+        "z_dim": z_dim,
+        "class_embed_dim": z_dim,
+        "channel_width": channel_width,
+        "num_classes": NUM_CLASSES,
+        "layers": layers,
+        "attention_layer_position": 2,
+        "eps": 1e-4,
+        "n_stats": 51,
     }
 
 
@@ -338,9 +369,20 @@ def full_config(resolution: int = 128) -> dict[str, Any]:
 
     config = BigGANConfig().to_dict()
     if resolution == 256:
-        config["layers"] = [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8],
-                            [True, 8, 8], [False, 8, 4], [True, 4, 4], [False, 4, 2], [True, 2, 2],
-                            [False, 2, 1], [True, 1, 1]]
+        config["layers"] = [
+            [False, 16, 16],
+            [True, 16, 16],
+            [False, 16, 16],
+            [True, 16, 8],
+            [False, 8, 8],
+            [True, 8, 8],
+            [False, 8, 4],
+            [True, 4, 4],
+            [False, 4, 2],
+            [True, 2, 2],
+            [False, 2, 1],
+            [True, 1, 1],
+        ]
         config["attention_layer_position"] = 8
     elif resolution != 128:
         raise ValueError("full_config knows 128 and 256 px")
@@ -389,6 +431,14 @@ def save_random_biggan(folder: str | os.PathLike, config: Mapping[str, Any] | No
 
 
 __all__ = [
-    "DEFAULT_MODEL", "MODEL_NAMES", "BigGANGenerator", "build_biggan", "full_config", "load_biggan",
-    "random_biggan_state", "save_random_biggan", "tiny_config", "truncation_grid",
+    "DEFAULT_MODEL",
+    "MODEL_NAMES",
+    "BigGANGenerator",
+    "build_biggan",
+    "full_config",
+    "load_biggan",
+    "random_biggan_state",
+    "save_random_biggan",
+    "tiny_config",
+    "truncation_grid",
 ]

@@ -108,6 +108,7 @@ def search_classes(query: str = "") -> list[ImageNetClass]:
     if not key:
         return list(imagenet_classes())
     return [
-        c for c in imagenet_classes()
+        c
+        for c in imagenet_classes()
         if key == str(c.index) or key in c.wordnet_id or any(key in normalise(n) for n in c.names)
     ]

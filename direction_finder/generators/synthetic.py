@@ -21,8 +21,9 @@ class SyntheticGenerator:
     z_dim - factors directions of R leave the image unchanged.
     """
 
-    def __init__(self, z_dim: int = 8, factors: int = 4, size: int = 8, seed: int = 0,
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, z_dim: int = 8, factors: int = 4, size: int = 8, seed: int = 0, device: str | torch.device = "cpu"
+    ) -> None:
         if not 1 <= factors <= z_dim:
             raise ValueError(f"factors must be in 1..z_dim ({z_dim}), got {factors}")
         g = torch.Generator().manual_seed(seed)
@@ -38,7 +39,8 @@ class SyntheticGenerator:
         self.phase = 2 * torch.pi * torch.rand(pixels, generator=g)
         self.amplitude = 0.5 + 0.5 * torch.rand(pixels, generator=g)
         self.basis, self.owner, self.freq, self.phase, self.amplitude = (
-            t.to(self.device) for t in (self.basis, self.owner, self.freq, self.phase, self.amplitude))
+            t.to(self.device) for t in (self.basis, self.owner, self.freq, self.phase, self.amplitude)
+        )
         self.name = "synthetic"
 
     @property
@@ -63,8 +65,7 @@ class SyntheticGenerator:
         return f"synthetic:z_dim={self.z_dim},factors={self.factors},size={self.size},seed={self.seed}"
 
     def describe(self) -> dict:
-        return {"model": self.spec, "class_index": -1, "class_name": "synthetic", "truncation": 1.0,
-                "weights": ""}
+        return {"model": self.spec, "class_index": -1, "class_name": "synthetic", "truncation": 1.0, "weights": ""}
 
 
 def parse_synthetic(name: str, device: str | torch.device = "cpu") -> SyntheticGenerator:

@@ -1,0 +1,144 @@
+"""Every option of every command: its flag, its help, and the library default --help shows.
+
+An option whose value a command passes on only when given (None: left out) shows the library's
+default as text; the others take it as their value (RENDER.samples, COMPARE.k, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from direction_finder.bench import BenchSettings
+from direction_finder.compare import BASELINES, DEFAULT_BASELINES, CompareSettings
+from direction_finder.config import DEFAULT_RECIPE, RECIPES, default
+from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION
+from direction_finder.render import RenderSettings
+
+# The library's defaults of the commands whose every option is passed on.
+RENDER, COMPARE, BENCH = RenderSettings(), CompareSettings(), BenchSettings()
+# ... and those of them that are lists, as the comma-separated text the options take
+RENDER_FORMATS = ",".join(map(str, RENDER.formats))
+COMPARE_BASELINES = ",".join(DEFAULT_BASELINES)
+BENCH_BATCHES = ",".join(map(str, BENCH.batch_sizes))
+BENCH_LAYER = str(BENCH.layer)
+
+
+def option(help: str, shown: object = None, *flags: str) -> Any:
+    """A typer option; `shown`, when given, is what --help names as its default."""
+    if shown is None:
+        return typer.Option(*flags, help=help)
+    return typer.Option(*flags, help=help, show_default=str(shown))
+
+
+def learned(name: str) -> str:
+    """A LearnConfig field's default as a new run takes it (the default recipe's)."""
+    value = default(name)
+    return "z_dim" if name == "num_directions" and value is None else str(value)
+
+
+# --- every command that builds a generator ---
+Device = Annotated[str, option("auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.", None, "--device")]
+Offline = Annotated[bool, option("Never touch the network (also HPDIRS_OFFLINE=1).", "off", "--offline")]
+
+# --- the commands that read a directions file and rebuild its generator ---
+FROM_FILE = "from the file"
+Source = Annotated[Path, typer.Argument(help="A run folder or a directions .safetensors file.")]
+ModelOverride = Annotated[str | None, option("Override the model named in the file.", FROM_FILE, "--model")]
+ClassOverride = Annotated[str | None, option("Override the class named in the file.", FROM_FILE, "--class")]
+TruncationOverride = Annotated[float | None, option("Override the truncation in the file.", FROM_FILE, "--truncation")]
+WeightsOverride = Annotated[Path | None, option("Weights folder.", "from the file, else the cache", "--weights")]
+
+# --- learn ---
+LAYER_HELP = (
+    "Fast mode: penalise the normalised activation after GenBlock i instead of pixels: block0..block9 "
+    "at 4,8,8,16,16,32,32,64,64,128 px for biggan-deep-128 (block11 at 256 px for -256); "
+    "`hpdirs bench` prints each with its shape."
+)
+RECIPE_ABOUT = {"paper": "Peebles et al.", "curvature": "the curvature warm start refined; README, Quality"}
+RECIPE_HELP = (
+    "Preset of --init and --lr: "
+    + " or ".join(
+        f"{name} ({fields['init']}, {fields['lr']}: {RECIPE_ABOUT.get(name, 'see README')})"
+        for name, fields in RECIPES.items()
+    )
+    + ". --init/--lr override it."
+)
+INIT_HELP = (
+    "random (Kaiming-normal, as the reference), axes, sefa (closed-form warm start; BigGAN), or curvature "
+    "(rotation that diagonalises the tanh curvature of 8 samples' Jacobians; 16*z_dim images; try with "
+    "--lr 0.001)."
+)
+MODEL_HELP = "biggan-deep-128/-256/-512, or synthetic[:z_dim=16,factors=4] (known true directions, offline)."
+WEIGHTS_HELP = "Folder with config.json + pytorch_model.bin (else the cache, else a download)."
+TIME_HELP = "Stop and save after this much learning time (e.g. 90s, 30m, 2h); resume later."
+CHUNK_SHOWN = "calls of ~2 images on CPU; all 2k on GPU or with --layer"
+
+Class = Annotated[str | None, option("ImageNet class: name, index or WordNet id.", DEFAULT_CLASS, "--class")]
+MODEL_SHOWN = f"{DEFAULT_MODEL}, or what --weights holds"
+Model = Annotated[str | None, option(MODEL_HELP, MODEL_SHOWN)]
+Weights = Annotated[Path | None, option(WEIGHTS_HELP, "the cache")]
+Truncation = Annotated[float | None, option("Truncation in (0, 1]; snapped to BigGAN's 0.02 grid.", DEFAULT_TRUNCATION)]
+NumDirections = Annotated[int | None, option("N directions to learn (<= z_dim).", learned("num_directions"))]
+Steps = Annotated[int | None, option("Optimisation steps.", learned("steps"))]
+BatchSize = Annotated[int | None, option("Samples per step.", learned("batch_size"))]
+Lr = Annotated[float | None, option("Adam learning rate.", learned("lr"))]
+Eta = Annotated[float | None, option("Base points w = eta_b e_i with eta_b ~ U[-eta, eta].", learned("eta"))]
+Epsilon = Annotated[float | None, option("Finite-difference step.", learned("epsilon"))]
+K = Annotated[int | None, option("Rademacher vectors per sample (>= 2).", learned("k"), "--k")]
+Recipe = Annotated[str | None, option(RECIPE_HELP, DEFAULT_RECIPE)]
+Init = Annotated[str | None, option(INIT_HELP, learned("init"))]
+Seed = Annotated[int | None, option("Seed of every random draw.", learned("seed"))]
+CheckpointEvery = Annotated[int | None, option("Steps between checkpoints.", learned("checkpoint_every"))]
+EvalEvery = Annotated[int | None, option("Steps between held-out evaluations (0: never).", learned("eval_every"))]
+EvalSamples = Annotated[int | None, option("Samples in the fixed held-out set.", learned("eval_samples"))]
+ChunkSize = Annotated[int | None, option("Perturbed batches per generator call (1..2k).", CHUNK_SHOWN)]
+Layer = Annotated[str | None, option(LAYER_HELP, "pixel space")]
+OutRoot = Annotated[Path, option("Output root; runs go to OUT/<class>/<name>/.")]
+Name = Annotated[str | None, option("Run name.", "the UTC time")]
+Resume = Annotated[Path | None, option("Continue the run in this folder from its checkpoint.", "start a new run")]
+TimeLimit = Annotated[str | None, option(TIME_HELP, "none")]
+
+# --- render ---
+ALIGN_HELP = "Put every sample at the same coordinate along the direction (paper Fig. 7d)."
+Directions = Annotated[str | None, option("Which directions, e.g. 0-7,12.", "0-7")]
+RenderSamples = Annotated[int, option("Samples per frame (columns of each grid).")]
+RenderSeed = Annotated[int, option("Seed of the samples' latents.")]
+RenderEta = Annotated[float, option("Sweep each direction from -eta to +eta.")]
+Frames = Annotated[int, option("Distinct eta values per sweep (the loop plays them forth and back).")]
+Fps = Annotated[float, option("Frames per second of GIFs and MP4s.")]
+Align = Annotated[bool, option(ALIGN_HELP, None, "--align/--no-align")]
+Axes = Annotated[str | None, option("Also render these axis-aligned z components, e.g. 0-15.", "none")]
+Format = Annotated[str, option("Comma-separated: gif, mp4, png.", None, "--format")]
+Size = Annotated[int | None, option("Pixels per image in the outputs.", "the model's resolution")]
+Label = Annotated[bool, option("Print direction index and eta above each frame.", None, "--label/--no-label")]
+RenderBatch = Annotated[int | None, option("Images per generator call.", "4 on CPU, 32 on GPU")]
+RenderOut = Annotated[Path | None, option("Output folder.", "RUN/render, or render-<file> beside a file")]
+
+# --- compare ---
+BASELINES_HELP = f"Comma-separated: {', '.join(BASELINES)} (the --init curvature warm start; 16*z_dim images more)."
+Baselines = Annotated[str, option(BASELINES_HELP)]
+CompareSamples = Annotated[int, option("Held-out samples shared by every set.")]
+CompareSeed = Annotated[int, option("Seed of the held-out samples, base points and vectors.")]
+Top = Annotated[int, option("N': most active directions in the D% / D_R Hessians.")]
+CompareEta = Annotated[float, option("Base points and sweeps within [-eta, eta].")]
+CompareEpsilon = Annotated[float, option("Finite-difference step.")]
+CompareK = Annotated[int, option("Rademacher vectors per sample.", None, "--k")]
+SweepSteps = Annotated[int, option("Coefficient values in the activeness sweep.")]
+CompareBatch = Annotated[int, option("Images per generator call.")]
+LAYER_MEASURE = "Measure on this layer's activation instead of pixels (see `hpdirs learn --help`)."
+CompareLayer = Annotated[str | None, option(LAYER_MEASURE, "pixel space")]
+Gifs = Annotated[bool, option("Write the side-by-side GIFs.", None, "--gifs/--no-gifs")]
+CompareOut = Annotated[Path | None, option("Output folder.", "RUN/compare, or compare-<file> beside a file")]
+
+# --- bench ---
+BenchModel = Annotated[str | None, option("biggan-deep-128/-256/-512 or synthetic[:...].", MODEL_SHOWN)]
+BenchWeights = Annotated[Path | None, option("Weights folder (random weights measure the same speed).", "the cache")]
+BenchClass = Annotated[str, option("ImageNet class (does not change the speed).", None, "--class")]
+BenchBatches = Annotated[str, option("Comma-separated batch sizes to measure.", None, "--batch-size")]
+BenchSteps = Annotated[int, option("Timed repetitions per measurement (median; after one warm-up).")]
+BenchLayer = Annotated[str, option("Layer for the fast-mode measurement: a name, auto (mid resolution) or none.")]
+BenchRender = Annotated[bool, option("Also measure render images/s.", None, "--render/--no-render")]
+BenchOut = Annotated[Path, option("Where to write the JSON results.")]

@@ -1,0 +1,91 @@
+"""A learning run as `hpdirs learn` starts it: from what a user asked for to the generator, the
+config and the run folder, then learn().
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
+from direction_finder.distributed import DistContext
+from direction_finder.generators import GeneratorChoice, ProgressCallback, class_slug
+from direction_finder.learn import OnStep, learn
+from direction_finder.runs import new_run_dir_on_all_ranks, read_run
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A learning run as a user asks for it: a new run (settings left out take the recipe's and
+    LearnConfig's defaults) or a resumed one (settings left out keep the run's)."""
+
+    generator: GeneratorChoice = GeneratorChoice()
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # LearnConfig fields given
+    recipe: str | None = None  # None: DEFAULT_RECIPE for a new run, the stored init and lr for a resume
+    out_root: str | os.PathLike = "outputs"  # a new run goes to OUT_ROOT/<class>/<name>/
+    name: str | None = None  # None: the UTC time
+    resume: str | os.PathLike | None = None  # the run folder to continue
+    time_limit_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What learn_run is about to do, for the caller to announce."""
+
+    generator: Any
+    config: LearnConfig  # resolved for the generator
+    run_dir: Path
+    resumed: bool
+    dist: DistContext | None
+
+    @property
+    def warmstart_images(self) -> int:
+        """Images the curvature warm start generates before the first step (0 if none)."""
+        from direction_finder.warmstart import SAMPLES
+
+        return 2 * SAMPLES * int(self.generator.z_dim) if self.config.init == "curvature" and not self.resumed else 0
+
+
+def learn_run(
+    request: RunRequest,
+    *,
+    dist: DistContext | None = None,
+    progress: ProgressCallback | None = None,
+    on_start: Callable[[RunPlan], None] | None = None,
+    on_step: OnStep | None = None,
+) -> RunPlan:
+    """`hpdirs learn`: build the generator (a resumed run's from its config.json), the config and
+    the run folder (made by rank 0 under torchrun), announce them, learn. Returns the plan."""
+    fields = dict(request.settings)
+    if request.recipe is not None or request.resume is None:  # a resumed run keeps its stored init and lr
+        fields = {**recipe_fields(request.recipe or DEFAULT_RECIPE), **fields}
+    device = dist.device() if dist is not None else request.generator.device
+    choice = dataclasses.replace(request.generator, device=device)
+    if request.resume is not None:
+        stored, meta = read_run(request.resume)
+        config = dataclasses.replace(stored, **fields)
+        generator = choice.for_metadata(meta, source=f"run {request.resume}", progress=progress)
+        run_dir = Path(request.resume)
+    else:
+        config = LearnConfig(**fields)
+        generator = choice.load(progress=progress)
+    config = config.resolved(generator)
+    if request.resume is None:
+        run_dir = new_run_dir_on_all_ranks(request.out_root, class_slug(generator), request.name, dist)
+    plan = RunPlan(generator, config, run_dir, request.resume is not None, dist)
+    if on_start is not None:
+        on_start(plan)
+    learn(
+        generator,
+        config,
+        on_step=on_step,
+        out_dir=run_dir,
+        resume=plan.resumed,
+        dist=dist,
+        time_limit_s=request.time_limit_s,
+    )
+    return plan
