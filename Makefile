@@ -9,14 +9,14 @@ STAMP := $(VENV)/.hpdirs-installed
 WEIGHTS ?=
 DEMO_OUT ?= outputs
 
-.PHONY: setup test test-numerics test-slow demo clean
+.PHONY: setup test test-numerics test-slow lint demo clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,lint]'
 	@touch $@
 
 test: $(STAMP)
@@ -31,6 +31,12 @@ test-numerics: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# Style and types of the library and the CLI (settings in pyproject.toml).
+lint: $(STAMP)
+	$(PY) -m ruff check direction_finder cli
+	$(PY) -m ruff format --check direction_finder cli
+	$(PY) -m mypy
 
 # About 15 minutes on a 2-core CPU (biggan-deep-128, ~2 s per sample-step): 70 steps x batch 4,
 # then a render of 8 directions. On a GPU raise DEMO_STEPS / DEMO_BATCH (see README).
@@ -47,4 +53,4 @@ demo: $(STAMP)
 		--directions 0-7 --samples 6 --frames 24
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -64,7 +64,10 @@ def frames(path: Path) -> str:
 
 def tiny_biggan(root: Path) -> dict[str, str]:
     """The BigGAN paths (SeFa init, an intermediate layer, class and truncation) on random tiny weights."""
-    from direction_finder.generators.biggan import save_random_biggan, tiny_config
+    try:
+        from direction_finder.generators.random_weights import save_random_biggan, tiny_config
+    except ImportError:  # the layout before random weights had a module of their own
+        from direction_finder.generators.biggan import save_random_biggan, tiny_config  # type: ignore[attr-defined]
 
     weights = save_random_biggan(root / "weights", tiny_config())
     run("learn", "--weights", str(weights), "--offline", "--class", "207", "--truncation", "0.5",

@@ -66,9 +66,9 @@ def kurtosis_rotation(rows: Tensor, weights: Tensor, n: int, iterations: int = 5
     """n orthonormal rows Q maximising sum_p weights_p sum_i (q_i . rows_p)^4.
 
     rows (M, D), weights (M,) >= 0; returns (n, D) in float64. Stops when an iteration gains less
-    than `tolerance` (relative): measured on the development DCGAN, every start (FOBI, SeFa, the
-    axes) reaches the same objective to 0.05% in 30 iterations. The large products run in
-    float32 (3-4x faster on CPU), the frames in float64.
+    than `tolerance` (relative): the starts tried (FOBI, SeFa, the axes) reach the same objective
+    well within the default iterations (README, Performance). The large products run in float32,
+    which is several times faster on a CPU, the frames in float64.
     """
     x, c = rows.float(), weights.float()
     moment = x.T.double() @ ((c * (x * x).sum(1))[:, None] * x).double()  # (D, D), the FOBI matrix

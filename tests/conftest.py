@@ -4,7 +4,8 @@ that keeps every test offline (a real download attempt fails the test)."""
 import pytest
 
 from direction_finder.generators import weights as weights_module
-from direction_finder.generators.biggan import full_config, load_biggan, save_random_biggan, tiny_config
+from direction_finder.generators.biggan import load_biggan
+from direction_finder.generators.random_weights import full_config, save_random_biggan, tiny_config
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,8 @@ from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 
 from direction_finder.errors import HpdirsWarning, UsageError, WeightsError
 from direction_finder.generators.base import Generator
-from direction_finder.generators.biggan import load_biggan, read_config, tiny_config, truncation_grid
+from direction_finder.generators.biggan import load_biggan, read_config, truncation_grid
+from direction_finder.generators.random_weights import tiny_config
 from tolerances import FLOAT32_EPS, IMAGE_ULPS
 
 

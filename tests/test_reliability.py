@@ -472,7 +472,7 @@ def test_absurd_values_and_usage_errors_are_one_line(world, case, argv, fragment
 
 
 def test_a_relative_weights_path_works_from_anywhere_and_other_weights_are_noticed(tiny_weights, tmp_path, monkeypatch):
-    from direction_finder.generators.biggan import save_random_biggan, tiny_config
+    from direction_finder.generators.random_weights import save_random_biggan, tiny_config
 
     shutil.copytree(tiny_weights, tmp_path / "weights")
     monkeypatch.chdir(tmp_path)

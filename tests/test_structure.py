@@ -1,0 +1,163 @@
+"""The shape of the code: capabilities as protocols, one validation of settings, library errors in
+library terms shown as flags by the CLI, and the layering rules the architecture note states."""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from direction_finder.bench import BenchSettings
+from direction_finder.compare import CompareSettings
+from direction_finder.config import LearnConfig
+from direction_finder.errors import UsageError
+from direction_finder.generators import (
+    ClassConditional,
+    Described,
+    Factorisable,
+    Fingerprinted,
+    Generator,
+    GeneratorChoice,
+    KnownTruth,
+    Layered,
+    class_slug,
+    describe,
+    load_biggan,
+    sefa,
+)
+from direction_finder.generators.synthetic import SyntheticGenerator
+from direction_finder.render import RenderSettings
+from direction_finder.runner import RunRequest, learn_run
+from direction_finder.runs import open_directions
+from direction_finder.validation import check_fields, integer, one_of, plain, positive, within
+from hpdirs_cli.console import flags
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_capabilities_are_seen_by_isinstance(tiny_biggan):
+    synthetic = SyntheticGenerator(z_dim=8)
+    for protocol in (Generator, Described, Layered, Factorisable, ClassConditional, Fingerprinted):
+        assert isinstance(tiny_biggan, protocol), protocol.__name__
+    assert not isinstance(tiny_biggan, KnownTruth)
+    assert isinstance(synthetic, Generator) and isinstance(synthetic, Described) and isinstance(synthetic, KnownTruth)
+    for protocol in (Layered, Factorisable, ClassConditional, Fingerprinted):
+        assert not isinstance(synthetic, protocol), protocol.__name__
+
+    class Plain:  # the bare Generator protocol and nothing else
+        z_dim, device = 4, torch.device("cpu")
+
+        def sample_z(self, n, generator=None):
+            return torch.randn(n, 4, generator=generator)
+
+        def __call__(self, z):
+            return z[:, None, None, :].tanh()
+
+    plain_generator = Plain()
+    assert isinstance(plain_generator, Generator) and not isinstance(plain_generator, Described)
+    assert describe(plain_generator)["model"] == "Plain" and class_slug(plain_generator) == "custom"
+    assert class_slug(tiny_biggan) == "golden_retriever" and class_slug(synthetic) == "synthetic"
+
+
+def test_with_class_gives_the_generator_load_biggan_gives_for_that_class(tiny_biggan, tiny_weights):
+    other = tiny_biggan.with_class("tabby")
+    fresh = load_biggan(class_="tabby", truncation=0.4, weights=tiny_weights, device="cpu")
+    z = tiny_biggan.sample_z(2, torch.Generator().manual_seed(3))
+    assert other.describe() == fresh.describe() and other.model is tiny_biggan.model
+    assert torch.equal(other(z), fresh(z))  # the same weights, so bitwise the same images
+    assert not torch.equal(other(z), tiny_biggan(z))
+
+
+def test_sefa_is_the_top_right_singular_vectors_of_the_weight():
+    weight = torch.randn(50, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    directions = sefa(weight, 3)  # (3, 6)
+    _, values, vh = torch.linalg.svd(weight, full_matrices=False)  # independent: an SVD, not eigh
+    assert values[0] > values[1] > values[2] > values[3]  # distinct, so the directions are unique up to sign
+    cosines = (directions.double() @ vh[:3].T).abs()
+    assert torch.allclose(cosines, torch.eye(3, dtype=torch.float64), atol=1e-6)
+    largest = directions.gather(1, directions.abs().argmax(dim=1, keepdim=True))
+    assert bool((largest > 0).all())
+
+
+@pytest.mark.parametrize("check, value, message", [
+    (lambda v: integer("batch_size", v, 1, 10), 0, "`batch_size` must be an integer from 1 to 10, got 0"),
+    (lambda v: integer("batch_size", v, 1, 10), True, "must be an integer"),
+    (lambda v: integer("batch_size", v, 1, 10), 2.0, "must be an integer"),
+    (lambda v: positive("lr", v, 10.0), float("inf"), "`lr` must be a finite number > 0, got inf"),
+    (lambda v: positive("lr", v, 10.0), 11, "`lr` must be at most 10, got 11"),
+    (lambda v: within("fps", v, 0.01, 100.0), 0.0, "`fps` must be a number from 0.01 to 100, got 0.0"),
+    (lambda v: one_of("init", v, ["random", "axes"]), "zeros", "`init` must be random or axes, got 'zeros'"),
+])
+def test_one_validation_with_one_wording(check, value, message):
+    with pytest.raises(UsageError) as raised:
+        check(value)
+    assert message in str(raised.value)
+
+
+def test_every_settings_dataclass_checks_its_numbers_the_same_way():
+    cases = [(LearnConfig, "batch_size"), (CompareSettings, "batch_size"), (RenderSettings, "batch_size"),
+             (CompareSettings, "samples"), (RenderSettings, "samples"), (LearnConfig, "seed"), (CompareSettings, "seed")]
+    for settings, name in cases:
+        with pytest.raises(UsageError, match=f"`{name}` must be an integer from"):
+            settings(**{name: -1})
+    with pytest.raises(UsageError, match="every batch size must be >= 1"):
+        BenchSettings(batch_sizes=[1, 0])
+
+    @dataclasses.dataclass
+    class Some:
+        count: int | None = None
+
+    check_fields(Some(), {"count": (1, 5)}, optional=["count"])  # None allowed where optional
+    with pytest.raises(UsageError, match="`count` must be an integer from 1 to 5, got None"):
+        check_fields(Some(), {"count": (1, 5)})
+
+
+def test_the_cli_shows_library_setting_names_as_its_flags():
+    assert flags("`batch_size` must be at most 4; choose another `out_dir`") == (
+        "--batch-size must be at most 4; choose another --out")
+    assert flags("pass `class_` and `formats`; run `hpdirs classes`") == "pass --class and --format; run `hpdirs classes`"
+    assert plain("the file's `lr` must be a number") == "the file's lr must be a number"
+
+
+def test_learn_run_starts_and_resumes_a_run_as_the_command_does(tmp_path):
+    choice = GeneratorChoice(model="synthetic:z_dim=6,factors=2,size=4", device="cpu")
+    seen = []
+    plan = learn_run(RunRequest(choice, {"steps": 3, "eval_every": 0}, out_root=tmp_path, name="r"), on_start=seen.append)
+    assert seen == [plan] and plan.run_dir == tmp_path / "synthetic" / "r" and not plan.resumed
+    assert plan.config.init == "random" and plan.config.lr == 0.01 and plan.config.num_directions == 6
+    resumed = learn_run(RunRequest(GeneratorChoice(device="cpu"), {"steps": 5}, resume=plan.run_dir))
+    assert resumed.resumed and resumed.config == dataclasses.replace(plan.config, steps=5)
+    opened = open_directions(plan.run_dir, GeneratorChoice(device="cpu"))
+    assert opened.directions.metadata["step"] == 5 and opened.output_dir("render") == plan.run_dir / "render"
+    beside = open_directions(plan.run_dir / "directions.safetensors", GeneratorChoice(device="cpu"))
+    assert beside.output_dir("compare") == plan.run_dir / "compare-directions"
+
+
+def _python_files(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def test_the_library_never_imports_the_cli_toolkits():
+    for path in _python_files("direction_finder"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in ("typer", "rich", "click", "hpdirs_cli"), f"{path}: {name}"
+
+
+def test_no_capability_is_probed_by_name_outside_the_generators_package():
+    generators = ROOT / "direction_finder" / "generators"
+    for path in _python_files("direction_finder") + _python_files("cli"):
+        if generators in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("hasattr", "getattr"):
+                probed = ast.unparse(node.args[0])
+                assert "generator" not in probed and probed not in ("g", "G"), f"{path}:{node.lineno}: {probed}"
+
+
+def test_library_modules_stay_small():
+    for path in _python_files("direction_finder"):
+        assert len(path.read_text().splitlines()) <= 420, f"{path} has grown past one concern; split it"
