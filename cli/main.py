@@ -131,8 +131,8 @@ def learn(
     eval_samples: o.EvalSamples = None,
     chunk_size: o.ChunkSize = None,
     layer: o.Layer = None,
-    device: o.Device = "auto",
-    out: o.OutRoot = Path("outputs"),
+    device: o.Device = o.DEVICE,
+    out: o.OutRoot = o.OUT_ROOT,
     name: o.Name = None,
     resume: o.Resume = None,
     time_limit: o.TimeLimit = None,
@@ -214,7 +214,7 @@ def render(
     class_: o.ClassOverride = None,
     truncation: o.TruncationOverride = None,
     weights: o.WeightsOverride = None,
-    device: o.Device = "auto",
+    device: o.Device = o.DEVICE,
     offline: o.Offline = False,
 ) -> None:
     """Render direction sweeps: a GIF grid per direction, an overview GIF, a PNG sheet, index.html.
@@ -260,7 +260,7 @@ def compare(
     class_: o.ClassOverride = None,
     truncation: o.TruncationOverride = None,
     weights: o.WeightsOverride = None,
-    device: o.Device = "auto",
+    device: o.Device = o.DEVICE,
     offline: o.Offline = False,
 ) -> None:
     """Compare learned directions with axis-aligned z, random and SeFa directions, in numbers and GIFs.
@@ -296,7 +296,7 @@ def bench(
     steps: o.BenchSteps = BENCH.steps,
     layer: o.BenchLayer = o.BENCH_LAYER,
     render: o.BenchRender = BENCH.render,
-    device: o.Device = "auto",
+    device: o.Device = o.DEVICE,
     out: o.BenchOut = Path("bench.json"),
     offline: o.Offline = False,
 ) -> None:

@@ -14,11 +14,14 @@ import typer
 from direction_finder.bench import BenchSettings
 from direction_finder.compare import BASELINES, DEFAULT_BASELINES, CompareSettings
 from direction_finder.config import DEFAULT_RECIPE, RECIPES, default
-from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION
+from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION, GeneratorChoice
 from direction_finder.render import RenderSettings
+from direction_finder.runner import RunRequest
 
 # The library's defaults of the commands whose every option is passed on.
 RENDER, COMPARE, BENCH = RenderSettings(), CompareSettings(), BenchSettings()
+DEVICE = str(GeneratorChoice().device)  # "auto": the best device present
+OUT_ROOT = Path(RunRequest().out_root)
 # ... and those of them that are lists, as the comma-separated text the options take
 RENDER_FORMATS = ",".join(map(str, RENDER.formats))
 COMPARE_BASELINES = ",".join(DEFAULT_BASELINES)
