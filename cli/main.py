@@ -195,6 +195,24 @@ def info(
 
 
 @app.command()
+def label(
+    run_or_file: o.Source,
+    index: Annotated[int, typer.Argument(help="The direction's index.")],
+    name: Annotated[str, typer.Argument(help="Its name, e.g. zoom; an empty name removes it.")],
+) -> None:
+    """Name a direction; the name is kept in labels.json beside the file and shown by render, compare, info.
+
+    Example: hpdirs label outputs/golden_retriever/first-try 3 zoom
+    """
+    from direction_finder.labels import name_direction
+
+    with user_errors():
+        path, labels = name_direction(run_or_file, index, name)
+    shown = f"named {labels[index]!r}" if index in labels else "no longer named"
+    console.print(f"direction {index} of {path} is {shown}", highlight=False)
+
+
+@app.command()
 def render(
     run_or_file: o.Source,
     directions: o.Directions = None,

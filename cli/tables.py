@@ -39,6 +39,8 @@ def print_metadata(file: Path, directions: Directions) -> None:
                 table.add_row(f"{key}.{sub}", str(sub_value))
         else:
             table.add_row(key, str(value))
+    for index, name in sorted(directions.labels.items()):
+        table.add_row(f"label.{index}", name)
     console.print(table)
 
 

@@ -374,6 +374,8 @@ def compare_file(
     opened = open_directions(run_or_file, generator, progress)
     target = Path(out_dir) if out_dir is not None else opened.output_dir("compare")
     info = opened.info
+    if opened.directions.labels:
+        info["labels"] = {str(i): name for i, name in sorted(opened.directions.labels.items())}
     reports, notes = run_compare(
         opened.generator,
         opened.directions.matrix,

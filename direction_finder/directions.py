@@ -114,6 +114,7 @@ class Directions:
     matrix: Tensor  # (N, z_dim), orthonormal rows
     metadata: dict[str, Any] = field(default_factory=dict)
     raw: Tensor | None = None  # (N, z_dim): A before Gram-Schmidt, when saved
+    labels: dict[int, str] = field(default_factory=dict)  # names people gave directions (labels.json)
 
     @property
     def num_directions(self) -> int:
@@ -123,12 +124,30 @@ class Directions:
     def z_dim(self) -> int:
         return int(self.matrix.shape[1])
 
-    def apply(self, z: Tensor, index: int, eta: float | Tensor) -> Tensor:
-        """z' = z + eta * direction[index]; z (n, z_dim), eta a number or (n,) -> (n, z_dim)."""
-        if not 0 <= index < self.num_directions:
-            raise IndexError(f"direction {index} does not exist; this file has 0..{self.num_directions - 1}")
-        d = self.matrix[index].to(z.device, z.dtype)  # (z_dim,)
+    @property
+    def names(self) -> list[str]:
+        """Each direction's label, or `d<index>` where it has none."""
+        return [self.labels.get(i, f"d{i}") for i in range(self.num_directions)]
+
+    def index(self, which: int | str) -> int:
+        """The index of a direction given by index or by label."""
+        if isinstance(which, str):
+            found = [i for i, name in self.labels.items() if name == which]
+            if not found:
+                known = ", ".join(repr(v) for v in self.labels.values()) or "none"
+                raise KeyError(f"no direction is named {which!r}; the names are {known}")
+            return found[0]
+        if isinstance(which, bool) or not isinstance(which, int) or not 0 <= which < self.num_directions:
+            raise IndexError(f"direction {which!r} does not exist; this file has 0..{self.num_directions - 1}")
+        return which
+
+    def apply(self, z: Tensor, which: int | str, eta: float | Tensor) -> Tensor:
+        """z' = z + eta * direction `which` (an index or a label); z (n, z_dim) or (z_dim,), eta a
+        number or (n,) -> the shape of z."""
+        d = self.matrix[self.index(which)].to(z.device, z.dtype)  # (z_dim,)
         eta = torch.as_tensor(eta, dtype=z.dtype, device=z.device)
+        if z.dim() == 1:
+            return z + eta * d
         return z + (eta.reshape(-1, 1) if eta.dim() else eta) * d
 
 
@@ -283,7 +302,10 @@ def load_directions(path: str | os.PathLike) -> Directions:
     gram = matrix @ matrix.T
     if not torch.allclose(gram, torch.eye(matrix.shape[0]), atol=ORTHONORMAL_TOLERANCE):
         raise DirectionsFileError(f"{path}: the rows of 'directions' are not orthonormal; the file is damaged")
-    return Directions(matrix, _parse(meta), tensors.get("raw"))
+    from direction_finder.labels import read_labels
+
+    labels = {i: name for i, name in read_labels(path).items() if i < matrix.shape[0]}
+    return Directions(matrix, _parse(meta), tensors.get("raw"), labels)
 
 
 def resolve_directions_file(run_or_file: str | os.PathLike) -> Path:

@@ -114,3 +114,21 @@ def grid_frame(samples: np.ndarray) -> np.ndarray:
     if rows * cols > s:
         samples = np.concatenate([samples, np.full((rows * cols - s, *samples.shape[1:]), 255, np.uint8)])
     return tile(samples, rows, cols)
+
+
+def labelled_grid(images: np.ndarray, row_names: Sequence[str], column_names: Sequence[str]) -> np.ndarray:
+    """(R, C, h, w, 3) uint8 -> one grid with each row's name at its left and each column's name
+    above it, so that the picture reads without a page around it."""
+    rows, columns = images.shape[:2]
+    grid = tile(images.reshape(rows * columns, *images.shape[2:]), rows, columns)
+    h, w = images.shape[2:4]
+    pad, strip = 2, 14
+    margin = 8 + 6 * max((len(name) for name in row_names), default=0)  # PIL's default font: ~6 px a character
+    canvas = Image.new("RGB", (margin + grid.shape[1], strip + grid.shape[0]), "white")
+    canvas.paste(Image.fromarray(grid), (margin, strip))
+    draw = ImageDraw.Draw(canvas)
+    for c, name in enumerate(column_names):
+        draw.text((margin + pad + c * (w + pad), 1), name, fill="black")
+    for r, name in enumerate(row_names):
+        draw.text((3, strip + pad + r * (h + pad) + h // 2 - 5), name, fill="black")
+    return np.asarray(canvas)

@@ -7,11 +7,10 @@ samples; each output is assembled from it and written atomically (temp file, the
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,19 @@ from torch import Tensor
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.directions import atomic_write, check_z_dim, writable_dir
 from direction_finder.errors import HpdirsError, UsageError
+from direction_finder.gallery import write_gallery
 from direction_finder.generators import GeneratorChoice, ProgressCallback
-from direction_finder.media import add_label, grid_frame, ping_pong, tile, to_uint8, write_gif, write_mp4, write_png
+from direction_finder.media import (
+    add_label,
+    grid_frame,
+    labelled_grid,
+    ping_pong,
+    tile,
+    to_uint8,
+    write_gif,
+    write_mp4,
+    write_png,
+)
 from direction_finder.runs import open_directions
 from direction_finder.validation import check_fields, integer, positive, within
 
@@ -36,6 +46,7 @@ MAX_SAMPLES = 64  # samples in one grid
 FPS_RANGE = (0.01, 100.0)
 SIZE_RANGE = (8, 1024)  # pixels per image in the outputs
 DEFAULT_DIRECTIONS = 8  # rendered when none are chosen: the first eight
+SHEET_COLUMNS = 9  # etas on the sheet: odd, so that the middle column is eta 0
 CPU_RENDER_BATCH = 4  # images per generator call on a CPU: small calls are fastest there (README, Performance)
 ACCELERATOR_RENDER_BATCH = 32
 
@@ -172,6 +183,7 @@ class Track:
     kind: str  # "direction" or "axis"
     index: int
     vector: Tensor  # (z_dim,), unit
+    label: str = ""  # the name someone gave the direction (labels.json), if any
 
     @property
     def name(self) -> str:
@@ -179,7 +191,9 @@ class Track:
 
     @property
     def short(self) -> str:
-        return f"{'d' if self.kind == 'direction' else 'z'}{self.index}"
+        """`d3`, `d3 zoom` for a named direction, or `z5` for an axis: captions and sheet rows."""
+        short = f"{'d' if self.kind == 'direction' else 'z'}{self.index}"
+        return f"{short} {self.label}" if self.label else short
 
 
 def render(
@@ -189,24 +203,27 @@ def render(
     out_dir: str | os.PathLike,
     *,
     info: dict[str, Any] | None = None,
+    labels: Mapping[int, str] | None = None,
     on_images: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Render the selected directions (rows of matrix, (N, z_dim)) and axes into out_dir.
 
     Writes <kind>_<index>.gif/.mp4 per row, overview.gif (rows = directions, columns =
-    samples), sheet.png (rows = directions, columns = eta steps, first sample), index.html, and
-    render.json; returns the manifest. on_images(done, total) reports generated images.
+    samples), sheet.png (rows = directions, columns = SHEET_COLUMNS etas evenly spaced through
+    0, first sample, names and etas drawn on it), index.html, and render.json; returns the
+    manifest. `labels` names directions in captions. on_images(done, total) reports images.
     """
     check_z_dim(matrix, generator)  # before anything is created
     settings.rows(matrix.shape[0], int(generator.z_dim))
     out = writable_dir(out_dir)
     z_dim = int(generator.z_dim)
     directions, axes = settings.rows(matrix.shape[0], z_dim)
-    tracks = [Track("direction", i, matrix[i].float()) for i in directions]
+    tracks = [Track("direction", i, matrix[i].float(), (labels or {}).get(i, "")) for i in directions]
     tracks += [Track("axis", j, torch.eye(z_dim)[j]) for j in axes]
     etas = eta_values(settings.eta, settings.frames)
     z = generator.sample_z(settings.samples, torch.Generator().manual_seed(settings.seed))  # (S, z_dim)
-    total = len(tracks) * settings.frames * settings.samples
+    sheet_images = SHEET_COLUMNS * len(tracks) if "png" in settings.formats else 0
+    total = len(tracks) * settings.frames * settings.samples + sheet_images
     done = 0
     manifest: dict[str, Any] = {
         **(info or {}),
@@ -245,6 +262,8 @@ def render(
         _write_overview(out, tracks, store, etas, settings, manifest)
         store.flush()
         del store
+    if "png" in settings.formats:
+        done = _write_sheet(generator, out, tracks, z[:1], settings, manifest, done, total, on_images)
     atomic_write(out / "render.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=2) + "\n"))
     write_gallery(out, manifest)
     return manifest
@@ -285,6 +304,8 @@ def _write_track(out: Path, track: Track, frames: np.ndarray, etas: Tensor, sett
         grids.append(add_label(grid, f"{track.short}  eta {float(etas[f]):+.2f}") if settings.label else grid)
     order = ping_pong(len(grids))
     row: dict[str, Any] = {"kind": track.kind, "index": track.index, "files": {}}
+    if track.label:
+        row["label"] = track.label
     if "gif" in settings.formats:
         write_gif(out / f"{track.name}.gif", [grids[i] for i in order], 1000.0 / settings.fps)
         row["files"]["gif"] = f"{track.name}.gif"
@@ -310,62 +331,37 @@ def _write_overview(
         if "mp4" in settings.formats:
             write_mp4(out / "overview.mp4", [overview[i] for i in order], settings.fps)
             manifest["overview_mp4"] = "overview.mp4"
-    if "png" in settings.formats:
-        columns = min(frames, 9)  # the sheet shows evenly spaced eta steps of the first sample
-        picks = np.linspace(0, frames - 1, columns).round().astype(int)
-        sheet = tile(store[:, picks, 0].reshape(rows * columns, *store.shape[3:]), rows, columns)
-        write_png(out / "sheet.png", sheet)
-        manifest["sheet"] = "sheet.png"
-        manifest["sheet_etas"] = [round(float(etas[i]), 4) for i in picks]
-        manifest["sheet_rows"] = [t.short for t in tracks]
 
 
-def write_gallery(out: Path, manifest: dict[str, Any]) -> None:
-    """index.html: every rendered file, with model, class, eta range and direction index."""
-    e = html.escape
-    title = f"{manifest.get('model', '')} · {manifest.get('class_name', '')}".strip(" ·")
-    facts = (
-        f"model {e(str(manifest.get('model', '?')))} · class {e(str(manifest.get('class_name', '?')))} "
-        f"({e(str(manifest.get('class_index', '?')))}) · truncation {e(str(manifest.get('truncation', '?')))} · "
-        f"η from −{manifest['eta']} to +{manifest['eta']} · {manifest['frames']} frames · "
-        f"{manifest['samples']} samples (seed {manifest['seed']}) · "
-        f"{'aligned' if manifest['align'] else 'not aligned'}"
-    )
-    cards = []
-    for row in manifest["rows"]:
-        label = f"{'direction' if row['kind'] == 'direction' else 'axis z'} {row['index']}"
-        media = ""
-        if "gif" in row["files"]:
-            media = f'<img src="{e(row["files"]["gif"])}" alt="{e(label)}">'
-        elif "mp4" in row["files"]:
-            media = f'<video src="{e(row["files"]["mp4"])}" autoplay loop muted playsinline></video>'
-        links = " ".join(f'<a href="{e(f)}">{e(k)}</a>' for k, f in row["files"].items())
-        cards.append(f"<figure>{media}<figcaption>{e(label)} · {links}</figcaption></figure>")
-    parts = [f'<h2>Overview</h2><img src="{e(manifest["overview"])}" alt="overview">'] if "overview" in manifest else []
-    if "sheet" in manifest:
-        etas = ", ".join(f"{v:+.2f}" for v in manifest["sheet_etas"])
-        parts.append(
-            f"<h2>Sheet</h2><p>rows: {e(', '.join(manifest['sheet_rows']))}; columns: η = {e(etas)}</p>"
-            f'<img src="{e(manifest["sheet"])}" alt="sheet">'
-        )
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>hpdirs · {e(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-.grid {{ display: flex; flex-wrap: wrap; gap: 1rem; }}
-figure {{ margin: 0; }} figcaption {{ font-size: 0.85rem; }}
-img, video {{ max-width: 100%; image-rendering: pixelated; }}
-</style></head><body>
-<h1>hpdirs · {e(title)}</h1>
-<p>{facts}</p>
-<h2>Directions</h2>
-<div class="grid">
-{chr(10).join(cards)}
-</div>
-{chr(10).join(parts)}
-</body></html>
-"""
-    atomic_write(out / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+def _write_sheet(
+    generator: Any,
+    out: Path,
+    tracks: list[Track],
+    z: Tensor,
+    settings: RenderSettings,
+    manifest: dict[str, Any],
+    done: int,
+    total: int,
+    on_images: Callable[[int, int], None] | None,
+) -> int:
+    """sheet.png: one row per track, edits z + eta d of the first sample at SHEET_COLUMNS etas
+    evenly spaced from -eta to +eta, so the middle column (eta 0) is the sample itself; row names
+    and etas drawn on it. Not aligned, unlike the GIFs: the sheet shows what each edit does."""
+    etas = torch.linspace(-settings.eta, settings.eta, SHEET_COLUMNS)
+    rows = []
+    for track in tracks:
+        frames = sweep(generator, track.vector, z, etas, align=False,
+                       batch_size=settings.batch_size or default_render_batch(generator.device))  # fmt: skip
+        rows.append(np.concatenate([to_uint8(frame, settings.size) for frame in frames]))  # (C, h, w, 3)
+        done += SHEET_COLUMNS
+        if on_images is not None:
+            on_images(done, total)
+    grid = np.stack(rows)  # (rows, C, h, w, 3)
+    write_png(out / "sheet.png", labelled_grid(grid, [t.short for t in tracks], [f"{float(e):+.2f}" for e in etas]))
+    manifest["sheet"] = "sheet.png"
+    manifest["sheet_etas"] = [round(float(e), 4) for e in etas]
+    manifest["sheet_rows"] = [t.short for t in tracks]
+    return done
 
 
 def render_file(
@@ -382,5 +378,13 @@ def render_file(
     opened = open_directions(run_or_file, generator, progress)
     settings.rows(opened.directions.num_directions, opened.directions.z_dim)  # before the first image
     target = Path(out_dir) if out_dir is not None else opened.output_dir("render")
-    render(opened.generator, opened.directions.matrix, settings, target, info=opened.info, on_images=on_images)
+    render(
+        opened.generator,
+        opened.directions.matrix,
+        settings,
+        target,
+        info=opened.info,
+        labels=opened.directions.labels,
+        on_images=on_images,
+    )
     return target

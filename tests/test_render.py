@@ -68,7 +68,8 @@ def test_files_geometry_timing_and_loop(synthetic, tmp_path):
     overview = iio.imread(tmp_path / "overview.gif", index=None)
     assert overview.shape == (10, 2 + cell * 3, 2 + cell * 3, 3)  # rows: 2 directions + 1 axis
     sheet = iio.imread(tmp_path / "sheet.png")
-    assert sheet.shape == (2 + cell * 3, 2 + cell * 6, 3)  # 6 eta columns (at most 9)
+    names = 8 + 6 * 2  # the row names' margin: "d0", "d2", "z5", ~6 px a character
+    assert sheet.shape == (14 + 2 + cell * 3, names + 2 + cell * 9, 3)  # 9 eta columns, etas strip above
     video = iio.imread(tmp_path / "direction_002.mp4", plugin="pyav", index=None)
     assert video.shape[0] == 10 and video.shape[1] % 2 == 0 and video.shape[2] % 2 == 0
     assert [row["index"] for row in manifest["rows"]] == [0, 2, 5]

@@ -1,0 +1,99 @@
+"""Names people give to directions ("zoom", "rotate"), kept beside the directions they name.
+
+A folder's labels.json holds the labels of every directions file in it, by file name and
+direction index:
+
+    {"format": "hpdirs.labels/1",
+     "files": {"directions.safetensors": {"3": "zoom", "7": "background"}}}
+
+A run folder's directions.safetensors and directions_best.safetensors are different matrices, so
+each has labels of its own. The file is written atomically; a damaged one is one clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from direction_finder.directions import atomic_write
+from direction_finder.errors import DirectionsFileError, UsageError
+
+LABELS_FORMAT = "hpdirs.labels/1"
+LABELS_NAME = "labels.json"
+MAX_LABEL = 64  # characters: a name, not a description
+_LABEL = re.compile(r"^[^\x00-\x1f\x7f]+$")  # printable: it is shown in captions, tables and pages
+
+
+def labels_path(directions_file: Path) -> Path:
+    """The labels.json that holds the labels of `directions_file`."""
+    return directions_file.parent / LABELS_NAME
+
+
+def _read_all(path: Path) -> dict[str, dict[str, str]]:
+    if not path.is_file():
+        return {}
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(body, dict) or body.get("format") != LABELS_FORMAT:
+            raise ValueError(f"its format is not {LABELS_FORMAT}")
+        files = body.get("files")
+        if not isinstance(files, dict):
+            raise ValueError("it has no 'files' object")
+        for name, labels in files.items():
+            if not isinstance(labels, dict) or not all(
+                isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in labels.items()
+            ):
+                raise ValueError(f"the labels of {name} are not index -> name")
+        return {str(name): dict(labels) for name, labels in files.items()}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DirectionsFileError(f"{path} is damaged ({exc}); fix it or delete it (the labels are lost)") from None
+
+
+def read_labels(directions_file: str | Path) -> dict[int, str]:
+    """The labels of one directions file: index -> name (empty when none were given)."""
+    path = Path(directions_file)
+    return {int(k): v for k, v in _read_all(labels_path(path)).get(path.name, {}).items()}
+
+
+def check_label(label: str) -> str:
+    """A label, stripped: printable, 1..MAX_LABEL characters, not a bare number (an index)."""
+    text = label.strip() if isinstance(label, str) else label
+    if not isinstance(text, str) or not text or len(text) > MAX_LABEL or not _LABEL.match(text):
+        raise UsageError(f"a label is 1 to {MAX_LABEL} printable characters, got {label!r}")
+    if text.isdigit():
+        raise UsageError(f"label {text!r} is a number, which would read as an index; use a word")
+    return text
+
+
+def write_label(directions_file: str | Path, index: int, label: str | None, num_directions: int) -> dict[int, str]:
+    """Name direction `index` of `directions_file` (None or "" removes its name); returns the
+    file's labels. Two directions of one file cannot share a name."""
+    path = Path(directions_file)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < num_directions:
+        raise UsageError(f"direction {index!r} does not exist; this file has 0..{num_directions - 1}")
+    store = labels_path(path)
+    everything = _read_all(store)
+    labels = {int(k): v for k, v in everything.get(path.name, {}).items()}
+    if label is None or not str(label).strip():
+        labels.pop(index, None)
+    else:
+        text = check_label(label)
+        taken = [i for i, name in labels.items() if name == text and i != index]
+        if taken:
+            raise UsageError(f"direction {taken[0]} is already named {text!r}; choose another name")
+        labels[index] = text
+    everything[path.name] = {str(i): labels[i] for i in sorted(labels)}
+    body = {"format": LABELS_FORMAT, "files": everything}
+    atomic_write(store, lambda tmp: tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n"))
+    return labels
+
+
+def name_direction(run_or_file: str | Path, index: int, label: str | None) -> tuple[Path, dict[int, str]]:
+    """`hpdirs label`: name direction `index` of a directions file (or a run's last directions);
+    an empty label removes the name. Returns the file and its labels."""
+    from direction_finder.directions import load_directions, resolve_directions_file
+
+    path = resolve_directions_file(run_or_file)
+    directions = load_directions(path)  # a file that is not ours is refused before any label is written
+    return path, write_label(path, index, label, directions.num_directions)

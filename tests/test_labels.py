@@ -1,0 +1,113 @@
+"""Names of directions: labels.json beside the file, read by load_directions, used by apply,
+render, compare and info; and render's sheet, evenly spaced through eta 0 with names drawn on it."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from direction_finder import SyntheticGenerator, load_directions, save_directions
+from direction_finder.directions import gram_schmidt
+from direction_finder.errors import DirectionsFileError, UsageError
+from direction_finder.labels import LABELS_FORMAT, read_labels, write_label
+from direction_finder.media import to_uint8
+from direction_finder.render import SHEET_COLUMNS, RenderSettings, render
+from hpdirs_cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def file(tmp_path):
+    matrix = gram_schmidt(torch.randn(5, 8, generator=torch.Generator().manual_seed(0)))
+    return save_directions(tmp_path / "directions.safetensors", matrix, {"model": "synthetic:z_dim=8,factors=4,size=8"})
+
+
+def test_labels_round_trip_and_name_directions(file):
+    write_label(file, 3, " zoom ", 5)
+    write_label(file, 0, "background", 5)
+    d = load_directions(file)
+    assert d.labels == {0: "background", 3: "zoom"} and read_labels(file) == d.labels
+    assert d.names == ["background", "d1", "d2", "zoom", "d4"]
+    body = json.loads((file.parent / "labels.json").read_text())
+    assert body == {"format": LABELS_FORMAT, "files": {"directions.safetensors": {"0": "background", "3": "zoom"}}}
+    z = torch.randn(4, 8)
+    assert torch.equal(d.apply(z, "zoom", 2.0), z + 2.0 * d.matrix[3])
+    assert torch.equal(d.apply(z[0], "zoom", -1.0), z[0] - d.matrix[3])  # a single latent keeps its shape
+    assert torch.equal(d.apply(z, 3, torch.tensor([1.0, 2.0, 3.0, 4.0]))[1], z[1] + 2 * d.matrix[3])
+    with pytest.raises(KeyError, match="no direction is named 'rotate'"):
+        d.apply(z, "rotate", 1.0)
+    write_label(file, 3, "", 5)  # an empty name removes it
+    assert load_directions(file).labels == {0: "background"}
+    assert not [p for p in os.listdir(file.parent) if p.startswith(".")]  # written atomically
+
+
+@pytest.mark.parametrize("index, label, message", [
+    (5, "zoom", "direction 5 does not exist; this file has 0..4"),
+    (1, "background", "direction 0 is already named 'background'"),
+    (1, "42", "is a number"),
+    (1, "x" * 65, "1 to 64 printable characters"),
+    (1, "new\nline", "printable"),
+])
+def test_bad_labels_are_refused_and_change_nothing(file, index, label, message):
+    write_label(file, 0, "background", 5)
+    before = (file.parent / "labels.json").read_text()
+    with pytest.raises(UsageError, match=message):
+        write_label(file, index, label, 5)
+    assert (file.parent / "labels.json").read_text() == before
+
+
+def test_a_damaged_labels_file_is_one_clear_error(file):
+    (file.parent / "labels.json").write_text('{"format": "hpdirs.labels/1", "files": {"directions.safetensors": [1]}}')
+    with pytest.raises(DirectionsFileError, match="labels.json is damaged"):
+        load_directions(file)
+
+
+def test_label_command_and_render_compare_info_show_the_name(file, tmp_path):
+    named = runner.invoke(app, ["label", str(file), "2", "zoom"])
+    assert named.exit_code == 0 and "direction 2 of" in named.stdout and "'zoom'" in named.stdout
+    bad = runner.invoke(app, ["label", str(file), "9", "zoom"])
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: direction 9 does not exist")
+    info = runner.invoke(app, ["info", str(file)], env={"COLUMNS": "200"})
+    assert "label.2" in info.stdout and "zoom" in info.stdout
+    out = tmp_path / "render"
+    rendered = runner.invoke(app, ["render", str(file), "--directions", "1-2", "--samples", "2", "--frames", "3",
+                                   "--out", str(out)])
+    assert rendered.exit_code == 0, rendered.stderr
+    manifest = json.loads((out / "render.json").read_text())
+    assert manifest["sheet_rows"] == ["d1", "d2 zoom"] and manifest["rows"][1]["label"] == "zoom"
+    assert "direction 2 (zoom)" in (out / "index.html").read_text()
+    compared = runner.invoke(app, ["compare", str(file), "--samples", "2", "--top", "2", "--no-gifs",
+                                   "--baselines", "axes", "--out", str(tmp_path / "compare")])
+    assert compared.exit_code == 0, compared.stderr
+    assert json.loads((tmp_path / "compare" / "report.json").read_text())["labels"] == {"2": "zoom"}
+
+
+def test_the_sheet_is_evenly_spaced_through_zero_and_its_middle_column_is_the_sample(tmp_path):
+    g = SyntheticGenerator(z_dim=8, factors=4, size=8)
+    matrix = gram_schmidt(torch.randn(3, 8, generator=torch.Generator().manual_seed(1)))
+    settings = RenderSettings(directions=[0, 2], samples=2, frames=4, eta=5.0, formats=["png"])
+    manifest = render(g, matrix, settings, tmp_path, labels={2: "zoom"})
+    etas = manifest["sheet_etas"]
+    assert len(etas) == SHEET_COLUMNS and etas[SHEET_COLUMNS // 2] == 0.0
+    np.testing.assert_allclose(np.diff(etas), 10.0 / (SHEET_COLUMNS - 1), atol=1e-4)
+    assert manifest["sheet_rows"] == ["d0", "d2 zoom"]
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB"))
+    z = g.sample_z(2, torch.Generator().manual_seed(0))  # render's samples (seed 0)
+    sample = to_uint8(g(z[:1]))[0]  # (8, 8, 3): the first, unedited
+    # the middle column holds the unedited sample: find it in the sheet, below the eta strip
+    found = [
+        (y, x)
+        for y in range(sheet.shape[0] - 8)
+        for x in range(sheet.shape[1] - 8)
+        if np.abs(sheet[y : y + 8, x : x + 8].astype(int) - sample.astype(int)).max() <= 1
+    ]
+    assert found, "the unedited sample is not on the sheet"
+    margin = sheet.shape[1] - (SHEET_COLUMNS * (8 + 2) + 2)  # the names' margin at the left
+    columns = {(x - margin - 2) // 10 for _, x in found}
+    assert SHEET_COLUMNS // 2 in columns
+    assert margin > 0 and (sheet[:14] < 128).any()  # names at the left, etas drawn above
