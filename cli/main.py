@@ -306,6 +306,54 @@ def compare(
 
 
 @app.command()
+def explore(
+    run_or_file: o.Source,
+    host: o.Host = "127.0.0.1",
+    port: o.Port = 0,
+    open_browser: o.OpenBrowser = False,
+    eta: o.ExploreEta = RENDER.eta,
+    model: o.ModelOverride = None,
+    class_: o.ClassOverride = None,
+    truncation: o.TruncationOverride = None,
+    weights: o.WeightsOverride = None,
+    device: o.Device = o.DEVICE,
+    offline: o.Offline = False,
+) -> None:
+    """Play with the directions in a local page: a slider each, names, other sets beside them.
+
+    Example: hpdirs explore outputs/golden_retriever/first-try --open
+    """
+    import threading
+    import webbrowser
+
+    from direction_finder.explore import make_server, open_explorer
+
+    with user_errors():
+        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None)
+        with download_progress() as progress:
+            explorer = open_explorer(run_or_file, choice, eta=eta, progress=progress)
+        try:
+            server = make_server(explorer, host, port)
+        except OSError as exc:
+            raise fail(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or --host") from None
+    stop = threading.Event()
+    measuring = threading.Thread(target=explorer.measure_activeness, args=(stop,), daemon=True)
+    measuring.start()
+    console.print(f"hpdirs explore: {server.url}  (Ctrl-C stops it)", highlight=False)
+    if open_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.httpd.server_close()
+        measuring.join(timeout=60)  # torch must not be mid-forward in a thread when the interpreter exits
+    console.print("stopped", highlight=False)
+
+
+@app.command()
 def bench(
     model: o.BenchModel = None,
     weights: o.BenchWeights = None,

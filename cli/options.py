@@ -136,6 +136,12 @@ CompareLayer = Annotated[str | None, option(LAYER_MEASURE, "pixel space")]
 Gifs = Annotated[bool, option("Write the side-by-side GIFs.", None, "--gifs/--no-gifs")]
 CompareOut = Annotated[Path | None, option("Output folder.", "RUN/compare, or compare-<file> beside a file")]
 
+# --- explore ---
+Host = Annotated[str, option("Address to listen on; 127.0.0.1 keeps the page to this machine.")]
+Port = Annotated[int, option("Port to listen on.", "a free port")]
+OpenBrowser = Annotated[bool, option("Open the page in the default browser.", "off", "--open")]
+ExploreEta = Annotated[float, option("Sliders reach from -eta to +eta.")]
+
 # --- bench ---
 BenchModel = Annotated[str | None, option("biggan-deep-128/-256/-512 or synthetic[:...].", MODEL_SHOWN)]
 BenchWeights = Annotated[Path | None, option("Weights folder (random weights measure the same speed).", "the cache")]

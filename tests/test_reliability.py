@@ -216,7 +216,7 @@ def test_18_two_runs_with_the_same_name_at_once_are_separated(tmp_path):
 
 
 def test_every_option_of_every_command_shows_its_default():
-    for command in ["learn", "render", "compare", "bench", "classes", "download", "info"]:
+    for command in ["learn", "render", "compare", "explore", "bench", "classes", "download", "info", "label"]:
         result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "250"})
         assert result.exit_code == 0
         groups: list[list[str]] = []
@@ -227,7 +227,7 @@ def test_every_option_of_every_command_shows_its_default():
             elif groups and text:
                 groups[-1].append(text)
         options = [" ".join(g) for g in groups if not g[0].startswith("--help")]
-        assert options or command in ("classes", "info")
+        assert options or command in ("classes", "info", "label")
         for option in options:
             assert "[default:" in option or "[required]" in option, f"{command}: {option}"
 

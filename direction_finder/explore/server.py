@@ -1,0 +1,230 @@
+"""The explorer's HTTP server: the standard library's ThreadingHTTPServer, a fixed set of assets
+shipped in the package, and a small JSON / image API. Nothing from a request becomes a path.
+
+GET  /                      the page (with this session's token)
+GET  /static/app.js|app.css the page's script and style
+GET  /api/meta              names, labels, sets, eta, order by activeness (once measured)
+GET  /api/image?...         PNG of a view; 409 when a newer request of the same client superseded it
+GET  /api/latent.npy?...    the latents shown, z + w Q
+GET  /api/sweep.gif?...&direction=i   one direction swept around the current point
+POST /api/label             {"index": i, "name": "zoom"}   (token and same origin required)
+POST /api/latents           a .npy body: the user's base latents (token and same origin required)
+
+View parameters: set (learned|axes|sefa), c (`3:1.5,7:-2`), seed, samples (1-4), latents=uploaded,
+class, truncation; client and seq (the page's request counter) let the newest position win.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from direction_finder.errors import HpdirsError
+from direction_finder.explore.session import Explorer, View
+from direction_finder.validation import plain
+
+ASSETS = {  # request path -> (file in the package's static folder, content type)
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/app.css": ("app.css", "text/css; charset=utf-8"),
+}
+MAX_BODY = 16 * 2**20  # bytes of an upload: 1024 latents of z_dim 2048 in float64 fit
+
+
+class BadRequest(ValueError):
+    """A request the API cannot take: answered with 400 and its one-line message."""
+
+
+def view_from(query: dict[str, list[str]]) -> View:
+    """A View from the query parameters (BadRequest names the parameter that is wrong)."""
+
+    def one(name: str, default: str | None = None) -> str | None:
+        values = query.get(name)
+        return values[-1] if values else default
+
+    def number(name: str, kind: Callable[[str], Any], default: Any = None) -> Any:
+        text = one(name)
+        if text is None or text == "":
+            return default
+        try:
+            return kind(text)
+        except ValueError:
+            raise BadRequest(f"{name}={text!r} is not a number") from None
+
+    coefficients: dict[int, float] = {}
+    for item in filter(None, (one("c") or "").split(",")):
+        index, _, value = item.partition(":")
+        try:
+            coefficients[int(index)] = float(value)
+        except ValueError:
+            raise BadRequest(f"c: {item!r} is not index:value") from None
+    return View.of(
+        one("set", "learned") or "learned",
+        coefficients,
+        seed=number("seed", int, 0),
+        samples=number("samples", int, 1),
+        uploaded=one("latents") == "uploaded",
+        class_=number("class", int),
+        truncation=number("truncation", float),
+    )
+
+
+@dataclass
+class ExploreServer:
+    """A running explorer: its address and how to stop it."""
+
+    explorer: Explorer
+    httpd: ThreadingHTTPServer
+    token: str
+    thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}/"
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> ExploreServer:
+        """Serve on a background thread (tests, benchmarks)."""
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> ExploreServer:
+    """Bind the explorer's server (port 0: a free port); serve with serve_forever() or start()."""
+    token = secrets.token_urlsafe(24)
+
+    class Handler(_Handler):
+        pass
+
+    Handler.explorer, Handler.token = explorer, token
+    httpd = ThreadingHTTPServer((host, port), Handler)
+    httpd.daemon_threads = True
+    return ExploreServer(explorer, httpd, token)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    explorer: Explorer
+    token: str
+    server_version = "hpdirs-explore"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL only
+        pass
+
+    # --- answers ---
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, body: Any) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json")
+
+    def _error(self, status: int, message: str) -> None:
+        self._json(status, {"error": " ".join(message.split())})
+
+    def _guarded(self, answer: Callable[[], None]) -> None:
+        try:
+            answer()
+        except (BadRequest, HpdirsError, KeyError, IndexError) as exc:
+            self._error(HTTPStatus.BAD_REQUEST, plain(str(exc).strip("'\"")))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the page went away or aborted a stale request
+        except Exception as exc:
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+
+    # --- routes ---
+    def do_GET(self) -> None:
+        self._guarded(self._get)
+
+    def do_POST(self) -> None:
+        self._guarded(self._post)
+
+    def _get(self) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        if url.path in ASSETS:
+            name, kind = ASSETS[url.path]
+            body = resources.files("direction_finder.explore").joinpath("static").joinpath(name).read_bytes()
+            if name == "index.html":
+                body = body.replace(b"{{TOKEN}}", self.token.encode())
+            self._send(HTTPStatus.OK, body, kind)
+        elif url.path == "/api/meta":
+            self._json(HTTPStatus.OK, self.explorer.metadata())
+        elif url.path == "/api/image":
+            client, seq = (query.get("client") or [""])[-1][:64], (query.get("seq") or ["0"])[-1]
+            png = self.explorer.image(view_from(query), client, int(seq) if seq.isdigit() else 0)
+            if png is None:
+                self._error(HTTPStatus.CONFLICT, "superseded by a newer request")
+            else:
+                self._send(HTTPStatus.OK, png, "image/png")
+        elif url.path == "/api/latent.npy":
+            body = self.explorer.latent_npy(view_from(query))
+            self._send(HTTPStatus.OK, body, "application/octet-stream",
+                       {"Content-Disposition": 'attachment; filename="latent.npy"'})  # fmt: skip
+        elif url.path == "/api/sweep.gif":
+            direction = (query.get("direction") or [""])[-1]
+            if not direction.isdigit():
+                raise BadRequest(f"direction={direction!r} is not an index")
+            body = self.explorer.sweep_gif(view_from(query), int(direction))
+            self._send(HTTPStatus.OK, body, "image/gif",
+                       {"Content-Disposition": f'attachment; filename="direction_{direction}.gif"'})  # fmt: skip
+        else:
+            self._error(HTTPStatus.NOT_FOUND, "no such page")
+
+    def _post(self) -> None:
+        url = urlsplit(self.path)
+        if url.path not in ("/api/label", "/api/latents"):
+            self._error(HTTPStatus.NOT_FOUND, "no such page")
+            return
+        if not self._same_origin():
+            self._error(HTTPStatus.FORBIDDEN, "refused: this request does not come from the explorer's page")
+            return
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            raise BadRequest(f"a body of at most {MAX_BODY} bytes, with its Content-Length, is needed")
+        body = self.rfile.read(int(length))
+        if url.path == "/api/latents":
+            self._json(HTTPStatus.OK, {"count": self.explorer.upload_latents(body)})
+            return
+        try:
+            request = json.loads(body)
+            index, name = request["index"], request["name"]
+        except (ValueError, KeyError, TypeError):
+            raise BadRequest('the body must be JSON {"index": i, "name": "..."}') from None
+        if not isinstance(index, int) or not isinstance(name, str):
+            raise BadRequest('the body must be JSON {"index": i, "name": "..."}')
+        labels = self.explorer.label(index, name)
+        self._json(HTTPStatus.OK, {"labels": {str(i): v for i, v in labels.items()}})
+
+    def _same_origin(self) -> bool:
+        """The page's token in a header (a cross-site form cannot set one, nor read the page to
+        learn it), and an Origin, when sent, of this server."""
+        if not secrets.compare_digest(self.headers.get("X-Hpdirs-Token", ""), self.token):
+            return False
+        origin = self.headers.get("Origin")
+        host = self.headers.get("Host", "")
+        return origin is None or origin in (f"http://{host}", f"https://{host}")

@@ -1,0 +1,245 @@
+"""The explorer's state, without HTTP: direction sets, base latents, the current generator, and
+images of any combination of coefficients, rendered behind one lock with an LRU cache.
+
+A view is everything that decides an image: the direction set, the coefficients w (index ->
+value), the base latents (a seed and a count, or the user's uploaded latents), and, for a
+class-conditional generator, the class and truncation. The latents shown are z + w Q.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from direction_finder.config import FLOAT_LIMITS, LIMITS
+from direction_finder.errors import UsageError
+from direction_finder.generators import ClassConditional, Factorisable, GeneratorChoice, describe
+from direction_finder.labels import write_label
+from direction_finder.media import grid_frame, to_uint8, write_gif
+from direction_finder.render import move, ping_pong
+from direction_finder.runs import OpenedDirections
+from direction_finder.validation import integer, positive, within
+
+MAX_SAMPLES = 4  # images side by side
+MAX_LATENTS = 1024  # rows of an uploaded .npy of latents
+ACTIVENESS_SAMPLES = 2  # latents whose images order the sliders by activeness
+SWEEP_FRAMES = 16
+
+
+@dataclass(frozen=True)
+class View:
+    """What decides one picture. Coefficients are stored sorted, zeros dropped, so equal views
+    are equal keys of the cache."""
+
+    set: str = "learned"
+    coefficients: tuple[tuple[int, float], ...] = ()
+    seed: int = 0
+    samples: int = 1
+    uploaded: bool = False  # the user's latents instead of seeded ones
+    class_: int | None = None  # None: the one the directions were learned for
+    truncation: float | None = None
+
+    @staticmethod
+    def of(set: str = "learned", coefficients: Mapping[int, float] | None = None, **fields: Any) -> View:
+        pairs = tuple(sorted((int(i), float(v)) for i, v in (coefficients or {}).items() if float(v) != 0.0))
+        return View(set, pairs, **fields)
+
+
+@dataclass
+class Explorer:
+    """One explored directions file: its sets, its generator(s), its cache and its labels."""
+
+    opened: OpenedDirections
+    choice: GeneratorChoice = field(default_factory=GeneratorChoice)
+    eta: float = 5.0
+    cache_size: int = 256
+
+    def __post_init__(self) -> None:
+        positive("eta", self.eta, FLOAT_LIMITS["eta"])
+        self.lock = threading.Lock()  # one render at a time: the generator is not thread-safe
+        self.cache: OrderedDict[View, bytes] = OrderedDict()
+        self.generators: OrderedDict[tuple[int | None, float | None], Any] = OrderedDict()
+        self.generators[(None, None)] = self.opened.generator
+        self.uploaded: Tensor | None = None  # (n, z_dim)
+        self.activeness: list[float] | None = None  # per learned direction, once measured
+        self.latest: dict[str, int] = {}  # client -> newest request number: older ones are dropped
+        n, z_dim = self.opened.directions.num_directions, self.opened.directions.z_dim
+        self.sets: dict[str, Tensor] = {"learned": self.opened.directions.matrix.float(), "axes": torch.eye(n, z_dim)}
+        if isinstance(self.opened.generator, Factorisable):
+            self.sets["sefa"] = self.opened.generator.sefa_directions(n).float()
+
+    # --- what the page needs to draw itself ---
+    def metadata(self) -> dict[str, Any]:
+        d, generator = self.opened.directions, self.opened.generator
+        about = describe(generator)
+        active = self.activeness
+        order = sorted(range(d.num_directions), key=lambda i: -active[i]) if active else None
+        return {
+            "file": str(self.opened.path), "model": about.get("model"), "class_name": about.get("class_name"),
+            "class_index": about.get("class_index"), "truncation": about.get("truncation"),
+            "num_directions": d.num_directions, "z_dim": d.z_dim, "eta": self.eta, "names": d.names,
+            "labels": {str(i): v for i, v in d.labels.items()}, "sets": list(self.sets),
+            "class_conditional": isinstance(generator, ClassConditional), "max_samples": MAX_SAMPLES,
+            "uploaded_latents": 0 if self.uploaded is None else int(self.uploaded.shape[0]),
+            "order": order, "activeness": self.activeness,
+        }  # fmt: skip
+
+    # --- views, checked ---
+    def check(self, view: View) -> View:
+        """A view with every part in range (a UsageError naming the part otherwise)."""
+        if view.set not in self.sets:
+            raise UsageError(f"`set` {view.set!r} is not one of {', '.join(self.sets)}")
+        n = self.opened.directions.num_directions
+        for index, value in view.coefficients:
+            integer("direction", index, 0, n - 1)
+            within("coefficient", value, -FLOAT_LIMITS["eta"], FLOAT_LIMITS["eta"])
+        integer("seed", view.seed, *LIMITS["seed"])
+        integer("samples", view.samples, 1, MAX_SAMPLES)
+        if view.uploaded and self.uploaded is None:
+            raise UsageError("no latents were uploaded; upload a .npy first or use a seed")
+        if view.class_ is not None or view.truncation is not None:
+            if not isinstance(self.opened.generator, ClassConditional):
+                raise UsageError("this generator has no classes: `class_` and `truncation` do not apply")
+            if view.truncation is not None:
+                within("truncation", view.truncation, 0.02, 1.0)
+        return view
+
+    def generator_for(self, view: View) -> Any:
+        """The generator of a view's class and truncation: loaded once, a few kept."""
+        key = (view.class_, view.truncation)
+        if key not in self.generators:
+            if view.truncation is not None:  # other BatchNorm statistics: load again, as the file records
+                meta = dict(self.opened.directions.metadata)
+                choice = GeneratorChoice(self.choice.model, view.class_, view.truncation, self.choice.weights,
+                                         self.opened.generator.device, self.choice.offline)  # fmt: skip
+                generator = choice.for_metadata(meta, source=str(self.opened.path))
+            else:
+                generator = self.opened.generator.with_class(view.class_)
+            self.generators[key] = generator
+            while len(self.generators) > 4:
+                self.generators.popitem(last=False)
+        self.generators.move_to_end(key)
+        return self.generators[key]
+
+    def latents(self, view: View) -> Tensor:
+        """The base latents (samples, z_dim) of a view, before any direction is added."""
+        if view.uploaded:
+            assert self.uploaded is not None
+            return self.uploaded[: view.samples]
+        generator = self.generator_for(view)
+        return generator.sample_z(view.samples, torch.Generator().manual_seed(view.seed)).cpu()
+
+    def edited(self, view: View) -> Tensor:
+        """z + w Q for the view: (samples, z_dim)."""
+        z = self.latents(view)
+        Q = self.sets[view.set]
+        for index, value in view.coefficients:
+            z = z + value * Q[index].to(z.dtype)
+        return z
+
+    # --- pictures ---
+    def image(self, view: View, client: str = "", seq: int = 0) -> bytes | None:
+        """The PNG of a view (its samples side by side); None when a newer request of the same
+        client arrived while this one waited (the newest position wins)."""
+        view = self.check(view)
+        if client:
+            self.latest[client] = max(self.latest.get(client, seq), seq)
+        with self.lock:
+            if view in self.cache:
+                self.cache.move_to_end(view)
+                return self.cache[view]
+            if client and seq < self.latest[client]:
+                return None
+            generator = self.generator_for(view)
+            with torch.no_grad():
+                images = generator(self.edited(view).to(generator.device)).float()
+            png = _png(grid_frame(to_uint8(images)))
+            self.cache[view] = png
+            while len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
+            return png
+
+    def latent_npy(self, view: View) -> bytes:
+        """The latents shown, z + w Q, as a .npy (samples, z_dim) float32."""
+        buffer = io.BytesIO()
+        np.save(buffer, self.edited(self.check(view)).numpy().astype(np.float32))
+        return buffer.getvalue()
+
+    def sweep_gif(self, view: View, direction: int, frames: int = SWEEP_FRAMES) -> bytes:
+        """A looping GIF of one direction swept from -eta to +eta around the current point."""
+        view = self.check(view)
+        integer("direction", direction, 0, self.opened.directions.num_directions - 1)
+        z = self.edited(view)
+        etas = torch.linspace(-self.eta, self.eta, frames)
+        vector = self.sets[view.set][direction]
+        with self.lock, torch.no_grad():
+            generator = self.generator_for(view)
+            pictures = [grid_frame(to_uint8(generator(move(z, vector, e, False).to(generator.device)).float()))
+                        for e in etas]  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "sweep.gif"
+            write_gif(path, [pictures[i] for i in ping_pong(frames)], 1000.0 / 12)
+            return path.read_bytes()
+
+    # --- what the user changes ---
+    def upload_latents(self, data: bytes) -> int:
+        """Use the latents of a .npy (n, z_dim) or (z_dim,) as the base points; returns n."""
+        try:
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise UsageError(f"the upload is not a .npy array ({' '.join(str(exc).split())[:120]})") from None
+        z_dim = self.opened.directions.z_dim
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2 or array.shape[1] != z_dim or not 1 <= array.shape[0] <= MAX_LATENTS:
+            raise UsageError(f"latents must have shape (n, {z_dim}) with 1 <= n <= {MAX_LATENTS}, got {array.shape}")
+        if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+            raise UsageError(f"latents must be finite floats, got {array.dtype}")
+        with self.lock:
+            self.uploaded = torch.from_numpy(array.astype(np.float32))
+            self.cache = OrderedDict((k, v) for k, v in self.cache.items() if not k.uploaded)
+        return int(array.shape[0])
+
+    def label(self, index: int, name: str) -> dict[int, str]:
+        """Name a learned direction (labels.json beside the file); returns all its labels."""
+        d = self.opened.directions
+        labels = write_label(self.opened.path, index, name, d.num_directions)
+        d.labels.clear()
+        d.labels.update(labels)
+        return labels
+
+    def measure_activeness(self, stop: threading.Event | None = None) -> None:
+        """Order the learned directions by how much they change the image: the variance of the
+        images at -eta, 0 and +eta along each, over ACTIVENESS_SAMPLES seeded latents (pixels
+        and samples averaged). One direction at a time holds the lock, so sliders stay live."""
+        view = View(samples=ACTIVENESS_SAMPLES)
+        z = self.latents(view)
+        generator = self.opened.generator
+        values = []
+        with self.lock, torch.no_grad():
+            centre = generator(z.to(generator.device)).double()
+        for q in self.sets["learned"]:
+            if stop is not None and stop.is_set():
+                return
+            with self.lock, torch.no_grad():
+                sides = generator(torch.cat([z - self.eta * q, z + self.eta * q]).to(generator.device)).double()
+            stacked = torch.stack([sides[: len(z)], centre, sides[len(z) :]])  # (3, S, ...)
+            values.append(float(stacked.var(dim=0, unbiased=False).mean()))
+        self.activeness = values
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)  # fast: it is sent, not kept
+    return buffer.getvalue()

@@ -1,0 +1,220 @@
+"""hpdirs explore: the API through a real server on a free port and real HTTP requests, and the
+page in a real headless Chromium (Playwright, the system's chromium)."""
+
+import io
+import json
+import shutil
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from direction_finder import load_directions
+from direction_finder.explore import make_server, open_explorer
+from direction_finder.generators import GeneratorChoice
+from direction_finder.runner import RunRequest, learn_run
+
+
+@pytest.fixture(scope="module")
+def biggan_run(tmp_path_factory, tiny_weights):
+    """A few steps of learning on the tiny random BigGAN: a run folder as a user has one."""
+    root = tmp_path_factory.mktemp("explore")
+    choice = GeneratorChoice(weights=tiny_weights, class_="golden_retriever", device="cpu", offline=True)
+    settings = {"steps": 2, "num_directions": 6, "eval_every": 0, "batch_size": 1}
+    return learn_run(RunRequest(choice, settings, out_root=root, name="run")).run_dir
+
+
+@pytest.fixture()
+def server(biggan_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(biggan_run, run)
+    running = make_server(open_explorer(run, GeneratorChoice(device="cpu", offline=True))).start()
+    yield running
+    running.stop()
+
+
+def call(server, path, body=None, headers=None):
+    request = urllib.request.Request(server.url + path.lstrip("/"), data=body, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.headers.get("Content-Type"), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type"), error.read()
+
+
+def label(server, index, name, headers=None):
+    sent = {"Content-Type": "application/json", "X-Hpdirs-Token": server.token, **(headers or {})}
+    return call(server, "/api/label", json.dumps({"index": index, "name": name}).encode(), sent)
+
+
+def test_metadata_and_the_page(server):
+    status, kind, body = call(server, "/api/meta")
+    meta = json.loads(body)
+    assert status == 200 and kind == "application/json"
+    assert meta["num_directions"] == 6 and meta["sets"] == ["learned", "axes", "sefa"] and meta["class_conditional"]
+    assert meta["class_index"] == 207 and meta["eta"] == 5.0 and meta["names"] == [f"d{i}" for i in range(6)]
+    status, kind, page = call(server, "/")
+    assert status == 200 and kind.startswith("text/html") and server.token.encode() in page
+    assert b"http://" not in page and b"https://" not in page  # nothing from the network
+    for asset in ("/static/app.js", "/static/app.css"):
+        status, _, text = call(server, asset)
+        assert status == 200 and b"https://" not in text and b"http://" not in text
+
+
+def test_an_image_changes_with_a_coefficient_and_repeats_exactly(server):
+    status, kind, first = call(server, "/api/image?c=1:3.0&seed=4&samples=2")
+    assert status == 200 and kind == "image/png"
+    width, height = Image.open(io.BytesIO(first)).size
+    assert width > height  # two samples side by side
+    assert call(server, "/api/image?c=1:3.0&seed=4&samples=2")[2] == first
+    assert call(server, "/api/image?c=1:-3.0&seed=4&samples=2")[2] != first
+    assert call(server, "/api/image?c=1:3.0&seed=5&samples=2")[2] != first
+    assert call(server, "/api/image?set=axes&c=1:3.0&seed=4&samples=2")[2] != first
+    other_class = call(server, "/api/image?c=1:3.0&seed=4&samples=2&class=281")
+    other_truncation = call(server, "/api/image?c=1:3.0&seed=4&samples=2&truncation=0.8")
+    assert other_class[0] == 200 and other_class[2] != first
+    assert other_truncation[0] == 200 and other_truncation[2] != first
+    # the latents shown are z + w Q, with z the seeded sample
+    status, _, npy = call(server, "/api/latent.npy?c=1:3.0&seed=4&samples=2")
+    zero = np.load(io.BytesIO(call(server, "/api/latent.npy?seed=4&samples=2")[2]))
+    shown = np.load(io.BytesIO(npy))
+    matrix = server.explorer.opened.directions.matrix.numpy()
+    np.testing.assert_allclose(shown, zero + 3.0 * matrix[1], atol=1e-6)
+    status, kind, gif = call(server, "/api/sweep.gif?direction=2&c=1:3.0")
+    assert status == 200 and kind == "image/gif" and Image.open(io.BytesIO(gif)).n_frames == 2 * 16 - 2
+
+
+def test_uploaded_latents_are_the_base_points(server):
+    z = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32) * 0.4
+    buffer = io.BytesIO()
+    np.save(buffer, z)
+    status, _, body = call(server, "/api/latents", buffer.getvalue(), {"X-Hpdirs-Token": server.token})
+    assert status == 200 and json.loads(body) == {"count": 3}
+    shown = np.load(io.BytesIO(call(server, "/api/latent.npy?latents=uploaded&samples=2")[2]))
+    np.testing.assert_array_equal(shown, z[:2])
+    status, _, body = call(server, "/api/latents", b"not an array", {"X-Hpdirs-Token": server.token})
+    assert status == 400 and "not a .npy" in json.loads(body)["error"]
+
+
+def test_labels_round_trip_through_the_file(server):
+    status, _, body = label(server, 3, "zoom")
+    assert status == 200 and json.loads(body) == {"labels": {"3": "zoom"}}
+    assert json.loads(call(server, "/api/meta")[2])["names"][3] == "zoom"
+    assert load_directions(server.explorer.opened.path).labels == {3: "zoom"}
+    status, _, body = label(server, 4, "zoom")
+    assert status == 400 and "already named 'zoom'" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/api/image?samples=9", "samples must be an integer from 1 to 4, got 9"),
+    ("/api/image?c=99:1", "direction must be an integer from 0 to 5, got 99"),
+    ("/api/image?c=1:abc", "is not index:value"),
+    ("/api/image?c=1:1e9", "coefficient must be a number"),
+    ("/api/image?set=pca", "set 'pca' is not one of learned, axes, sefa"),
+    ("/api/image?seed=x", "seed='x' is not a number"),
+    ("/api/image?truncation=3", "truncation must be a number from 0.02 to 1"),
+    ("/api/image?latents=uploaded", "no latents were uploaded"),
+    ("/api/sweep.gif?direction=../x", "is not an index"),
+])
+def test_bad_parameters_are_a_400_with_one_line(server, path, message):
+    status, kind, body = call(server, path)
+    assert status == 400 and kind == "application/json"
+    error = json.loads(body)["error"]
+    assert message in error and "\n" not in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("path", [
+    "/static/../pyproject.toml", "/static/%2e%2e/%2e%2e/pyproject.toml", "/../../etc/passwd", "/static/app.py",
+    "/static/", "//etc/passwd", "/api/../static/app.js", "/index.html",
+])
+def test_no_request_reaches_the_filesystem(server, path):
+    status, _, body = call(server, path)
+    assert status == 404 and b"root:" not in body and b"[project]" not in body
+
+
+def test_label_writes_from_another_origin_or_without_the_token_are_refused(server):
+    assert label(server, 1, "x", {"X-Hpdirs-Token": "guess"})[0] == 403
+    assert label(server, 1, "x", {"Origin": "http://evil.example"})[0] == 403
+    assert call(server, "/api/label", b'{"index": 1, "name": "x"}', {"Content-Type": "text/plain"})[0] == 403
+    assert load_directions(server.explorer.opened.path).labels == {}
+
+
+def test_a_superseded_request_is_dropped_and_the_newest_wins(server):
+    explorer = server.explorer
+    from direction_finder.explore import View
+
+    explorer.latest["page"] = 7  # the page already sent request 7
+    assert explorer.image(View.of("learned", {1: 1.0}), "page", 5) is None
+    assert explorer.image(View.of("learned", {1: 1.0}), "page", 8) is not None
+    assert call(server, "/api/image?c=2:1&client=page&seq=3")[0] == 409
+
+
+def _browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's)")
+    return playwright, chromium
+
+
+def test_the_page_in_a_real_browser(server):
+    playwright, chromium = _browser()
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(server.url)
+        page.wait_for_function("document.getElementById('image-learned').src.startsWith('blob:')")
+        before = page.eval_on_selector("#image-learned", "img => img.src")
+        page.fill('.slider[data-index="1"] input[type=range]', "3")  # fires input, as a drag does
+        page.wait_for_function(f"document.getElementById('image-learned').src !== {json.dumps(before)}")
+        assert page.eval_on_selector("#image-learned", "img => img.dataset.view") == "1:3"
+        name = page.locator('.slider[data-index="2"] input[type=text]')
+        name.fill("zoom")
+        with page.expect_response("**/api/label"):
+            name.press("Enter")
+            name.blur()
+        page.reload()
+        page.wait_for_selector('.slider[data-index="2"]')
+        assert page.input_value('.slider[data-index="2"] input[type=text]') == "zoom"
+        browser.close()
+    assert load_directions(server.explorer.opened.path).labels == {2: "zoom"}
+    assert errors == []
+
+
+def test_the_command_prints_its_url_serves_and_stops_cleanly_on_ctrl_c(biggan_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    shutil.copytree(biggan_run, run)
+    process = subprocess.Popen([sys.executable, "-m", "hpdirs_cli", "explore", str(run), "--device", "cpu", "--offline"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "COLUMNS": "200"})
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("hpdirs explore: http://127.0.0.1:"), line
+        url = line.split()[2]
+        with urllib.request.urlopen(url + "api/meta", timeout=60) as response:
+            assert json.loads(response.read())["num_directions"] == 6
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0 and "stopped" in out and "Traceback" not in err
+
+
+def test_a_port_in_use_is_one_line(biggan_run, server):
+    from typer.testing import CliRunner
+
+    from hpdirs_cli.main import app
+
+    port = server.url.rsplit(":", 1)[1].strip("/")
+    result = CliRunner().invoke(app, ["explore", str(biggan_run), "--device", "cpu", "--offline", "--port", port])
+    assert result.exit_code == 1 and result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
+    assert result.stderr.count("\n") == 1
