@@ -350,6 +350,7 @@ def explore(
         stop.set()
         server.httpd.server_close()
         measuring.join(timeout=60)  # torch must not be mid-forward in a thread when the interpreter exits
+        explorer.close()
     console.print("stopped", highlight=False)
 
 
@@ -362,6 +363,7 @@ def bench(
     steps: o.BenchSteps = BENCH.steps,
     layer: o.BenchLayer = o.BENCH_LAYER,
     render: o.BenchRender = BENCH.render,
+    explore: o.BenchExplore = BENCH.explore,
     device: o.Device = o.DEVICE,
     out: o.BenchOut = Path("bench.json"),
     offline: o.Offline = False,
@@ -378,7 +380,7 @@ def bench(
             sizes = [int(b) for b in batch_size.split(",") if b.strip()]
         except ValueError:
             raise fail(f"--batch-size {batch_size!r}: give comma-separated integers, e.g. 1,4") from None
-        settings = BenchSettings(sizes, steps, None if layer.lower() == "none" else layer, render)
+        settings = BenchSettings(sizes, steps, None if layer.lower() == "none" else layer, render, explore=explore)
         choice = GeneratorChoice(model, class_, None, weights, device, offline or None)
 
         def show_layers(layers: dict[str, tuple[int, int, int]]) -> None:

@@ -151,3 +151,5 @@ BenchSteps = Annotated[int, option("Timed repetitions per measurement (median; a
 BenchLayer = Annotated[str, option("Layer for the fast-mode measurement: a name, auto (mid resolution) or none.")]
 BenchRender = Annotated[bool, option("Also measure render images/s.", None, "--render/--no-render")]
 BenchOut = Annotated[Path, option("Where to write the JSON results.")]
+EXPLORE_HELP = "Also measure the explorer's slider-to-image latency."
+BenchExplore = Annotated[bool, option(EXPLORE_HELP, None, "--explore/--no-explore")]

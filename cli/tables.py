@@ -114,3 +114,10 @@ def print_bench(r: dict[str, Any]) -> None:
             f"at batch {r['render']['batch_size']}",
             highlight=False,
         )
+    if "explore" in r:
+        for count, e in r["explore"].items():
+            console.print(
+                f"explore, {count} sample(s): new position {e['new_position_ms']:.0f} ms"
+                f" = forward {e['forward_ms']:.0f} + {e['overhead_ms']:.0f} ms; cached {e['cached_ms']:.1f} ms",
+                highlight=False,
+            )

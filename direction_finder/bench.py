@@ -47,6 +47,7 @@ class BenchSettings:
     render: bool = True
     render_batch: int | None = None  # None: render's default for the device
     k: int = 2
+    explore: bool = True  # the explorer's latency from a slider change to the new image
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(
@@ -278,6 +279,11 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
         results["render"]["vs_forward"] = (
             results["render"]["images_per_s"] / results["forward_images_per_s"][str(settings.render_batch)]
         )
+    if settings.explore:
+        from direction_finder.explore.latency import explore_latency
+
+        note("explorer latency")
+        results["explore"] = explore_latency(generator, (1, 4), settings.steps)
     results["peak_memory_mb"] = _peak_memory_mb(device)
     return results
 

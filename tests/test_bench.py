@@ -110,5 +110,10 @@ def test_cli_bench_writes_every_field(tiny_weights, tmp_path):
         assert r["layer"][b]["sample_steps_per_s"] > 0
     assert r["flops_per_sample_step"] > 4 * r["flops_per_forward_image"]
     assert r["render"]["images_per_s"] > 0 and "ours (default layout) / reference" in result.stdout
+    for count in ("1", "4"):  # the explorer, measured through its HTTP server
+        e = r["explore"][count]
+        assert e["new_position_ms"] > 0 and e["forward_ms"] > 0 and e["cached_ms"] > 0
+        assert e["overhead_ms"] < e["new_position_ms"]
+    assert "explore, 4 sample(s): new position" in result.stdout
     bad = CliRunner().invoke(app, ["bench", "--weights", str(tiny_weights), "--batch-size", "0"])
     assert bad.exit_code == 1 and "every batch size must be >= 1" in bad.stderr

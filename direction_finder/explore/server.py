@@ -103,6 +103,7 @@ class ExploreServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.explorer.close()
 
 
 def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> ExploreServer:

@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,11 @@ class Explorer:
 
     def __post_init__(self) -> None:
         positive("eta", self.eta, FLOAT_LIMITS["eta"])
-        self.lock = threading.Lock()  # one render at a time: the generator is not thread-safe
+        # Every generator call runs on this one long-lived thread, one at a time (the generator is
+        # not thread-safe). A fresh thread per request would also pay for its own thread pool in
+        # torch: about 80 ms a forward for biggan-deep-128 on a 2-core CPU (README, Performance).
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpdirs-render")
+        self.lock = threading.Lock()  # guards the cache, the uploaded latents and the request numbers
         self.cache: OrderedDict[View, bytes] = OrderedDict()
         self.generators: OrderedDict[tuple[int | None, float | None], Any] = OrderedDict()
         self.generators[(None, None)] = self.opened.generator
@@ -153,22 +158,30 @@ class Explorer:
         """The PNG of a view (its samples side by side); None when a newer request of the same
         client arrived while this one waited (the newest position wins)."""
         view = self.check(view)
-        if client:
-            self.latest[client] = max(self.latest.get(client, seq), seq)
         with self.lock:
+            if client:
+                self.latest[client] = max(self.latest.get(client, seq), seq)
             if view in self.cache:
                 self.cache.move_to_end(view)
                 return self.cache[view]
-            if client and seq < self.latest[client]:
-                return None
+
+        def render() -> bytes | None:  # on the render thread, when its turn comes
+            with self.lock:
+                if view in self.cache:
+                    return self.cache[view]
+                if client and seq < self.latest[client]:
+                    return None
             generator = self.generator_for(view)
             with torch.no_grad():
                 images = generator(self.edited(view).to(generator.device)).float()
-            png = _png(grid_frame(to_uint8(images)))
-            self.cache[view] = png
-            while len(self.cache) > self.cache_size:
-                self.cache.popitem(last=False)
+            png = png_of(images)
+            with self.lock:
+                self.cache[view] = png
+                while len(self.cache) > self.cache_size:
+                    self.cache.popitem(last=False)
             return png
+
+        return self.worker.submit(render).result()
 
     def latent_npy(self, view: View) -> bytes:
         """The latents shown, z + w Q, as a .npy (samples, z_dim) float32."""
@@ -180,13 +193,16 @@ class Explorer:
         """A looping GIF of one direction swept from -eta to +eta around the current point."""
         view = self.check(view)
         integer("direction", direction, 0, self.opened.directions.num_directions - 1)
-        z = self.edited(view)
         etas = torch.linspace(-self.eta, self.eta, frames)
         vector = self.sets[view.set][direction]
-        with self.lock, torch.no_grad():
-            generator = self.generator_for(view)
-            pictures = [grid_frame(to_uint8(generator(move(z, vector, e, False).to(generator.device)).float()))
+
+        def frames_of() -> list[np.ndarray]:
+            z, generator = self.edited(view), self.generator_for(view)
+            with torch.no_grad():
+                return [grid_frame(to_uint8(generator(move(z, vector, e, False).to(generator.device)).float()))
                         for e in etas]  # fmt: skip
+
+        pictures = self.worker.submit(frames_of).result()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "sweep.gif"
             write_gif(path, [pictures[i] for i in ping_pong(frames)], 1000.0 / 12)
@@ -206,7 +222,7 @@ class Explorer:
             raise UsageError(f"latents must have shape (n, {z_dim}) with 1 <= n <= {MAX_LATENTS}, got {array.shape}")
         if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
             raise UsageError(f"latents must be finite floats, got {array.dtype}")
-        with self.lock:
+        with self.lock:  # the render thread reads it after this: a whole array, never a half
             self.uploaded = torch.from_numpy(array.astype(np.float32))
             self.cache = OrderedDict((k, v) for k, v in self.cache.items() if not k.uploaded)
         return int(array.shape[0])
@@ -222,24 +238,33 @@ class Explorer:
     def measure_activeness(self, stop: threading.Event | None = None) -> None:
         """Order the learned directions by how much they change the image: the variance of the
         images at -eta, 0 and +eta along each, over ACTIVENESS_SAMPLES seeded latents (pixels
-        and samples averaged). One direction at a time holds the lock, so sliders stay live."""
-        view = View(samples=ACTIVENESS_SAMPLES)
-        z = self.latents(view)
+        and samples averaged). One direction at a time takes the render thread, so sliders stay live."""
         generator = self.opened.generator
+        z = self.latents(View(samples=ACTIVENESS_SAMPLES)).to(generator.device)
+
+        def images(latents: Tensor) -> Tensor:
+            with torch.no_grad():
+                return generator(latents).double()
+
+        centre = self.worker.submit(images, z).result()
         values = []
-        with self.lock, torch.no_grad():
-            centre = generator(z.to(generator.device)).double()
         for q in self.sets["learned"]:
             if stop is not None and stop.is_set():
                 return
-            with self.lock, torch.no_grad():
-                sides = generator(torch.cat([z - self.eta * q, z + self.eta * q]).to(generator.device)).double()
+            q = q.to(z.device)
+            sides = self.worker.submit(images, torch.cat([z - self.eta * q, z + self.eta * q])).result()
             stacked = torch.stack([sides[: len(z)], centre, sides[len(z) :]])  # (3, S, ...)
             values.append(float(stacked.var(dim=0, unbiased=False).mean()))
         self.activeness = values
 
+    def close(self) -> None:
+        """Stop the render thread (after what it is doing)."""
+        self.worker.shutdown(wait=True, cancel_futures=True)
 
-def _png(pixels: np.ndarray) -> bytes:
+
+def png_of(images: Tensor) -> bytes:
+    """Images (n, C, H, W) in [-1, 1] side by side, as PNG bytes (fast compression: it is sent,
+    not kept)."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)  # fast: it is sent, not kept
+    Image.fromarray(grid_frame(to_uint8(images))).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
