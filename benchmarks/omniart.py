@@ -65,3 +65,15 @@ class EyeGenerator:
     def describe(self) -> dict:
         return {"model": self.name, "class_index": CLASSES.index(self.class_name), "class_name": self.class_name,
                 "truncation": 1.0, "weights": ""}
+
+
+def make(class_name: str = "blue", device: str | torch.device = "cpu") -> EyeGenerator:
+    """The plug-in factory: `hpdirs learn --model omniart:make --model-arg class_name=green`
+    (with this folder on PYTHONPATH), or registered by a package as an entry point:
+
+        [project.entry-points."hpdirs.generators"]
+        omniart-eye = "omniart:make"
+    """
+    if class_name not in CLASSES:
+        raise ValueError(f"class_name must be one of {', '.join(CLASSES)}, got {class_name!r}")
+    return EyeGenerator(class_name, str(device))

@@ -26,6 +26,7 @@ FLAG_NAMES = {
     "class_": "--class",
     "formats": "--format",
     "batch_sizes": "--batch-size",
+    "model_args": "--model-arg",
 }
 
 

@@ -48,6 +48,13 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
+def plugin(model_arg: list[str] | None, output_range: str | None) -> tuple[Any, Any]:
+    """--model-arg and --output-range, parsed (for GeneratorChoice)."""
+    from direction_finder.generators.plugins import parse_model_args, parse_output_range
+
+    return (parse_model_args(model_arg) if model_arg else None), parse_output_range(output_range)
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"hpdirs {direction_finder.__version__}")
@@ -79,6 +86,20 @@ def classes(
     table = Table("index", "WordNet id", "names", title=f"{len(found)} ImageNet classes")
     for c in found:
         table.add_row(str(c.index), c.wordnet_id, ", ".join(c.names))
+    console.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the models --model accepts: built-in, installed plug-ins (entry points hpdirs.generators), your own.
+
+    Example: hpdirs models
+    """
+    from direction_finder.generators import available_models
+
+    table = Table("--model", "from", "what")
+    for name, source, what in available_models():
+        table.add_row(name, source, what)
     console.print(table)
 
 
@@ -137,6 +158,8 @@ def learn(
     resume: o.Resume = None,
     time_limit: o.TimeLimit = None,
     offline: o.Offline = False,
+    model_arg: o.ModelArgs = None,
+    output_range: o.OutputRange = None,
 ) -> None:
     """Learn N interpretable directions for one class by minimising the Hessian Penalty.
 
@@ -163,8 +186,9 @@ def learn(
         chunk_size=chunk_size,
         layer=layer,
     )
-    choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None)
     with user_errors(), job_from_env(device) as dist:
+        plugged = plugin(model_arg, output_range)
+        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
         limit = parse_duration(time_limit) if time_limit is not None else None
         request = RunRequest(choice, settings, recipe, out, name, resume, limit)
         if dist is not None and not dist.is_main:  # rank 0 shows progress and errors
@@ -228,12 +252,15 @@ def render(
     label: o.Label = RENDER.label,
     batch_size: o.RenderBatch = None,
     out: o.RenderOut = None,
+    latents: o.Latents = None,
     model: o.ModelOverride = None,
     class_: o.ClassOverride = None,
     truncation: o.TruncationOverride = None,
     weights: o.WeightsOverride = None,
     device: o.Device = o.DEVICE,
     offline: o.Offline = False,
+    model_arg: o.ModelArgs = None,
+    output_range: o.OutputRange = None,
 ) -> None:
     """Render direction sweeps: a GIF grid per direction, an overview GIF, a PNG sheet, index.html.
 
@@ -243,9 +270,10 @@ def render(
 
     with user_errors():
         settings = RenderSettings(
-            directions, axes or [], samples, seed, eta, frames, fps, align, format, size, label, batch_size
+            directions, axes or [], samples, seed, eta, frames, fps, align, format, size, label, batch_size, latents
         )
-        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None)
+        plugged = plugin(model_arg, output_range)
+        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
         with download_progress() as progress, images_bar("rendering") as bar:
             task = bar.add_task("render", total=None)
             target = render_file(
@@ -274,12 +302,15 @@ def compare(
     layer: o.CompareLayer = None,
     gifs: o.Gifs = True,
     out: o.CompareOut = None,
+    latents: o.Latents = None,
     model: o.ModelOverride = None,
     class_: o.ClassOverride = None,
     truncation: o.TruncationOverride = None,
     weights: o.WeightsOverride = None,
     device: o.Device = o.DEVICE,
     offline: o.Offline = False,
+    model_arg: o.ModelArgs = None,
+    output_range: o.OutputRange = None,
 ) -> None:
     """Compare learned directions with axis-aligned z, random and SeFa directions, in numbers and GIFs.
 
@@ -288,8 +319,10 @@ def compare(
     from direction_finder.compare import compare_file
 
     with user_errors():
-        settings = CompareSettings(samples, seed, top, eta, epsilon, k, sweep_steps, batch_size, layer)
-        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None)
+        given = str(latents) if latents is not None else None
+        settings = CompareSettings(samples, seed, top, eta, epsilon, k, sweep_steps, batch_size, layer, given)
+        plugged = plugin(model_arg, output_range)
+        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
         with download_progress() as progress, images_bar("measuring", transient=True) as bar:
             task = bar.add_task("compare", total=None)
             result = compare_file(
@@ -302,7 +335,7 @@ def compare(
                 progress=progress,
                 on_images=lambda done, total: bar.update(task, completed=done, total=total),
             )
-    print_comparison(result, settings)
+    print_comparison(result)
 
 
 @app.command()
@@ -318,6 +351,8 @@ def explore(
     weights: o.WeightsOverride = None,
     device: o.Device = o.DEVICE,
     offline: o.Offline = False,
+    model_arg: o.ModelArgs = None,
+    output_range: o.OutputRange = None,
 ) -> None:
     """Play with the directions in a local page: a slider each, names, other sets beside them.
 
@@ -329,7 +364,8 @@ def explore(
     from direction_finder.explore import make_server, open_explorer
 
     with user_errors():
-        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None)
+        plugged = plugin(model_arg, output_range)
+        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
         with download_progress() as progress:
             explorer = open_explorer(run_or_file, choice, eta=eta, progress=progress)
         try:
@@ -367,6 +403,8 @@ def bench(
     device: o.Device = o.DEVICE,
     out: o.BenchOut = Path("bench.json"),
     offline: o.Offline = False,
+    model_arg: o.ModelArgs = None,
+    output_range: o.OutputRange = None,
 ) -> None:
     """Measure forward images/s, learning sample-steps/s per layout vs the reference step, FLOPs, MFU,
     the --layer fast mode, memory and render speed on this machine; writes bench.json.
@@ -381,7 +419,8 @@ def bench(
         except ValueError:
             raise fail(f"--batch-size {batch_size!r}: give comma-separated integers, e.g. 1,4") from None
         settings = BenchSettings(sizes, steps, None if layer.lower() == "none" else layer, render, explore=explore)
-        choice = GeneratorChoice(model, class_, None, weights, device, offline or None)
+        plugged = plugin(model_arg, output_range)
+        choice = GeneratorChoice(model, class_, None, weights, device, offline or None, *plugged)
 
         def show_layers(layers: dict[str, tuple[int, int, int]]) -> None:
             names = ", ".join(f"{n} {c}x{h}x{w}" for n, (c, h, w) in layers.items())

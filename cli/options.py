@@ -43,6 +43,10 @@ def learned(name: str) -> str:
 
 
 # --- every command that builds a generator ---
+MODEL_ARG_HELP = "key=value for a plug-in's factory (--model module:factory); repeat for more."
+RANGE_HELP = "A plug-in's output range, e.g. 0,1 or 0,255, mapped to [-1, 1]."
+ModelArgs = Annotated[list[str] | None, option(MODEL_ARG_HELP, "as recorded, else none", "--model-arg")]
+OutputRange = Annotated[str | None, option(RANGE_HELP, "[-1, 1], or as recorded", "--output-range")]
 Device = Annotated[str, option("auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.", None, "--device")]
 Offline = Annotated[bool, option("Never touch the network (also HPDIRS_OFFLINE=1).", "off", "--offline")]
 
@@ -119,6 +123,9 @@ Size = Annotated[int | None, option("Pixels per image in the outputs.", "the mod
 Label = Annotated[bool, option("Print direction index and eta above each frame.", None, "--label/--no-label")]
 RenderBatch = Annotated[int | None, option("Images per generator call.", "4 on CPU, 32 on GPU")]
 RenderOut = Annotated[Path | None, option("Output folder.", "RUN/render, or render-<file> beside a file")]
+
+LATENTS_HELP = "A .npy of latents (n, z_dim) to use instead of seeded samples (render: n <= 64)."
+Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--latents")]
 
 # --- compare ---
 BASELINES_HELP = f"Comma-separated: {', '.join(BASELINES)} (the --init curvature warm start; 16*z_dim images more)."

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from direction_finder.compare import CompareSettings, Comparison
+from direction_finder.compare import Comparison
 from direction_finder.directions import Directions
 from hpdirs_cli.console import console
 
@@ -44,9 +44,9 @@ def print_metadata(file: Path, directions: Directions) -> None:
     console.print(table)
 
 
-def print_comparison(result: Comparison, settings: CompareSettings) -> None:
+def print_comparison(result: Comparison) -> None:
     """One row per direction set, the notes, and where the files went."""
-    info = result.info
+    info, settings = result.info, result.settings
     table = Table(
         "set",
         "held-out penalty ↓",

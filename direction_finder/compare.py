@@ -16,6 +16,7 @@ Metrics per set Q (N, z_dim):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from direction_finder.config import FLOAT_LIMITS, LIMITS, WARMSTART_SEED_OFFSET,
 from direction_finder.directions import check_z_dim, gram_schmidt, writable_dir
 from direction_finder.errors import UsageError
 from direction_finder.generators import Factorisable, GeneratorChoice, KnownTruth, ProgressCallback, display_name
+from direction_finder.latents import read_latents
 from direction_finder.objective import direction_penalty, outputs, strict_fp32
 from direction_finder.penalty import finite_difference_hessian, rademacher
 from direction_finder.render import move, sweep
@@ -54,6 +56,7 @@ class CompareSettings:
     sweep_steps: int = 7  # coefficient values in the activeness sweep
     batch_size: int = 16  # images per generator call
     layer: str | None = None
+    latents: str | None = None  # a .npy (n, z_dim): the user's held-out samples (samples = n)
 
     def __post_init__(self) -> None:
         check_fields(
@@ -141,7 +144,10 @@ class Probe:
     @classmethod
     def draw(cls, generator: Any, n: int, settings: CompareSettings) -> Probe:
         rng = torch.Generator().manual_seed(settings.seed)
-        z = generator.sample_z(settings.samples, rng)
+        if settings.latents is not None:  # the user's samples; base points and vectors still seeded
+            z = read_latents(settings.latents, int(generator.z_dim), settings.samples).to(generator.device)
+        else:
+            z = generator.sample_z(settings.samples, rng)
         eta = (torch.rand(settings.samples, generator=rng) * 2 - 1) * settings.eta
         vectors = rademacher((n, settings.k, settings.samples, n), generator=rng)
         return cls(z, eta, vectors)
@@ -314,6 +320,14 @@ def compare(
     return reports, notes
 
 
+def with_user_latents(settings: CompareSettings, z_dim: int) -> CompareSettings:
+    """The settings with as many held-out samples as the user's latents have rows (if any)."""
+    if settings.latents is None:
+        return settings
+    rows = read_latents(settings.latents, z_dim, LIMITS["eval_samples"][1]).shape[0]
+    return dataclasses.replace(settings, samples=int(rows))
+
+
 def parse_baselines(chosen: str | Sequence[str]) -> list[str]:
     """`axes,random,sefa` (or a list of names) -> the baselines, each one of BASELINES."""
     names = [b.strip().lower() for b in (chosen.split(",") if isinstance(chosen, str) else chosen) if b.strip()]
@@ -338,6 +352,7 @@ def run_compare(
     """compare() plus every file: report.json, report.csv, pair_*.gif, compare.html."""
     baselines = parse_baselines(baselines)
     check_z_dim(learned, generator)  # before anything is created
+    settings = with_user_latents(settings, int(generator.z_dim))
     out = writable_dir(out_dir)
     reports, notes = compare(generator, learned, baselines=baselines, settings=settings, on_images=on_images)
     info = dict(info or {})
@@ -355,6 +370,7 @@ class Comparison:
     notes: list[str]
     info: dict[str, Any]  # the generator and the directions file
     out_dir: Path
+    settings: CompareSettings  # as measured (samples = the user's latents, if given)
 
 
 def compare_file(
@@ -386,4 +402,4 @@ def compare_file(
         gifs=gifs,
         on_images=on_images,
     )
-    return Comparison(reports, notes, info, target)
+    return Comparison(reports, notes, info, target, with_user_latents(settings, opened.directions.z_dim))

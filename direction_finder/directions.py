@@ -141,6 +141,10 @@ class Directions:
             raise IndexError(f"direction {which!r} does not exist; this file has 0..{self.num_directions - 1}")
         return which
 
+    def project(self, z: Tensor) -> Tensor:
+        """The coordinates of z along the directions: z (n, z_dim) -> (n, N), (z_dim,) -> (N,)."""
+        return z @ self.matrix.to(z.device, z.dtype).T
+
     def apply(self, z: Tensor, which: int | str, eta: float | Tensor) -> Tensor:
         """z' = z + eta * direction `which` (an index or a label); z (n, z_dim) or (z_dim,), eta a
         number or (n,) -> the shape of z."""

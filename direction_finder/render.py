@@ -7,6 +7,7 @@ samples; each output is assembled from it and written atomically (temp file, the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -24,6 +25,7 @@ from direction_finder.directions import atomic_write, check_z_dim, writable_dir
 from direction_finder.errors import HpdirsError, UsageError
 from direction_finder.gallery import write_gallery
 from direction_finder.generators import GeneratorChoice, ProgressCallback
+from direction_finder.latents import read_latents, write_latents
 from direction_finder.media import (
     add_label,
     grid_frame,
@@ -146,6 +148,7 @@ class RenderSettings:
     size: int | None = None  # pixels per image in the outputs; None = the generator's
     label: bool = True
     batch_size: int | None = None  # images per generator call; None: default_render_batch(device)
+    latents: str | os.PathLike | None = None  # a .npy (n, z_dim): the user's samples instead of seeded ones
 
     def __post_init__(self) -> None:
         check_fields(
@@ -221,7 +224,11 @@ def render(
     tracks = [Track("direction", i, matrix[i].float(), (labels or {}).get(i, "")) for i in directions]
     tracks += [Track("axis", j, torch.eye(z_dim)[j]) for j in axes]
     etas = eta_values(settings.eta, settings.frames)
-    z = generator.sample_z(settings.samples, torch.Generator().manual_seed(settings.seed))  # (S, z_dim)
+    if settings.latents is not None:  # the user's latents: every row is a sample
+        z = read_latents(settings.latents, z_dim, MAX_SAMPLES).to(generator.device)  # (S, z_dim)
+    else:
+        z = generator.sample_z(settings.samples, torch.Generator().manual_seed(settings.seed))  # (S, z_dim)
+    settings = dataclasses.replace(settings, samples=int(z.shape[0]))
     sheet_images = SHEET_COLUMNS * len(tracks) if "png" in settings.formats else 0
     total = len(tracks) * settings.frames * settings.samples + sheet_images
     done = 0
@@ -264,6 +271,8 @@ def render(
         del store
     if "png" in settings.formats:
         done = _write_sheet(generator, out, tracks, z[:1], settings, manifest, done, total, on_images)
+    write_latents(out / "latents.npy", z)  # the samples shown: `--latents` renders them again
+    manifest["latents"] = "latents.npy"
     atomic_write(out / "render.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=2) + "\n"))
     write_gallery(out, manifest)
     return manifest

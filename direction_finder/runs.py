@@ -40,6 +40,7 @@ LOSS_NAME = "loss.csv"
 CONFIG_NAME = "config.json"
 CURVE_NAME = "loss.png"
 LOCK_NAME = ".lock"
+PLUGIN_FIELDS = ("model_args", "output_range")
 LOG_FIELDS = ["step", "loss", "smoothed_loss", "heldout", "elapsed_s", "sample_steps_per_s"]
 
 
@@ -189,6 +190,7 @@ def directions_metadata(
             k: meta.get(k, "")
             for k in ("model", "class_index", "class_name", "truncation", "weights", "weights_fingerprint")
         },
+        **{k: meta[k] for k in PLUGIN_FIELDS if k in meta},  # how a plug-in generator is made again
         "config": config.to_dict(),
         "step": step,
         "loss": loss,

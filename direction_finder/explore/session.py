@@ -27,6 +27,7 @@ from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import UsageError
 from direction_finder.generators import ClassConditional, Factorisable, GeneratorChoice, describe
 from direction_finder.labels import write_label
+from direction_finder.latents import read_latents
 from direction_finder.media import grid_frame, to_uint8, write_gif
 from direction_finder.render import move, ping_pong
 from direction_finder.runs import OpenedDirections
@@ -211,21 +212,11 @@ class Explorer:
     # --- what the user changes ---
     def upload_latents(self, data: bytes) -> int:
         """Use the latents of a .npy (n, z_dim) or (z_dim,) as the base points; returns n."""
-        try:
-            array = np.load(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise UsageError(f"the upload is not a .npy array ({' '.join(str(exc).split())[:120]})") from None
-        z_dim = self.opened.directions.z_dim
-        if array.ndim == 1:
-            array = array[None, :]
-        if array.ndim != 2 or array.shape[1] != z_dim or not 1 <= array.shape[0] <= MAX_LATENTS:
-            raise UsageError(f"latents must have shape (n, {z_dim}) with 1 <= n <= {MAX_LATENTS}, got {array.shape}")
-        if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
-            raise UsageError(f"latents must be finite floats, got {array.dtype}")
+        latents = read_latents(data, self.opened.directions.z_dim, MAX_LATENTS)
         with self.lock:  # the render thread reads it after this: a whole array, never a half
-            self.uploaded = torch.from_numpy(array.astype(np.float32))
+            self.uploaded = latents
             self.cache = OrderedDict((k, v) for k, v in self.cache.items() if not k.uploaded)
-        return int(array.shape[0])
+        return int(latents.shape[0])
 
     def label(self, index: int, name: str) -> dict[int, str]:
         """Name a learned direction (labels.json beside the file); returns all its labels."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from direction_finder.generators.base import (
 )
 from direction_finder.generators.biggan import DEFAULT_MODEL, BigGANGenerator, load_biggan
 from direction_finder.generators.imagenet import ImageNetClass, resolve_class, search_classes
+from direction_finder.generators.plugins import is_plugin, load_plugin, parse_output_range
 from direction_finder.generators.synthetic import SyntheticGenerator, parse_synthetic
 from direction_finder.generators.weights import MODEL_NAMES, ProgressCallback
 
@@ -42,12 +44,22 @@ def load_generator(
     truncation: float = DEFAULT_TRUNCATION,
     weights: str | os.PathLike | None = None,
     device: str | torch.device = "auto",
+    *,
+    model_args: Mapping[str, Any] | None = None,
+    output_range: tuple[float, float] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A generator by model name: biggan-deep-128/-256/-512 (see load_biggan) or
-    `synthetic[:z_dim=..,factors=..,size=..,seed=..]` (known true directions; ignores class)."""
+    """A generator by model name: biggan-deep-128/-256/-512 (see load_biggan),
+    `synthetic[:z_dim=..,factors=..,size=..,seed=..]` (known true directions; ignores class), or
+    a plug-in: `module.path:factory` or an installed `hpdirs.generators` entry point, called with
+    model_args (see plugins)."""
     if model is not None and model.split(":", 1)[0] == "synthetic":
         return parse_synthetic(model, resolve_device(device))
+    if is_plugin(model):
+        assert model is not None
+        return load_plugin(model, model_args, device, output_range)
+    if model_args or output_range:
+        raise UsageError("`model_args` and `output_range` are for plug-in generators (`model` module:factory)")
     if class_ is None:
         raise UsageError("no class given; pass `class_` (a name, index or WordNet id)")
     return load_biggan(model, class_, truncation, weights, device, **kwargs)
@@ -69,6 +81,13 @@ def generator_for_metadata(
     A file whose metadata lacks the model or class needs them given (UsageError says so).
     """
     name = model or metadata.get("model") or None
+    if is_plugin(name):  # a plug-in: its recorded arguments and range, unless given again
+        assert isinstance(name, str)
+        if kwargs.get("model_args") is None:
+            kwargs["model_args"] = metadata.get("model_args") or {}
+        if kwargs.get("output_range") is None and metadata.get("output_range"):
+            kwargs["output_range"] = parse_output_range(metadata["output_range"])
+        return load_generator(name, None, 1.0, None, device, **kwargs)
     if name is None:
         raise UsageError(f"{source} does not say which model it was learned with; pass `model` (and `class_`)")
     if not isinstance(name, str):
@@ -112,6 +131,19 @@ def class_slug(generator: Any) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "custom"
 
 
+def available_models() -> list[tuple[str, str, str]]:
+    """(name for --model, where it comes from, what it is) of every model hpdirs can load here."""
+    from direction_finder.generators.plugins import installed_plugins
+
+    models = [
+        (name, "built-in", "BigGAN-deep, published weights (cache, download or --weights)") for name in MODEL_NAMES
+    ]
+    models.append(("synthetic[:z_dim=8,factors=4,size=8,seed=0]", "built-in", "known true directions, offline"))
+    models += [(name, "plug-in", spec) for name, spec in sorted(installed_plugins().items())]
+    models.append(("module.path:factory", "any", "your own factory returning a Generator (--model-arg key=value)"))
+    return models
+
+
 @dataclass(frozen=True)
 class GeneratorChoice:
     """What a user asked for. A field left None means the default for a new run, or what a
@@ -123,9 +155,17 @@ class GeneratorChoice:
     weights: str | os.PathLike | None = None
     device: str | torch.device = "auto"
     offline: bool | None = None  # None: $HPDIRS_OFFLINE decides
+    model_args: Mapping[str, Any] | None = None  # a plug-in's factory arguments (None: as recorded)
+    output_range: tuple[float, float] | None = None  # a plug-in's output range, mapped to [-1, 1]
+
+    def _plugin(self) -> dict[str, Any]:
+        given = {"model_args": self.model_args, "output_range": self.output_range}
+        return {k: v for k, v in given.items() if v is not None}
 
     def load(self, progress: ProgressCallback | None = None) -> Any:
         """The generator for a new run: the defaults filled in."""
+        if is_plugin(self.model):
+            return load_generator(self.model, None, 1.0, None, self.device, **self._plugin())
         return load_generator(
             self.model,
             self.class_ if self.class_ is not None else DEFAULT_CLASS,
@@ -134,6 +174,7 @@ class GeneratorChoice:
             self.device,
             offline=self.offline,
             progress=progress,
+            **self._plugin(),
         )
 
     def for_metadata(self, metadata: dict[str, Any], source: str, progress: ProgressCallback | None = None) -> Any:
@@ -148,6 +189,7 @@ class GeneratorChoice:
             source=source,
             offline=self.offline,
             progress=progress,
+            **self._plugin(),
         )
 
 

@@ -1,0 +1,172 @@
+"""Any generator from the command line: a factory named `module.path:factory`, or registered by
+an installed package under the entry-point group `hpdirs.generators` (name -> factory).
+
+The factory is called with the `--model-arg key=value` pairs (and `device=` when it takes one)
+and returns a Generator-protocol object. It is checked once on two seeded latents, so that a
+mistake is one line naming it, not a traceback later. Its spec, arguments and output range are
+recorded in every artifact, so `render RUN` and `--resume` rebuild it untold.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from direction_finder.errors import HpdirsWarning, UsageError
+from direction_finder.generators.base import Described, describe, resolve_device
+
+GROUP = "hpdirs.generators"
+SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:factory
+MEMBERS = ("z_dim", "device", "sample_z", "__call__")
+RANGE_SLACK = 1e-3  # outputs this far outside [-1, 1] still count as inside (rounding of a tanh)
+
+
+def installed_plugins() -> dict[str, str]:
+    """Generators registered by installed packages: name -> `module:factory`."""
+    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+
+
+def is_plugin(model: str | None) -> bool:
+    """Whether a model name is a factory spec or an installed plug-in's name."""
+    return model is not None and (bool(SPEC.match(model)) or model in installed_plugins())
+
+
+def parse_model_args(items: Iterable[str]) -> dict[str, Any]:
+    """`key=value` pairs -> keyword arguments; a value that reads as JSON (numbers, true, lists)
+    is taken as such, anything else as a string."""
+    args: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"`model_args` {item!r} is not key=value (key a Python name)")
+        try:
+            args[key] = json.loads(value)
+        except ValueError:
+            args[key] = value
+    return args
+
+
+def parse_output_range(text: str | Iterable[float] | None) -> tuple[float, float] | None:
+    """`0,1` or `0,255` (or a pair) -> (low, high) with low < high; None stays None."""
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in (text.split(",") if isinstance(text, str) else text))
+    except ValueError:
+        raise UsageError(f"`output_range` {text!r} is not two numbers low,high such as 0,1 or 0,255") from None
+    if not low < high:
+        raise UsageError(f"`output_range` {text!r} must have low < high")
+    return low, high
+
+
+def load_factory(model: str) -> Callable[..., Any]:
+    """The factory a spec or an installed plug-in's name names."""
+    spec = installed_plugins().get(model, model)
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"`model` {model}: cannot import {module_name} ({type(exc).__name__}: {first})") from None
+    factory = getattr(module, attribute, None)
+    if factory is None or not callable(factory):
+        raise UsageError(f"`model` {model}: {module_name} has no callable {attribute!r}")
+    return factory
+
+
+class PluginGenerator:
+    """A generator from a factory: maps its outputs into [-1, 1] when they come in another range,
+    records how it was made, and passes every other capability of the object through."""
+
+    def __init__(self, inner: Any, model: str, args: Mapping[str, Any], output_range: tuple[float, float] | None):
+        self.inner, self.model, self.args, self.output_range = inner, model, dict(args), output_range
+        self.z_dim, self.device = int(inner.z_dim), torch.device(inner.device)
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.inner.sample_z(n, generator)
+
+    def __call__(self, z: Tensor) -> Tensor:
+        images = self.inner(z)
+        if self.output_range is None:
+            return images
+        low, high = self.output_range
+        return (images - low) * (2.0 / (high - low)) - 1.0  # [low, high] -> [-1, 1]
+
+    def describe(self) -> dict[str, Any]:
+        about = describe(self.inner) if isinstance(self.inner, Described) else {}
+        return {
+            "class_index": about.get("class_index", -1), "class_name": about.get("class_name", ""),
+            "truncation": about.get("truncation", 1.0), "weights": "", "model": self.model,
+            "model_args": self.args, "output_range": list(self.output_range) if self.output_range else None,
+        }  # fmt: skip
+
+    def __getattr__(self, name: str) -> Any:  # layers, features, sefa_directions, ... of the object itself
+        if name.startswith("__") or name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def load_plugin(
+    model: str,
+    args: Mapping[str, Any] | None = None,
+    device: str | torch.device = "auto",
+    output_range: tuple[float, float] | None = None,
+) -> PluginGenerator:
+    """Call the factory, then check what it returned on two seeded latents."""
+    factory = load_factory(model)
+    kwargs = dict(args or {})
+    try:
+        takes_device = "device" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes_device = False
+    if takes_device and "device" not in kwargs:
+        kwargs["device"] = resolve_device(device)
+    try:
+        made = factory(**kwargs)
+    except TypeError as exc:
+        raise UsageError(f"`model` {model}: the factory does not take these `model_args` ({exc})") from None
+    missing = [m for m in MEMBERS if m != "__call__" and not hasattr(made, m)]
+    missing += [] if callable(made) else ["__call__"]
+    if missing:
+        needs = "a generator needs z_dim, device, sample_z(n, generator) and __call__(z)"
+        raise UsageError(
+            f"`model` {model}: the factory returned a {type(made).__name__} without {', '.join(missing)}; {needs}"
+        )
+    z_dim = made.z_dim
+    if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
+        raise UsageError(f"`model` {model}: z_dim must be a positive int, got {z_dim!r}")
+    generator = PluginGenerator(made, model, kwargs_recorded(kwargs), output_range)
+    _check_output(generator, model)
+    return generator
+
+
+def kwargs_recorded(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The factory's arguments as recorded in artifacts (the device is chosen anew each time)."""
+    return {k: v for k, v in kwargs.items() if k != "device"}
+
+
+def _check_output(generator: PluginGenerator, model: str) -> None:
+    z = generator.sample_z(2, torch.Generator().manual_seed(0))
+    if not isinstance(z, Tensor) or tuple(z.shape) != (2, generator.z_dim):
+        shape = str(tuple(z.shape)) if isinstance(z, Tensor) else type(z).__name__
+        raise UsageError(f"`model` {model}: sample_z(2) must return a (2, {generator.z_dim}) tensor, got {shape}")
+    with torch.no_grad():
+        y = generator(z)
+    if not isinstance(y, Tensor) or y.dim() != 4 or y.shape[0] != 2 or not y.is_floating_point():
+        shape = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
+        raise UsageError(f"`model` {model}: the generator must return an (n, C, H, W) float tensor, got {shape}")
+    low, high = float(y.min()), float(y.max())
+    if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+        hint = "0,255" if high > 2 else "0,1" if low >= -RANGE_SLACK else "LOW,HIGH"
+        warnings.warn(f"`model` {model} outputs values in [{low:.3g}, {high:.3g}], outside [-1, 1]; images "
+                      f"will be clipped: pass `output_range` {hint} if that is its range", HpdirsWarning,
+                      stacklevel=3)  # fmt: skip
