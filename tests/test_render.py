@@ -145,7 +145,7 @@ def test_cli_render_reads_model_class_and_weights_from_the_run(tiny_weights, tmp
     assert result.exit_code == 0, result.stderr
     names = sorted(p.name for p in (run / "render").iterdir())
     assert names == ["axis_000.gif", "direction_000.gif", "direction_001.gif", "direction_002.gif", "index.html",
-                     "overview.gif", "render.json", "sheet.png"]
+                     "latents.npy", "overview.gif", "render.json", "sheet.png"]
     page = (run / "render" / "index.html").read_text()
     assert "biggan-deep-32" in page and "tench" in page and "η from −5.0 to +5.0" in page
     bad = runner.invoke(app, ["render", str(run), "--directions", "0-99"])
