@@ -12,6 +12,11 @@ from direction_finder.generators.random_weights import full_config, save_random_
 def offline_and_isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HPDIRS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HPDIRS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HPDIRS_WEIGHTS_URL", raising=False)
+    # the caches of pytorch-pretrained-biggan and the Hugging Face hub a developer may have: not seen
+    monkeypatch.setenv("PYTORCH_PRETRAINED_BIGGAN_CACHE", str(tmp_path / "biggan-package-cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub"))
 
     def no_network(url, dest, progress=None):
         pytest.fail(f"a test tried to download {url}")

@@ -64,7 +64,7 @@ def test_download_lands_in_the_cache_and_loads_from_it(tiny_weights):
     progress = []
     files = w.resolve_weights("biggan-deep-128", fetch=fetch, progress=lambda *a: progress.append(a))
     assert files.source == "download" and files.folder == w.cache_root() / "biggan-deep-128"
-    assert fetch.asked[0] == "https://huggingface.co/huggingface/biggan-deep-128/resolve/main/config.json"
+    assert fetch.asked[0] == "https://huggingface.co/osanseviero/BigGAN-deep-128/resolve/main/config.json"
     assert json.loads((files.folder / "download.json").read_text())["pytorch_model.bin"] == files.weights.stat().st_size
     assert progress and sorted(p.name for p in files.folder.iterdir()) == ["config.json", "download.json", "pytorch_model.bin"]
     g = load_biggan("biggan-deep-128", class_=207, fetch=fetch_from(tiny_weights, fail_urls=["http"]))
@@ -73,7 +73,7 @@ def test_download_lands_in_the_cache_and_loads_from_it(tiny_weights):
 
 
 def test_second_mirror_is_tried_when_the_first_fails(tiny_weights):
-    fetch = fetch_from(tiny_weights, fail_urls=["huggingface.co/huggingface"])
+    fetch = fetch_from(tiny_weights, fail_urls=["huggingface.co/osanseviero"])
     files = w.resolve_weights("biggan-deep-128", fetch=fetch)
     assert files.source == "download"
     assert fetch.asked[1] == "https://s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-128-config.json"
@@ -95,7 +95,8 @@ def test_an_interrupted_download_leaves_nothing_a_later_run_would_load(tiny_weig
         w.resolve_weights("biggan-deep-128", fetch=fetch)
     folder = w.cache_root() / "biggan-deep-128"
     assert not (folder / "pytorch_model.bin").exists()
-    assert not list(folder.glob("*.partial*"))
+    # what arrived is at most kept under the .partial name, for the next download to resume
+    assert {p.name for p in folder.glob("pytorch_model.bin*")} <= {"pytorch_model.bin.partial"}
     with pytest.raises(WeightsError, match="not in the cache"):
         w.resolve_weights("biggan-deep-128", offline=True)
 

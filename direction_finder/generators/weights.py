@@ -24,14 +24,27 @@ FINGERPRINT_BYTES = 2**20  # read from each end of the weights file for its fing
 RECORD_NAME = "download.json"  # size of each file as it arrived, written after a complete download
 
 
+# The S3 bucket pytorch-pretrained-biggan 0.1.1 hard-codes (and many projects still use), for all
+# three models; its files are named biggan-deep-<resolution>-<file>.
+S3 = "https://s3.amazonaws.com/models.huggingface.co/biggan/{model}-{file}"
+# Hugging Face hub repositories that public code loads these files from (Gradio's own tests load
+# osanseviero/BigGAN-deep-128); no public reference was found for the other resolutions.
+HUB = {"biggan-deep-128": "https://huggingface.co/osanseviero/BigGAN-deep-128/resolve/main/{file}"}
+MIRRORS_ENV = "HPDIRS_WEIGHTS_URL"  # your own mirrors, tried first: templates with {model}, {file}
+RETRIES = 3  # attempts per mirror when a connection drops half way (each resumes where it stopped)
+
+
 def mirrors(name: str, filename: str) -> list[str]:
-    """Where the published files live, tried in order: the Hugging Face hub, then the legacy
-    S3 bucket that pytorch-pretrained-biggan 0.1.1 hard-codes."""
-    legacy = "biggan-deep-{r}-" + filename
-    return [
-        f"https://huggingface.co/huggingface/{name}/resolve/main/{filename}",
-        f"https://s3.amazonaws.com/models.huggingface.co/biggan/{legacy.format(r=name.rsplit('-', 1)[1])}",
-    ]
+    """Where the published files live, tried in order: $HPDIRS_WEIGHTS_URL (one or more URL
+    templates separated by spaces, with {model} and {file}; a template without {file} gets
+    /<file> appended), then the Hugging Face hub where a public repository has the model, then
+    the S3 bucket pytorch-pretrained-biggan hard-codes."""
+    own = []
+    for template in os.environ.get(MIRRORS_ENV, "").split():
+        template = template if "{file}" in template else template.rstrip("/") + "/{file}"
+        own.append(template.format(model=name, file=filename))
+    hub = [HUB[name].format(file=filename)] if name in HUB else []
+    return own + hub + [S3.format(model=name, file=filename)]
 
 
 ProgressCallback = Callable[[str, int, "int | None"], None]  # (filename, bytes so far, total)
@@ -77,7 +90,55 @@ def cache_root() -> Path:
 
 
 def offline_from_env() -> bool:
-    return os.environ.get("HPDIRS_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """HPDIRS_OFFLINE=1, or the Hugging Face hub's own HF_HUB_OFFLINE=1."""
+    yes = ("1", "true", "yes", "on")
+    return any(os.environ.get(v, "").strip().lower() in yes for v in ("HPDIRS_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def _resolution_matches(config: Path, name: str) -> bool:
+    """A found config.json is of the model asked for (its output_dim), else it is not used."""
+    try:
+        return int(json.loads(config.read_text()).get("output_dim", -1)) == int(name.rsplit("-", 1)[1])
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
+
+
+def biggan_package_cache(name: str) -> WeightsFiles | None:
+    """The files pytorch-pretrained-biggan downloaded itself, used in place:
+    $PYTORCH_PRETRAINED_BIGGAN_CACHE (default ~/.pytorch_pretrained_biggan) holds each file under
+    a hash of its URL, beside a .json that names the URL (its S3 URLs)."""
+    root = Path(os.environ.get("PYTORCH_PRETRAINED_BIGGAN_CACHE") or Path.home() / ".pytorch_pretrained_biggan")
+    if not root.is_dir():
+        return None
+    wanted = {S3.format(model=name, file=f): f for f in (CONFIG_NAME, WEIGHTS_NAME)}
+    found: dict[str, Path] = {}
+    for sidecar in sorted(root.glob("*.json")):
+        try:
+            url = json.loads(sidecar.read_text()).get("url")
+        except (OSError, ValueError, AttributeError):
+            continue
+        data = sidecar.with_name(sidecar.name[: -len(".json")])
+        if url in wanted and data.is_file():
+            found[wanted[url]] = data
+    if len(found) < 2 or not _resolution_matches(found[CONFIG_NAME], name):
+        return None
+    return WeightsFiles(found[CONFIG_NAME], found[WEIGHTS_NAME], "pytorch-pretrained-biggan cache")
+
+
+def hub_cache(name: str) -> WeightsFiles | None:
+    """A Hugging Face hub snapshot of the model's repository, used in place:
+    $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub."""
+    repository = {"biggan-deep-128": "osanseviero/BigGAN-deep-128"}.get(name)
+    if repository is None:
+        return None
+    home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+    root = Path(os.environ.get("HF_HUB_CACHE") or home / "hub")
+    snapshots = root / f"models--{repository.replace('/', '--')}" / "snapshots"
+    for snapshot in sorted(snapshots.glob("*"), key=lambda p: p.stat().st_mtime, reverse=True):
+        config, weights = snapshot / CONFIG_NAME, snapshot / WEIGHTS_NAME
+        if config.is_file() and weights.is_file() and _resolution_matches(config, name):
+            return WeightsFiles(config, weights, "hugging face cache")
+    return None
 
 
 def local_weights(path: str | os.PathLike) -> WeightsFiles:
@@ -113,22 +174,39 @@ def _cached(folder: Path) -> WeightsFiles | None:
     return WeightsFiles(config, weights, "cache")
 
 
+class SizeMismatch(OSError):
+    """The server sent another number of bytes than it announced: the file is not kept."""
+
+
 def http_fetch(url: str, dest: Path, progress: ProgressCallback | None = None) -> None:
-    """Stream url into dest; raise OSError unless every announced byte arrived."""
-    request = urllib.request.Request(url, headers={"User-Agent": "hpdirs"})
-    with urllib.request.urlopen(request, timeout=60) as response, open(dest, "wb") as out:
-        total = response.headers.get("Content-Length")
-        total = int(total) if total is not None else None
-        done = 0
-        while chunk := response.read(1 << 20):
-            out.write(chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(dest.name.split(".partial")[0], done, total)
-        out.flush()
-        os.fsync(out.fileno())
-    if total is not None and done != total:
+    """Stream url into dest. Bytes already in dest (an interrupted download) are resumed with an
+    HTTP Range request; a server that answers 200 instead of 206 sends the whole file again,
+    which replaces them. Raises OSError unless every announced byte arrived."""
+    have = dest.stat().st_size if dest.exists() else 0
+    headers = {"User-Agent": "hpdirs"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        resumed = response.status == 206
+        length = response.headers.get("Content-Length")
+        total = (int(length) + (have if resumed else 0)) if length is not None else None
+        ranged = response.headers.get("Content-Range", "")  # bytes START-END/TOTAL
+        if resumed and not ranged.startswith(f"bytes {have}-"):
+            raise SizeMismatch(f"the server resumed at another byte than {have} ({ranged!r})")
+        done = have if resumed else 0
+        with open(dest, "ab" if resumed else "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(dest.name.split(".partial")[0], done, total)
+            out.flush()
+            os.fsync(out.fileno())
+    if total is not None and done < total:
         raise OSError(f"connection closed after {done} of {total} bytes")
+    if total is not None and done > total:
+        raise SizeMismatch(f"received {done} bytes, more than the {total} announced")
 
 
 def download(
@@ -144,17 +222,12 @@ def download(
     sizes: dict[str, int] = {}
     for filename in (CONFIG_NAME, WEIGHTS_NAME):
         final = folder / filename
-        partial = folder / f"{filename}.partial-{os.getpid()}"
-        errors = []
+        partial = folder / f"{filename}.partial"  # kept when a connection drops: the next try resumes it
+        errors: list[str] = []
         for url in mirrors(name, filename):
-            try:
-                fetch(url, partial, progress)
+            if _fetch_resuming(fetch, url, partial, progress, errors):
                 os.replace(partial, final)  # only a complete file gets the final name
                 break
-            except (OSError, urllib.error.URLError, ValueError) as exc:
-                errors.append(f"{url} ({getattr(exc, 'reason', None) or exc})")
-            finally:
-                partial.unlink(missing_ok=True)
         else:
             raise WeightsError(
                 f"could not download {filename} for {name}: tried {'; '.join(errors)}. Put "
@@ -165,6 +238,39 @@ def download(
     tmp.write_text(json.dumps(sizes))
     os.replace(tmp, folder / RECORD_NAME)
     return WeightsFiles(folder / CONFIG_NAME, folder / WEIGHTS_NAME, "download")
+
+
+def _fetch_resuming(fetch: Fetch, url: str, partial: Path, progress: ProgressCallback | None,
+                    errors: list[str]) -> bool:  # fmt: skip
+    """Fetch url into partial, resuming up to RETRIES times after a dropped connection; on
+    failure, the reason is added to errors and False returned."""
+    for attempt in range(RETRIES):
+        before = partial.stat().st_size if partial.exists() else 0
+        try:
+            fetch(url, partial, progress)
+            return True
+        except SizeMismatch as exc:  # not the file announced: start over from the next mirror
+            partial.unlink(missing_ok=True)
+            errors.append(f"{url} ({exc})")
+            return False
+        except urllib.error.HTTPError as exc:  # 404, 403, ...: this mirror does not have it
+            if exc.code == 416:  # the partial file is already whole or longer than the file
+                partial.unlink(missing_ok=True)
+            errors.append(f"{url} ({exc.code} {exc.reason})")
+            return False
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            now = partial.stat().st_size if partial.exists() else 0
+            if attempt and now == before:  # a retry that brought nothing: the size announced is wrong
+                partial.unlink(missing_ok=True)
+                errors.append(f"{url} ({reason}; no more bytes on a retry: not the file announced)")
+                return False
+            if now == 0:  # nothing to resume: another mirror
+                errors.append(f"{url} ({reason})")
+                return False
+            last = f"{url} ({reason})"
+    errors.append(last)
+    return False
 
 
 def resolve_weights(
@@ -180,7 +286,7 @@ def resolve_weights(
         return local_weights(weights)
     check_model_name(name)
     folder = cache_root() / name
-    cached = _cached(folder)
+    cached = _cached(folder) or biggan_package_cache(name) or hub_cache(name)  # what the user already has
     if cached is not None:
         return cached
     if offline if offline is not None else offline_from_env():
