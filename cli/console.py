@@ -190,3 +190,21 @@ def deliver_termination_as_interruption() -> None:
     for kind in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(kind, _terminate)
     warnings.showwarning = show_warning
+
+
+def emit_json(document: Any) -> None:
+    """One JSON document on stdout: no colours, no markup; infinities as strings, as in the files."""
+    import json
+    import math
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "inf" if value > 0 else "-inf" if value < 0 else "nan"
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    console.file.write(json.dumps(plain(document), indent=2) + "\n")
+    console.file.flush()

@@ -24,6 +24,7 @@ from hpdirs_cli.console import (
     OneLineErrors,
     console,
     deliver_termination_as_interruption,
+    emit_json,
     err_console,
     fail,
     user_errors,
@@ -73,6 +74,7 @@ def root(
 @app.command()
 def classes(
     query: Annotated[str, typer.Argument(help="Part of a name, an index or a WordNet id; empty lists all 1000.")] = "",
+    json_out: o.Json = False,
 ) -> None:
     """List or search the 1000 ImageNet classes BigGAN-deep was trained on.
 
@@ -83,6 +85,9 @@ def classes(
     found = search_classes(query)
     if not found:
         raise fail(f"no ImageNet class matches {query!r}; try a shorter query or `hpdirs classes`")
+    if json_out:
+        emit_json({"classes": [{"index": c.index, "wordnet_id": c.wordnet_id, "names": list(c.names)} for c in found]})
+        return
     table = Table("index", "WordNet id", "names", title=f"{len(found)} ImageNet classes")
     for c in found:
         table.add_row(str(c.index), c.wordnet_id, ", ".join(c.names))
@@ -106,6 +111,7 @@ def models() -> None:
 @app.command()
 def download(
     model: Annotated[str, typer.Option(help="biggan-deep-128, biggan-deep-256 or biggan-deep-512.")] = DEFAULT_MODEL,
+    json_out: o.Json = False,
 ) -> None:
     """Fetch a model's published weights into the cache ($HPDIRS_CACHE), so later runs work offline.
 
@@ -115,6 +121,10 @@ def download(
 
     with user_errors(), download_progress() as progress:
         files = resolve_weights(model, None, progress=progress)
+    if json_out:
+        emit_json({"model": model, "folder": str(files.folder), "source": files.source,
+                   "config": str(files.config), "weights": str(files.weights)})  # fmt: skip
+        return
     console.print(f"{model}: {files.folder} ({files.source})")
 
 
@@ -206,6 +216,7 @@ def learn(
 @app.command()
 def info(
     file: Annotated[Path, typer.Argument(help="A directions file, or a run folder.")],
+    json_out: o.Json = False,
 ) -> None:
     """Print a directions file's metadata as a table.
 
@@ -215,6 +226,11 @@ def info(
 
     with user_errors():
         directions = load_directions(file)
+    if json_out:
+        labels = {str(i): v for i, v in directions.labels.items()}
+        emit_json({"file": str(file), "num_directions": directions.num_directions, "z_dim": directions.z_dim,
+                   "metadata": directions.metadata, "labels": labels})  # fmt: skip
+        return
     print_metadata(file, directions)
 
 
@@ -303,6 +319,7 @@ def compare(
     gifs: o.Gifs = True,
     out: o.CompareOut = None,
     latents: o.Latents = None,
+    json_out: o.Json = False,
     model: o.ModelOverride = None,
     class_: o.ClassOverride = None,
     truncation: o.TruncationOverride = None,
@@ -323,7 +340,7 @@ def compare(
         settings = CompareSettings(samples, seed, top, eta, epsilon, k, sweep_steps, batch_size, layer, given)
         plugged = plugin(model_arg, output_range)
         choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
-        with download_progress() as progress, images_bar("measuring", transient=True) as bar:
+        with download_progress() as progress, images_bar("measuring", transient=True, stderr=json_out) as bar:
             task = bar.add_task("compare", total=None)
             result = compare_file(
                 run_or_file,
@@ -335,6 +352,10 @@ def compare(
                 progress=progress,
                 on_images=lambda done, total: bar.update(task, completed=done, total=total),
             )
+    if json_out:
+        emit_json({"out_dir": str(result.out_dir), **result.info, "notes": result.notes,
+                   "sets": {r.name: r.summary() for r in result.reports}})  # fmt: skip
+        return
     print_comparison(result)
 
 
@@ -402,6 +423,7 @@ def bench(
     explore: o.BenchExplore = BENCH.explore,
     device: o.Device = o.DEVICE,
     out: o.BenchOut = Path("bench.json"),
+    json_out: o.Json = False,
     offline: o.Offline = False,
     model_arg: o.ModelArgs = None,
     output_range: o.OutputRange = None,
@@ -424,7 +446,7 @@ def bench(
 
         def show_layers(layers: dict[str, tuple[int, int, int]]) -> None:
             names = ", ".join(f"{n} {c}x{h}x{w}" for n, (c, h, w) in layers.items())
-            console.print(f"layers for --layer: {names}", highlight=False)
+            (err_console if json_out else console).print(f"layers for --layer: {names}", highlight=False)
 
         with download_progress() as progress, err_console.status("measuring") as status:
             results = bench_to_file(
@@ -435,6 +457,9 @@ def bench(
                 on_layers=show_layers,
                 note=lambda message: status.update(f"measuring: {message}"),
             )
+    if json_out:
+        emit_json(results)
+        return
     print_bench(results)
     console.print(f"wrote {out}", highlight=False)
 

@@ -42,6 +42,9 @@ def learned(name: str) -> str:
     return "z_dim" if name == "num_directions" and value is None else str(value)
 
 
+JSON_HELP = "Print one JSON document on stdout instead of tables (progress on stderr)."
+Json = Annotated[bool, option(JSON_HELP, "off", "--json")]
+
 # --- every command that builds a generator ---
 MODEL_ARG_HELP = "key=value for a plug-in's factory (--model module:factory); repeat for more."
 RANGE_HELP = "A plug-in's output range, e.g. 0,1 or 0,255, mapped to [-1, 1]."

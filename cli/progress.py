@@ -54,15 +54,16 @@ def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
             bar.stop()
 
 
-def images_bar(what: str, transient: bool = False) -> Progress:
-    """A bar of images generated out of the total, with the time left."""
+def images_bar(what: str, transient: bool = False, stderr: bool = False) -> Progress:
+    """A bar of images generated out of the total, with the time left (on stderr when stdout
+    carries a JSON document)."""
     return Progress(
         TextColumn(what),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("images"),
         TimeRemainingColumn(),
-        console=console,
+        console=err_console if stderr else console,
         transient=transient,
     )
 

@@ -35,6 +35,7 @@ from direction_finder.objective import Batch, draw_batch, outputs, strict_fp32, 
 from direction_finder.penalty import hessian_penalty_reference
 from direction_finder.validation import integer
 
+BENCH_FORMAT = "hpdirs.bench/1"
 Note = Callable[[str], None]
 StepFn = Callable[..., Tensor]  # train_step or reference_step: (generator, A, optimizer, config, batch)
 
@@ -208,6 +209,7 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
     note = note or (lambda message: None)
     device = generator.device
     results: dict[str, Any] = {
+        "format": BENCH_FORMAT,
         "model": display_name(generator),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)

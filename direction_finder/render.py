@@ -40,6 +40,7 @@ from direction_finder.media import (
 from direction_finder.runs import open_directions
 from direction_finder.validation import check_fields, integer, positive, within
 
+RENDER_FORMAT = "hpdirs.render/1"  # render.json
 FORMATS = ("gif", "mp4", "png")
 MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
 MAX_SAMPLES = 64  # samples in one grid
@@ -233,6 +234,7 @@ def render(
     total = len(tracks) * settings.frames * settings.samples + sheet_images
     done = 0
     manifest: dict[str, Any] = {
+        "format": RENDER_FORMAT,
         **(info or {}),
         "eta": settings.eta,
         "frames": settings.frames,

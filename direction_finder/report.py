@@ -21,6 +21,8 @@ from direction_finder.directions import atomic_write
 from direction_finder.media import add_label, ping_pong, tile, to_uint8, write_gif
 from direction_finder.render import sweep
 
+REPORT_FORMAT = "hpdirs.compare/1"  # report.json
+
 if TYPE_CHECKING:
     from direction_finder.compare import CompareSettings, SetReport
 
@@ -40,6 +42,7 @@ def write_reports(
 ) -> None:
     """report.json (every metric of every set), report.csv (one row per set)."""
     body = {
+        "format": REPORT_FORMAT,
         **info,
         "settings": settings.__dict__,
         "notes": notes,

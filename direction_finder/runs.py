@@ -40,6 +40,7 @@ LOSS_NAME = "loss.csv"
 CONFIG_NAME = "config.json"
 CURVE_NAME = "loss.png"
 LOCK_NAME = ".lock"
+RUN_FORMAT = "hpdirs.run/1"  # config.json of a run folder
 PLUGIN_FIELDS = ("model_args", "output_range")
 LOG_FIELDS = ["step", "loss", "smoothed_loss", "heldout", "elapsed_s", "sample_steps_per_s"]
 
@@ -211,7 +212,7 @@ class RunFiles:
     rows: list[dict[str, str]] = field(default_factory=list)
 
     def write_config(self) -> None:
-        body = {"config": self.config.to_dict(), "generator": self.meta, "versions": versions()}
+        body = {"format": RUN_FORMAT, "config": self.config.to_dict(), "generator": self.meta, "versions": versions()}
         atomic_write(self.dir / CONFIG_NAME, lambda tmp: tmp.write_text(json.dumps(body, indent=2) + "\n"))
 
     def load_rows(self, up_to_step: int) -> None:

@@ -160,8 +160,9 @@ def test_caches_users_already_have_are_used_in_place_without_the_network(full_we
     files = w.resolve_weights("biggan-deep-128", fetch=forbidden)
     assert (files.config, files.weights) == expected  # the user's own files, not copies
     assert not (w.cache_root() / "biggan-deep-128").exists()
-    g = load_biggan("biggan-deep-128", class_=207, fetch=forbidden, device="cpu")  # the same strict loading
-    assert g.weights.weights == expected[1] and g.resolution == 128
+    if kind == "package":  # the same strict loading from there (once: a full-size model takes seconds)
+        g = load_biggan("biggan-deep-128", class_=207, fetch=forbidden, device="cpu")
+        assert g.weights.weights == expected[1] and g.resolution == 128
 
 
 def test_a_cached_file_of_another_model_is_not_taken(tiny_weights, tmp_path, monkeypatch):

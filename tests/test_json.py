@@ -1,0 +1,49 @@
+"""Machine-readable output: --json prints one JSON document on stdout, and every JSON file hpdirs
+writes says its format."""
+
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from direction_finder.generators import weights as w
+from hpdirs_cli.main import app
+
+runner = CliRunner()
+
+
+def doc(args):
+    result = runner.invoke(app, [*args, "--json"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)  # stdout is the document and nothing else
+
+
+def test_info_classes_download_and_compare_print_one_json_document(tiny_weights, tmp_path):
+    classes = doc(["classes", "retriever"])["classes"]
+    assert {"index": 207, "wordnet_id": "n02099601", "names": ["golden retriever"]} in classes
+    shutil.copytree(tiny_weights, w.cache_root() / "biggan-deep-256")
+    downloaded = doc(["download", "--model", "biggan-deep-256"])
+    assert downloaded["source"] == "cache" and downloaded["model"] == "biggan-deep-256"
+    learned = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=6,factors=2,size=4", "--steps", "2",
+                                  "--eval-every", "0", "--out", str(tmp_path), "--name", "j"])
+    assert learned.exit_code == 0, learned.stderr
+    run = tmp_path / "synthetic" / "j"
+    info = doc(["info", str(run)])
+    assert info["num_directions"] == 6 and info["metadata"]["step"] == 2 and info["labels"] == {}
+    compared = doc(["compare", str(run), "--samples", "2", "--top", "2", "--baselines", "axes", "--no-gifs"])
+    report = json.loads((run / "compare" / "report.json").read_text())
+    for name, summary in compared["sets"].items():  # the numbers of the table are the report's
+        assert summary["heldout_penalty"] == report["sets"][name]["heldout_penalty"]
+        assert summary["D_R"] == report["sets"][name]["D_R"]
+    rendered = runner.invoke(app, ["render", str(run), "--samples", "1", "--frames", "2"])
+    assert rendered.exit_code == 0, rendered.stderr
+    for path, kind in [(run / "config.json", "hpdirs.run/1"), (run / "render" / "render.json", "hpdirs.render/1"),
+                       (run / "compare" / "report.json", "hpdirs.compare/1")]:
+        assert json.loads(path.read_text())["format"] == kind
+
+
+def test_bench_json_is_the_file(tiny_weights, tmp_path):
+    out = tmp_path / "bench.json"
+    printed = doc(["bench", "--weights", str(tiny_weights), "--steps", "1", "--batch-size", "1", "--no-render",
+                   "--no-explore", "--layer", "none", "--device", "cpu", "--out", str(out)])
+    assert printed == json.loads(out.read_text()) and printed["format"] == "hpdirs.bench/1"
