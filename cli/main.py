@@ -6,6 +6,7 @@ left out is not passed on (a resumed run keeps its own settings).
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -92,6 +93,26 @@ def classes(
     for c in found:
         table.add_row(str(c.index), c.wordnet_id, ", ".join(c.names))
     console.print(table)
+
+
+SHELLS = ("bash", "zsh", "fish")
+COMPLETE_VAR = "_HPDIRS_COMPLETE"  # the variable the shell sets when it asks hpdirs for completions
+
+
+@app.command()
+def completion(
+    shell: Annotated[str, typer.Argument(help="bash, zsh or fish (never guessed from the environment).")],
+) -> None:
+    """Print the shell completion script; load it from your shell's start-up file.
+
+    Example: hpdirs completion bash >> ~/.bashrc   (zsh: ~/.zshrc; fish: ~/.config/fish/completions/hpdirs.fish)
+    """
+    from typer._completion_shared import get_completion_script
+
+    if shell not in SHELLS:
+        raise fail(f"unknown shell {shell!r}; choose {', '.join(SHELLS)}")
+    console.file.write(get_completion_script(prog_name="hpdirs", complete_var=COMPLETE_VAR, shell=shell))
+    console.file.flush()
 
 
 @app.command()
@@ -467,6 +488,10 @@ def bench(
 def main() -> None:
     """Console-script entry point (termination signals arrive as an interruption; see console)."""
     deliver_termination_as_interruption()
+    if COMPLETE_VAR in os.environ:  # the shell asks for completions: typer's shell classes answer
+        from typer._completion_classes import completion_init
+
+        completion_init()
     app(prog_name="hpdirs")
 
 

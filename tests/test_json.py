@@ -47,3 +47,25 @@ def test_bench_json_is_the_file(tiny_weights, tmp_path):
     printed = doc(["bench", "--weights", str(tiny_weights), "--steps", "1", "--batch-size", "1", "--no-render",
                    "--no-explore", "--layer", "none", "--device", "cpu", "--out", str(out)])
     assert printed == json.loads(out.read_text()) and printed["format"] == "hpdirs.bench/1"
+
+
+def test_shell_completion_scripts_complete_commands_and_options():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for shell, marker in [("bash", "complete -o default -F _hpdirs_completion hpdirs"), ("zsh", "#compdef hpdirs"),
+                          ("fish", "complete --command hpdirs")]:
+        result = runner.invoke(app, ["completion", shell])
+        assert result.exit_code == 0 and marker in result.stdout, result.stdout
+    bad = runner.invoke(app, ["completion", "tcsh"])
+    assert bad.exit_code == 1 and "unknown shell 'tcsh'; choose bash, zsh, fish" in bad.stderr
+    # a real bash sources the script and asks the installed command, as a user's shell does
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    script = ('source <(hpdirs completion bash); COMP_WORDS=(hpdirs le); COMP_CWORD=1; _hpdirs_completion hpdirs;'
+              ' echo "${COMPREPLY[@]}"; COMP_WORDS=(hpdirs render x --sam); COMP_CWORD=3;'
+              ' _hpdirs_completion hpdirs; echo "${COMPREPLY[@]}"')
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PATH": path})
+    assert out.stdout.split("\n")[:2] == ["learn", "--samples"], (out.stdout, out.stderr)
