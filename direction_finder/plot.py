@@ -1,4 +1,8 @@
-"""A small loss-curve chart drawn with Pillow (no plotting library needed)."""
+"""A small loss-curve chart drawn with Pillow (no plotting library needed).
+
+Pillow's built-in bitmap font has ASCII only, so the chart uses nothing else: legend entries
+are a drawn line and a name, not a dash character the font lacks.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,14 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 
-def _log_ticks(low: float, high: float) -> list[float]:
-    return [10.0**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)]
+def log_ticks(low: float, high: float) -> list[float]:
+    """Values to label on a log axis from low to high: decades; 2 and 5 times them within two
+    decades; every digit within one; and low and high themselves when fewer than two fall in."""
+    decades = math.log10(high / low)
+    steps = tuple(float(m) for m in range(1, 10)) if decades < 1 else (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
+    ticks = [m * 10.0**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1) for m in steps]
+    inside = [t for t in ticks if low * (1 - 1e-9) <= t <= high * (1 + 1e-9)]
+    return inside if len(inside) >= 2 else sorted({low, *inside, high})
 
 
 def loss_curve(
@@ -19,11 +29,11 @@ def loss_curve(
     """Draw each named series of (step, value > 0) on a log-y chart and save it as PNG."""
     colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
     width, height = size
-    left, right, top, bottom = 64, 16, 28, 40
+    left, right, top, bottom = 64, 16, 40, 40
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     points = [(s, v) for data in series.values() for s, v in data if v > 0 and math.isfinite(v)]
-    draw.text((left, 8), title, fill="black")
+    draw.text((left, 4), title, fill="black")
     if not points:
         draw.text((left, height // 2), "no data yet", fill="black")
         image.save(path, format="PNG")
@@ -40,12 +50,13 @@ def loss_curve(
         fy = (math.log10(value) - ly0) / (ly1 - ly0)
         return left + fx * (width - left - right), height - bottom - fy * (height - top - bottom)
 
+    for tick in log_ticks(10**ly0, 10**ly1):
+        _, y = xy(x0, tick)
+        draw.line([left, y, width - right, y], fill=(225, 225, 225))  # a light grid line per value
+        draw.line([left - 4, y, left, y], fill="black")
+        draw.text((4, y - 6), f"{tick:.3g}", fill="black")
     draw.rectangle([left, top, width - right, height - bottom], outline="black")
-    for tick in _log_ticks(10**ly0, 10**ly1):
-        if 10**ly0 <= tick <= 10**ly1:
-            _, y = xy(x0, tick)
-            draw.line([left - 4, y, left, y], fill="black")
-            draw.text((4, y - 6), f"{tick:.0e}", fill="black")
+    draw.text((4, top - 20), "value (log scale)", fill="black")
     for step in (x0, (x0 + x1) // 2, x1):
         x, _ = xy(step, 10**ly0)
         draw.text((x - 10, height - bottom + 6), str(int(step)), fill="black")
@@ -57,5 +68,7 @@ def loss_curve(
             draw.line(line, fill=colour, width=2)
         for x, y in line if len(line) <= 64 else []:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-        draw.text((width - right - 180, top + 6 + 14 * n), f"— {name}", fill=colour)
+        lx, ly = width - right - 200, 6 + 14 * n  # in the margin above the plot: it hides no curve
+        draw.line([lx, ly + 2, lx + 18, ly + 2], fill=colour, width=2)  # the series' own line, not a glyph
+        draw.text((lx + 24, ly - 4), name, fill="black")
     image.save(path, format="PNG")
