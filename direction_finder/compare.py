@@ -402,4 +402,5 @@ def compare_file(
         gifs=gifs,
         on_images=on_images,
     )
+    opened.refresh_card()
     return Comparison(reports, notes, info, target, with_user_latents(settings, opened.directions.z_dim))

@@ -398,4 +398,5 @@ def render_file(
         labels=opened.directions.labels,
         on_images=on_images,
     )
+    opened.refresh_card()
     return target

@@ -122,7 +122,7 @@ def read_run(run_dir: str | os.PathLike) -> tuple[LearnConfig, dict[str, Any]]:
 
 def remove_unfinished(run_dir: Path) -> None:
     """Remove the files a run that never reached its first checkpoint wrote, and its folder."""
-    for name in (CONFIG_NAME, LOSS_NAME, CURVE_NAME, LAST_NAME, BEST_NAME, LOCK_NAME):
+    for name in (CONFIG_NAME, LOSS_NAME, CURVE_NAME, LAST_NAME, BEST_NAME, LOCK_NAME, "README.md"):
         (run_dir / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # something else is in it: leave it
         run_dir.rmdir()
@@ -255,6 +255,9 @@ class RunFiles:
             "held-out penalty": [(int(r["step"]), float(r["heldout"])) for r in self.rows if r["heldout"]],
         }
         title = f"{self.meta.get('model', '')} {self.meta.get('class_name', '')}".strip()
+        from direction_finder.card import write_run_card
+
+        write_run_card(self.dir)  # the run's README.md, with the steps done so far
         atomic_write(self.dir / CURVE_NAME, lambda tmp: loss_curve(series, tmp, title=title))
 
 
@@ -278,6 +281,13 @@ class OpenedDirections:
     def output_dir(self, kind: str) -> Path:
         """RUN/<kind> for a run folder, <kind>-<file stem> beside a file."""
         return self.path.parent / kind if self.from_run else self.path.parent / f"{kind}-{self.path.stem}"
+
+    def refresh_card(self) -> None:
+        """Rewrite the run's README.md (its links to render and compare), for a run folder."""
+        if self.from_run and (self.path.parent / CONFIG_NAME).is_file():
+            from direction_finder.card import write_run_card
+
+            write_run_card(self.path.parent)
 
 
 def open_directions(

@@ -27,8 +27,8 @@ def test_two_gloo_ranks_equal_one_process_and_only_rank_0_writes(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "synthetic" / "ddp"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
-        ["checkpoint.pt", "config.json", "directions.safetensors", "directions_best.safetensors", "loss.csv",
-         "loss.png"])
+        ["README.md", "checkpoint.pt", "config.json", "directions.safetensors", "directions_best.safetensors",
+         "loss.csv", "loss.png"])
     assert out.stdout.count("hpdirs learn") == 1  # one rank prints
     single = learn(parse_synthetic(MODEL), LearnConfig(steps=10, batch_size=4, eval_every=3, eval_samples=6,
                                                        checkpoint_every=4, seed=3))

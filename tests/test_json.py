@@ -69,3 +69,28 @@ def test_shell_completion_scripts_complete_commands_and_options():
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PATH": path})
     assert out.stdout.split("\n")[:2] == ["learn", "--samples"], (out.stdout, out.stderr)
+
+
+def test_a_run_folder_explains_itself_in_its_readme(tmp_path):
+    from direction_finder.card import reproduce_command
+
+    args = ["learn", "--model", "synthetic:z_dim=6,factors=2,size=4", "--steps", "4", "--eval-every", "2",
+            "--eval-samples", "2", "--lr", "0.02", "--out", str(tmp_path), "--name", "card"]
+    assert runner.invoke(app, args).exit_code == 0
+    run = tmp_path / "synthetic" / "card"
+    card = (run / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: hpdirs\ntags: [hpdirs, hessian-penalty, gan, latent-directions")
+    assert "- steps done: 4 of 4" in card and "held-out penalty: " in card and "not measured" not in card
+    assert "| `lr` | 0.02 |" in card and "render/index.html" not in card
+    body = json.loads((run / "config.json").read_text())
+    command = reproduce_command(body["config"], body["generator"])
+    assert command in card and "--lr 0.02" in command and "--init random" in command
+    # the command in the card starts the same run again: the same directions, bit for bit
+    again = command.replace(" \\\n    ", " ").split()[2:] + ["--out", str(tmp_path / "again"), "--name", "card"]
+    assert runner.invoke(app, ["learn", *again]).exit_code == 0
+    from direction_finder import load_directions
+
+    first, second = load_directions(run), load_directions(tmp_path / "again" / "synthetic" / "card")
+    assert (first.matrix == second.matrix).all()
+    assert runner.invoke(app, ["render", str(run), "--samples", "1", "--frames", "2"]).exit_code == 0
+    assert "- [render](render/index.html)" in (run / "README.md").read_text()

@@ -141,8 +141,8 @@ def test_run_files_and_the_directions_file_format(tiny_biggan, tmp_path):
     config = LearnConfig(steps=4, batch_size=2, eval_every=2, eval_samples=2, checkpoint_every=2)
     learn(tiny_biggan, config, out_dir=tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["checkpoint.pt", "config.json", "directions.safetensors", "directions_best.safetensors",
-                     "loss.csv", "loss.png"]
+    assert names == ["README.md", "checkpoint.pt", "config.json", "directions.safetensors",
+                     "directions_best.safetensors", "loss.csv", "loss.png"]
     d = load_directions(tmp_path / "directions.safetensors")
     # Householder QR in float32: orthonormal to ~4 * z_dim * eps
     torch.testing.assert_close(d.matrix @ d.matrix.T, torch.eye(16), atol=4 * 16 * FLOAT32_EPS, rtol=0)
