@@ -1,5 +1,5 @@
 """The explorer's state, without HTTP: direction sets, base latents, the current generator, and
-images of any combination of coefficients, rendered behind one lock with an LRU cache.
+images of any combination of coefficients, rendered on one thread with an LRU cache.
 
 A view is everything that decides an image: the direction set, the coefficients w (index ->
 value), the base latents (a seed and a count, or the user's uploaded latents), and, for a
@@ -187,7 +187,8 @@ class Explorer:
     def latent_npy(self, view: View) -> bytes:
         """The latents shown, z + w Q, as a .npy (samples, z_dim) float32."""
         buffer = io.BytesIO()
-        np.save(buffer, self.edited(self.check(view)).numpy().astype(np.float32))
+        view = self.check(view)  # generators are looked up and made on the render thread only
+        np.save(buffer, self.worker.submit(self.edited, view).result().numpy().astype(np.float32))
         return buffer.getvalue()
 
     def sweep_gif(self, view: View, direction: int, frames: int = SWEEP_FRAMES) -> bytes:
@@ -231,7 +232,7 @@ class Explorer:
         images at -eta, 0 and +eta along each, over ACTIVENESS_SAMPLES seeded latents (pixels
         and samples averaged). One direction at a time takes the render thread, so sliders stay live."""
         generator = self.opened.generator
-        z = self.latents(View(samples=ACTIVENESS_SAMPLES)).to(generator.device)
+        z = self.worker.submit(self.latents, View(samples=ACTIVENESS_SAMPLES)).result().to(generator.device)
 
         def images(latents: Tensor) -> Tensor:
             with torch.no_grad():
