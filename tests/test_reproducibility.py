@@ -110,18 +110,22 @@ def _free_port() -> int:
 def _rank(rank: int, world: int, port: int, weights: str, out: str) -> None:
     import torch.distributed as dist
 
-    from direction_finder.distributed import DistContext
+    from direction_finder.distributed import DistContext, shutdown
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    finished = False
     try:
         g = load_biggan(class_="golden_retriever", truncation=0.4, weights=weights, device="cpu", dtype=torch.float64)
         result = learn(g, _config(), dist=DistContext(rank, world, rank, "gloo"))
         if rank == 0:
             torch.save({"matrix": result.matrix, "raw": result.raw}, out)
+        finished = True
     finally:
-        dist.destroy_process_group()
+        # after a success every rank waits for the others before leaving: a rank that exits while
+        # rank 0 still writes can make rank 0's gloo abort the process ("terminate called ...")
+        shutdown(finished)
 
 
 def test_two_gloo_ranks_take_the_same_path_as_one_process(tiny64, tiny_weights, tmp_path):
