@@ -9,6 +9,7 @@ from rich.table import Table
 
 from direction_finder.compare import Comparison
 from direction_finder.directions import Directions
+from direction_finder.report import SUMMARY_HEADER, summary_cells
 from hpdirs_cli.console import console
 
 METADATA_ORDER = [
@@ -48,27 +49,12 @@ def print_comparison(result: Comparison) -> None:
     """One row per direction set, the notes, and where the files went."""
     info, settings = result.info, result.settings
     table = Table(
-        "set",
-        "held-out penalty ↓",
-        "D% ↑",
-        "D_R ↑",
-        "top activeness",
-        "mean activeness",
-        "mean |cos| to an axis",
+        *SUMMARY_HEADER,
         title=f"{info.get('model', '')} · {info.get('class_name', '')} · "
         f"{settings.samples} held-out samples · top {settings.top}",
     )
     for r in result.reports:
-        s = r.summary()
-        table.add_row(
-            r.name,
-            f"{s['heldout_penalty']:.4g}",
-            f"{s['D_percent']:.1f}",
-            f"{s['D_R']:.3g}",
-            f"{s['top_activeness']:.4g}",
-            f"{s['mean_activeness']:.4g}",
-            f"{s['mean_match_cosine']:.3f}",
-        )
+        table.add_row(*summary_cells(r))
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)

@@ -22,6 +22,18 @@ from direction_finder.media import add_label, ping_pong, tile, to_uint8, write_g
 from direction_finder.render import sweep
 
 REPORT_FORMAT = "hpdirs.compare/1"  # report.json
+# The columns of compare's summary, as the terminal table and compare.html show them.
+SUMMARY_HEADER = (
+    "set", "held-out penalty ↓", "D% ↑", "D_R ↑", "top activeness", "mean activeness", "mean |cos| to an axis",
+)  # fmt: skip
+
+
+def summary_cells(report: SetReport) -> list[str]:
+    """One set's row under SUMMARY_HEADER, formatted."""
+    s = report.summary()
+    return [report.name, f"{s['heldout_penalty']:.4g}", f"{s['D_percent']:.1f}", f"{s['D_R']:.3g}",
+            f"{s['top_activeness']:.4g}", f"{s['mean_activeness']:.4g}", f"{s['mean_match_cosine']:.3f}"]  # fmt: skip
+
 
 if TYPE_CHECKING:
     from direction_finder.compare import CompareSettings, SetReport
@@ -122,30 +134,13 @@ def write_compare_html(
     settings: CompareSettings,
 ) -> None:
     e = html.escape
-    header = [
-        "set",
-        "held-out penalty ↓",
-        "D% ↑",
-        "D_R ↑",
-        "top activeness",
-        "mean activeness",
-        "mean |cos| to an axis",
-    ]
+    header = list(SUMMARY_HEADER)
     has_recovery = any("recovery" in r.extra for r in reports)
     if has_recovery:
         header.append("recovery ↑")
     rows = []
     for r in reports:
-        s = r.summary()
-        cells = [
-            r.name,
-            f"{s['heldout_penalty']:.4g}",
-            f"{s['D_percent']:.1f}",
-            f"{s['D_R']:.3g}",
-            f"{s['top_activeness']:.4g}",
-            f"{s['mean_activeness']:.4g}",
-            f"{s['mean_match_cosine']:.3f}",
-        ]
+        cells = summary_cells(r)
         if has_recovery:
             cells.append(f"{r.extra.get('recovery', float('nan')):.3f}")
         rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
