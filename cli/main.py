@@ -327,8 +327,11 @@ def render(
 @app.command()
 def compare(
     run_or_file: o.Source,
-    baselines: o.Baselines = o.COMPARE_BASELINES,
-    samples: o.CompareSamples = COMPARE.samples,
+    against: o.Against = None,
+    baselines: o.Baselines = None,
+    budget: o.Budget = None,
+    precise: o.Precise = False,
+    samples: o.CompareSamples = None,
     seed: o.CompareSeed = COMPARE.seed,
     top: o.Top = COMPARE.top,
     eta: o.CompareEta = COMPARE.eta,
@@ -350,15 +353,18 @@ def compare(
     model_arg: o.ModelArgs = None,
     output_range: o.OutputRange = None,
 ) -> None:
-    """Compare learned directions with axis-aligned z, random and SeFa directions, in numbers and GIFs.
+    """Compare directions with axis-aligned z, random and SeFa directions (or with a second run), with
+    95% intervals and paired differences, in numbers and GIFs.
 
-    Example: hpdirs compare outputs/golden_retriever/first-try --baselines axes,random,sefa --samples 8
+    Example: hpdirs compare outputs/golden_retriever/first-try --budget 10m
     """
     from direction_finder.compare import compare_file
 
     with user_errors():
         given = str(latents) if latents is not None else None
-        settings = CompareSettings(samples, seed, top, eta, epsilon, k, sweep_steps, batch_size, layer, given)
+        settings = CompareSettings(
+            samples, seed, top, eta, epsilon, k, sweep_steps, batch_size, layer, given, budget, precise
+        )
         plugged = plugin(model_arg, output_range)
         choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
         with download_progress() as progress, images_bar("measuring", transient=True, stderr=json_out) as bar:
@@ -366,6 +372,7 @@ def compare(
             result = compare_file(
                 run_or_file,
                 settings,
+                against=against,
                 baselines=baselines,
                 generator=choice,
                 out_dir=out,
@@ -375,7 +382,9 @@ def compare(
             )
     if json_out:
         emit_json({"out_dir": str(result.out_dir), **result.info, "notes": result.notes,
-                   "sets": {r.name: r.summary() for r in result.reports}})  # fmt: skip
+                   "measured": result.results.measured,
+                   "sets": {r.name: r.summary() for r in result.reports},
+                   "differences": [d.as_dict() for d in result.results.differences]})  # fmt: skip
         return
     print_comparison(result)
 

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from direction_finder.bench import BenchSettings
-from direction_finder.compare import BASELINES, DEFAULT_BASELINES, CompareSettings
+from direction_finder.budget import DEFAULT_BUDGET
+from direction_finder.compare import BASELINES, DEFAULT_BASELINES, PRECISE_SAMPLES, CompareSettings
 from direction_finder.config import DEFAULT_RECIPE, RECIPES, default
 from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION, GeneratorChoice
 from direction_finder.render import RenderSettings
@@ -24,7 +25,6 @@ DEVICE = str(GeneratorChoice().device)  # "auto": the best device present
 OUT_ROOT = Path(RunRequest().out_root)
 # ... and those of them that are lists, as the comma-separated text the options take
 RENDER_FORMATS = ",".join(map(str, RENDER.formats))
-COMPARE_BASELINES = ",".join(DEFAULT_BASELINES)
 BENCH_BATCHES = ",".join(map(str, BENCH.batch_sizes))
 BENCH_LAYER = str(BENCH.layer)
 
@@ -132,19 +132,28 @@ Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--laten
 
 # --- compare ---
 BASELINES_HELP = f"Comma-separated: {', '.join(BASELINES)} (the --init curvature warm start; 16*z_dim images more)."
-Baselines = Annotated[str, option(BASELINES_HELP)]
-CompareSamples = Annotated[int, option("Held-out samples shared by every set.")]
+Baselines = Annotated[str | None, option(BASELINES_HELP, f"{','.join(DEFAULT_BASELINES)} (none with a second set)")]
+Against = Annotated[
+    Path | None, typer.Argument(help="A second run or directions file to compare the first with (paired).")
+]
+SAMPLES_HELP = "Held-out samples shared by every metric and set: the precise computation, no budget."
+CompareSamples = Annotated[int | None, option(SAMPLES_HELP, "chosen by --budget")]
+BUDGET_HELP = "Time (10m, 90s, 1h) or images (3300) to spend; chooses the samples (and reserves the GIFs)."
+Budget = Annotated[str | None, option(BUDGET_HELP, DEFAULT_BUDGET)]
+PRECISE_HELP = f"Every direction on the same {PRECISE_SAMPLES} samples (or --samples): slow, no budget."
+Precise = Annotated[bool, option(PRECISE_HELP, "off", "--precise")]
 CompareSeed = Annotated[int, option("Seed of the held-out samples, base points and vectors.")]
 Top = Annotated[int, option("N': most active directions in the D% / D_R Hessians.")]
 CompareEta = Annotated[float, option("Base points and sweeps within [-eta, eta].")]
 CompareEpsilon = Annotated[float, option("Finite-difference step.")]
 CompareK = Annotated[int, option("Rademacher vectors per sample.", None, "--k")]
-SweepSteps = Annotated[int, option("Coefficient values in the activeness sweep.")]
+SweepSteps = Annotated[int, option("Coefficient values in the activeness sweep (precise).")]
 CompareBatch = Annotated[int, option("Images per generator call.")]
 LAYER_MEASURE = "Measure on this layer's activation instead of pixels (see `hpdirs learn --help`)."
 CompareLayer = Annotated[str | None, option(LAYER_MEASURE, "pixel space")]
 Gifs = Annotated[bool, option("Write the side-by-side GIFs.", None, "--gifs/--no-gifs")]
-CompareOut = Annotated[Path | None, option("Output folder.", "RUN/compare, or compare-<file> beside a file")]
+COMPARE_OUT = "RUN/compare (RUN/compare-vs-<other> with a second set), or compare-<file> beside a file"
+CompareOut = Annotated[Path | None, option("Output folder.", COMPARE_OUT)]
 
 # --- explore ---
 Host = Annotated[str, option("Address to listen on; 127.0.0.1 keeps the page to this machine.")]

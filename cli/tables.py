@@ -9,7 +9,7 @@ from rich.table import Table
 
 from direction_finder.compare import Comparison
 from direction_finder.directions import Directions
-from direction_finder.report import SUMMARY_HEADER, summary_cells
+from direction_finder.report import DIFFERENCE_HEADER, SUMMARY_HEADER, difference_rows, measured_line, summary_cells
 from hpdirs_cli.console import console
 
 METADATA_ORDER = [
@@ -46,19 +46,30 @@ def print_metadata(file: Path, directions: Directions) -> None:
 
 
 def print_comparison(result: Comparison) -> None:
-    """One row per direction set, the notes, and where the files went."""
-    info, settings = result.info, result.settings
+    """One row per direction set (value ± 95% half-width), the paired differences, the notes, and
+    where the files went."""
+    info, results = result.info, result.results
     table = Table(
         *SUMMARY_HEADER,
-        title=f"{info.get('model', '')} · {info.get('class_name', '')} · "
-        f"{settings.samples} held-out samples · top {settings.top}",
+        title=f"{info.get('model', '')} · {info.get('class_name', '')} · top {result.settings.top}",
+        caption=measured_line(results.measured, result.settings),
     )
     for r in result.reports:
         table.add_row(*summary_cells(r))
     console.print(table)
+    if results.differences:
+        reference = result.reports[0].name
+        paired = Table(
+            *[h.format(reference=reference) for h in DIFFERENCE_HEADER],
+            title=f"{reference} − each set, paired, ± 95% half-width (better/worse for {reference}; n.s.: no "
+            "significant difference)",
+        )
+        for row in difference_rows(results.differences):
+            paired.add_row(*row)
+        console.print(paired)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
-    console.print(f"wrote {result.out_dir}/compare.html, report.json, report.csv", highlight=False)
+    console.print(f"wrote {result.out_dir}/compare.html, report.json, report.csv, differences.csv", highlight=False)
 
 
 def print_bench(r: dict[str, Any]) -> None:

@@ -1,62 +1,90 @@
-"""Compare direction sets (learned, axes, random, SeFa, ground truth) on the same held-out data.
+"""Compare direction sets (learned, axes, random, SeFa, ground truth, another run) on the same
+held-out data, with intervals, and paired differences against the first set.
 
 Every set is measured on the same seeded samples, base points and Rademacher vectors (common
-random numbers), so differences between sets are differences between the directions.
+random numbers), so differences between sets are differences between the directions, and each
+difference gets a paired interval (direction_finder.stats).
 
 Metrics per set Q (N, z_dim):
-- held-out penalty: the training objective with i = n for every direction n (per direction),
-  and its mean over n (overall, = the objective with i uniform);
-- activeness of direction n: the variance of G over a sweep of the coordinate along q_n from
-  -eta to eta with the rest of z fixed, averaged over pixels and samples (paper sec. 4.2);
-- diagonal dominance over the `top` most active directions: finite-difference top x top
-  Hessians w.r.t. w of every output element at each sample; D% = the share of elements whose
-  largest |H_ij| lies on the diagonal, D_R = mean |diagonal| / mean |off-diagonal| (Table 2);
+- held-out penalty: the training objective, mean over samples and directions;
+- activeness of each direction (the top one, and the mean over directions);
+- D%, D_R over the `top` most active directions: finite-difference top x top Hessians w.r.t. w
+  of every output element at each sample; D% = the share of elements whose largest |H_ij| lies
+  on the diagonal, D_R = mean |diagonal| / mean |off-diagonal| (paper Table 2);
 - matching: for each direction, the axis z_j with the largest |cosine| and that cosine.
+
+Two ways to measure them:
+- under a budget (the default, direction_finder.budget): the penalty of one random direction
+  per sample on many samples (unbiased for the mean over directions), the Hessians on a few
+  samples, the top directions ranked by local activeness from one Jacobian shared by all sets;
+- precise (`samples` given, `precise`, or the user's `latents`): every metric on the same
+  samples, the penalty of every direction, activeness from a sweep of every direction.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from direction_finder.config import FLOAT_LIMITS, LIMITS, WARMSTART_SEED_OFFSET, check_layer, default_chunk_size
-from direction_finder.directions import check_z_dim, gram_schmidt, writable_dir
+from direction_finder.budget import DEFAULT_BUDGET, Budget, parse_budget
+from direction_finder.config import FLOAT_LIMITS, LIMITS, WARMSTART_SEED_OFFSET, check_layer
+from direction_finder.directions import (
+    check_z_dim,
+    gram_schmidt,
+    load_directions,
+    resolve_directions_file,
+    writable_dir,
+)
 from direction_finder.errors import UsageError
 from direction_finder.generators import Factorisable, GeneratorChoice, KnownTruth, ProgressCallback, display_name
+from direction_finder.heldout import (
+    METRICS,
+    Counter,
+    DirectionSet,
+    OnImages,
+    Probe,
+    SetReport,
+    evaluate_precise,
+    images_needed,
+    measure_budgeted,
+)  # fmt: skip
 from direction_finder.latents import read_latents
-from direction_finder.objective import direction_penalty, outputs, strict_fp32
-from direction_finder.penalty import finite_difference_hessian, rademacher
-from direction_finder.render import move, sweep
+from direction_finder.measures import diagonal_dominance, matching
 from direction_finder.report import side_by_side, write_compare_html, write_reports
 from direction_finder.runs import open_directions
+from direction_finder.stats import BETTER, Difference
 from direction_finder.validation import check_fields
 
 BASELINES = ("axes", "random", "sefa", "curvature")
 DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature costs 16 z_dim images more: asked for by name
-Progress = Callable[[int], None]  # told how many more images were generated
+PRECISE_SAMPLES = 8  # `precise` without `samples`
+# reached through here as well: the metrics' helpers and the per-set types
+__all__ = ["METRICS", "DirectionSet", "SetReport", "diagonal_dominance", "matching"]
 
 
 @dataclass(frozen=True)
 class CompareSettings:
-    samples: int = 8
+    samples: int | None = None  # every metric on these samples (precise); None: chosen by the budget
     seed: int = 0
     top: int = 8  # N': directions in the diagonal-dominance Hessians
     eta: float = 5.0
     epsilon: float = 0.1
     k: int = 2
-    sweep_steps: int = 7  # coefficient values in the activeness sweep
+    sweep_steps: int = 7  # coefficient values in the activeness sweep (precise)
     batch_size: int = 16  # images per generator call
     layer: str | None = None
-    latents: str | None = None  # a .npy (n, z_dim): the user's held-out samples (samples = n)
+    latents: str | None = None  # a .npy (n, z_dim): the user's held-out samples (precise, samples = n)
+    budget: str | None = None  # `10m`, `90s` or an image count; None: DEFAULT_BUDGET (unless precise)
+    precise: bool = False
 
     def __post_init__(self) -> None:
         check_fields(
@@ -70,39 +98,27 @@ class CompareSettings:
                 "seed": LIMITS["seed"],
             },
             {"eta": FLOAT_LIMITS["eta"], "epsilon": FLOAT_LIMITS["epsilon"]},
+            optional=("samples",),
         )
+        if self.budget is not None:
+            parse_budget(self.budget)
+            if self.is_precise:
+                raise UsageError(
+                    "`budget` and `samples` (or `precise`, `latents`) exclude each other: "
+                    "a budget chooses the samples; give one or the other"
+                )
 
+    @property
+    def is_precise(self) -> bool:
+        return self.precise or self.samples is not None or self.latents is not None
 
-@dataclass
-class DirectionSet:
-    name: str
-    matrix: Tensor  # (N, z_dim), orthonormal rows
+    @property
+    def precise_samples(self) -> int:
+        return self.samples if self.samples is not None else PRECISE_SAMPLES
 
-
-@dataclass
-class SetReport:
-    name: str
-    heldout_penalty: float
-    per_direction_penalty: list[float]
-    activeness: list[float]
-    top: list[int]  # indices of the most active directions, most active first
-    d_percent: float
-    d_ratio: float
-    match_axis: list[int]
-    match_cosine: list[float]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "set": self.name,
-            "heldout_penalty": self.heldout_penalty,
-            "D_percent": self.d_percent,
-            "D_R": self.d_ratio,
-            "top_activeness": max(self.activeness),
-            "mean_activeness": float(np.mean(self.activeness)),
-            "mean_match_cosine": float(np.mean(self.match_cosine)),
-            **self.extra,
-        }
+    @property
+    def parsed_budget(self) -> Budget:
+        return parse_budget(self.budget if self.budget is not None else DEFAULT_BUDGET)
 
 
 def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -> tuple[list[DirectionSet], list[str]]:
@@ -132,159 +148,24 @@ def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -
     return sets, notes
 
 
-@dataclass(frozen=True)
-class Probe:
-    """The shared held-out data: samples, base-point magnitudes and Rademacher vectors."""
+@dataclass
+class Results:
+    """What compare() measured: a report per set, notes, paired differences, how it measured."""
 
-    z: Tensor  # (S, z_dim)
-    eta: Tensor  # (S,)
-    vectors: Tensor  # (N, k, S, N): independent for every direction, so the N per-direction
-    # estimates average out the Rademacher noise instead of sharing it
-
-    @classmethod
-    def draw(cls, generator: Any, n: int, settings: CompareSettings) -> Probe:
-        rng = torch.Generator().manual_seed(settings.seed)
-        if settings.latents is not None:  # the user's samples; base points and vectors still seeded
-            z = read_latents(settings.latents, int(generator.z_dim), settings.samples).to(generator.device)
-        else:
-            z = generator.sample_z(settings.samples, rng)
-        eta = (torch.rand(settings.samples, generator=rng) * 2 - 1) * settings.eta
-        vectors = rademacher((n, settings.k, settings.samples, n), generator=rng)
-        return cls(z, eta, vectors)
+    reports: list[SetReport]
+    notes: list[str]
+    differences: list[Difference]
+    measured: dict[str, Any]  # mode, samples per metric, images, seconds
 
 
-def per_direction_penalty(
-    generator: Any, Q: Tensor, probe: Probe, settings: CompareSettings, progress: Progress | None = None
-) -> list[float]:
-    """The training objective with i = n for each n, on the probe's samples and vectors."""
-    values = []
-    samples = probe.z.shape[0]
-    per_call = settings.batch_size
-    with torch.no_grad():
-        for n in range(Q.shape[0]):
-            total = 0.0
-            for s in range(0, samples, per_call):
-                part = slice(s, s + per_call)
-                count = probe.z[part].shape[0]
-                value = direction_penalty(
-                    generator,
-                    Q.to(generator.device),
-                    probe.z[part],
-                    torch.full((count,), n, dtype=torch.long),
-                    probe.eta[part],
-                    k=settings.k,
-                    epsilon=settings.epsilon,
-                    vectors=probe.vectors[n][:, part],
-                    chunk_size=default_chunk_size(generator.device, settings.k, count, settings.layer),
-                    layer=settings.layer,
-                )
-                total += float(value) * count
-            values.append(total / samples)
-            if progress:
-                progress(2 * settings.k * samples)
-    return values
-
-
-def activeness(
-    generator: Any, Q: Tensor, probe: Probe, settings: CompareSettings, progress: Progress | None = None
-) -> list[float]:
-    """Per direction: variance over the aligned sweep, mean over output elements and samples."""
-    etas = torch.linspace(-settings.eta, settings.eta, settings.sweep_steps)
-    out = []
-    with torch.no_grad():
-        for n in range(Q.shape[0]):
-            direction = Q[n].to(generator.device)
-            frames = [f.double() for f in _sweep_outputs(generator, direction, probe.z, etas, settings)]
-            stacked = torch.stack(frames)  # (T, S, ...)
-            out.append(float(stacked.var(dim=0, unbiased=False).mean()))
-            if progress:
-                progress(len(etas) * probe.z.shape[0])
-    return out
-
-
-def _sweep_outputs(
-    generator: Any, direction: Tensor, z: Tensor, etas: Tensor, settings: CompareSettings
-) -> list[Tensor]:
-    if settings.layer is None:
-        return list(sweep(generator, direction, z, etas, align=True, batch_size=settings.batch_size))
-    return [generator.features(move(z, direction, e, True), settings.layer) for e in etas]
-
-
-def hessians(
-    generator: Any,
-    Q: Tensor,
-    indices: Sequence[int],
-    probe: Probe,
-    settings: CompareSettings,
-    progress: Progress | None = None,
-) -> Tensor:
-    """Finite-difference Hessians w.r.t. w of every output element at each sample, for the
-    directions `indices`: (S, *output, len, len)."""
-    sub = Q[list(indices)].to(generator.device)  # (N', z_dim)
-    out = []
-    for s in range(probe.z.shape[0]):
-        z = probe.z[s : s + 1]
-
-        def f(w: Tensor, z: Tensor = z) -> Tensor:  # (m, N') -> (m, ...)
-            return outputs(generator, z + w @ sub, settings.layer)
-
-        with strict_fp32():
-            out.append(
-                finite_difference_hessian(
-                    f, torch.zeros(len(indices), device=sub.device), settings.epsilon, settings.batch_size
-                )
-                .double()
-                .cpu()
-            )
-        if progress:
-            m = len(indices)
-            progress(4 * m * (m + 1) // 2)
-    return torch.stack(out)
-
-
-def diagonal_dominance(hessian: Tensor) -> tuple[float, float]:
-    """(D%, D_R) of Hessians (..., M, M): the share of elements whose largest |entry| is on the
-    diagonal (ties count as diagonal), and mean |diagonal| / mean |off-diagonal|."""
-    m = hessian.shape[-1]
-    flat = hessian.abs().reshape(-1, m, m)  # (E, M, M)
-    eye = torch.eye(m, dtype=torch.bool)
-    diag_max = flat[:, eye].max(dim=1).values
-    off = flat[:, ~eye]
-    off_max = off.max(dim=1).values if m > 1 else torch.zeros_like(diag_max)
-    d_percent = 100.0 * float((diag_max >= off_max).double().mean())
-    off_mean = float(off.mean()) if m > 1 else 0.0
-    d_ratio = float(flat[:, eye].mean()) / off_mean if off_mean > 0 else math.inf
-    return d_percent, d_ratio
-
-
-def matching(Q: Tensor) -> tuple[list[int], list[float]]:
-    """For each direction, the axis z_j with the largest |cosine| (= |Q[n, j]|) and that |cosine|."""
-    values, axes = Q.abs().max(dim=1)
-    return axes.tolist(), values.tolist()
-
-
-def evaluate_set(
-    generator: Any,
-    direction_set: DirectionSet,
-    probe: Probe,
-    settings: CompareSettings,
-    progress: Progress | None = None,
-) -> SetReport:
-    Q = direction_set.matrix.float()
-    penalties = per_direction_penalty(generator, Q, probe, settings, progress)
-    active = activeness(generator, Q, probe, settings, progress)
-    top = [int(i) for i in np.argsort(active)[::-1][: min(settings.top, Q.shape[0])]]
-    d_percent, d_ratio = diagonal_dominance(hessians(generator, Q, top, probe, settings, progress))
-    axes, cosines = matching(Q)
-    return SetReport(
-        direction_set.name, float(np.mean(penalties)), penalties, active, top, d_percent, d_ratio, axes, cosines
-    )
-
-
-def images_needed(n: int, sets: int, settings: CompareSettings) -> int:
-    m = min(settings.top, n)
-    per_set = n * settings.samples * (2 * settings.k + settings.sweep_steps) + settings.samples * 2 * m * (m + 1)
-    return sets * per_set
+def differences(reports: Sequence[SetReport]) -> list[Difference]:
+    """The first set minus each other set, for each quality metric, paired over samples."""
+    first = reports[0]
+    return [
+        Difference(first.name, other.name, metric, first.metrics[metric] - other.metrics[metric])
+        for other in reports[1:]
+        for metric in BETTER
+    ]
 
 
 def compare(
@@ -293,31 +174,38 @@ def compare(
     *,
     baselines: Sequence[str] = DEFAULT_BASELINES,
     settings: CompareSettings = CompareSettings(),
-    on_images: Callable[[int, int], None] | None = None,
-) -> tuple[list[SetReport], list[str]]:
-    """Evaluate the learned directions and the baselines on the same probe."""
-    check_z_dim(learned, generator)
+    on_images: OnImages | None = None,
+    name: str = "learned",
+    others: Sequence[DirectionSet] = (),
+    reserved_images: int = 0,
+) -> Results:
+    """Evaluate `learned` (named `name`), the `others` and the baselines on the same held-out data;
+    under a budget, `reserved_images` of it are left for what the caller generates afterwards."""
+    for other in (learned, *[o.matrix for o in others]):
+        check_z_dim(other, generator)
     check_layer(generator, settings.layer)
     n = learned.shape[0]
     extra, notes = baseline_sets(generator, n, baselines, settings.seed)
-    sets = [DirectionSet("learned", learned.float()), *extra]
-    probe = Probe.draw(generator, n, settings)
-    total, done = images_needed(n, len(sets), settings), 0
-
-    def progress(count: int) -> None:
-        nonlocal done
-        done += count
-        if on_images:
-            on_images(min(done, total), total)
-
-    reports = [evaluate_set(generator, s, probe, settings, progress) for s in sets]
+    sets = [DirectionSet(name, learned.float()), *others, *extra]
+    n_max = max(s.matrix.shape[0] for s in sets)
+    started = time.perf_counter()
+    if settings.is_precise:
+        count = Counter(sum(images_needed(s.matrix.shape[0], 1, settings) for s in sets), on_images)
+        probe = Probe.draw(generator, n_max, settings)
+        reports = [evaluate_precise(generator, s, probe, settings, count) for s in sets]
+        measured: dict[str, Any] = {
+            "mode": "precise", "samples": int(probe.z.shape[0]), "activeness": "sweep", "images": count.total,
+        }  # fmt: skip
+    else:
+        reports, measured = measure_budgeted(generator, sets, settings, on_images, reserved_images)
+    measured["seconds"] = time.perf_counter() - started
     truth = next((s for s in sets if s.name == "truth"), None)
     if truth is not None:
         from direction_finder.generators.synthetic import recovery_score
 
         for report, s in zip(reports, sets, strict=True):
             report.extra["recovery"] = recovery_score(s.matrix, generator.true_directions)
-    return reports, notes
+    return Results(reports, notes, differences(reports), measured)
 
 
 def with_user_latents(settings: CompareSettings, z_dim: int) -> CompareSettings:
@@ -338,6 +226,13 @@ def parse_baselines(chosen: str | Sequence[str]) -> list[str]:
     return names
 
 
+def gif_images(n: int, gifs: bool) -> int:
+    """Images the side-by-side GIFs generate (reserved from a budget)."""
+    from direction_finder.report import PAIR_FRAMES, PAIR_SAMPLES, PAIRS
+
+    return min(PAIRS, n) * 2 * PAIR_FRAMES * PAIR_SAMPLES if gifs else 0
+
+
 def run_compare(
     generator: Any,
     learned: Tensor,
@@ -347,60 +242,106 @@ def run_compare(
     settings: CompareSettings = CompareSettings(),
     info: dict[str, Any] | None = None,
     gifs: bool = True,
-    on_images: Callable[[int, int], None] | None = None,
-) -> tuple[list[SetReport], list[str]]:
-    """compare() plus every file: report.json, report.csv, pair_*.gif, compare.html."""
+    on_images: OnImages | None = None,
+    name: str = "learned",
+    other: DirectionSet | None = None,
+) -> Results:
+    """compare() plus every file: report.json, report.csv, differences.csv, pair_*.gif, compare.html.
+    With `other`, the GIFs pair each top direction with the other set's closest direction."""
     baselines = parse_baselines(baselines)
     check_z_dim(learned, generator)  # before anything is created
     settings = with_user_latents(settings, int(generator.z_dim))
     out = writable_dir(out_dir)
-    reports, notes = compare(generator, learned, baselines=baselines, settings=settings, on_images=on_images)
+    results = compare(
+        generator, learned, baselines=baselines, settings=settings, on_images=on_images, name=name,
+        others=[other] if other is not None else [], reserved_images=gif_images(learned.shape[0], gifs),
+    )  # fmt: skip
     info = dict(info or {})
-    write_reports(out, reports, notes, info, settings)
-    pairs = side_by_side(generator, learned, reports[0], out, seed=settings.seed, eta=settings.eta) if gifs else []
-    write_compare_html(out, reports, notes, pairs, info, settings)
-    return reports, notes
+    write_reports(out, results, info, settings)
+    pairs = []
+    if gifs:
+        partner = (other.name, other.matrix) if other is not None else None
+        pairs = side_by_side(generator, learned, results.reports[0], out, seed=settings.seed, eta=settings.eta,
+                             partner=partner)  # fmt: skip
+    write_compare_html(out, results, pairs, info, settings)
+    return results
 
 
 @dataclass(frozen=True)
 class Comparison:
     """What `hpdirs compare` measured and where it wrote it."""
 
-    reports: list[SetReport]
-    notes: list[str]
-    info: dict[str, Any]  # the generator and the directions file
+    results: Results
+    info: dict[str, Any]  # the generator and the directions file(s)
     out_dir: Path
     settings: CompareSettings  # as measured (samples = the user's latents, if given)
+
+    @property
+    def reports(self) -> list[SetReport]:
+        return self.results.reports
+
+    @property
+    def notes(self) -> list[str]:
+        return self.results.notes
+
+
+def source_name(run_or_file: str | os.PathLike) -> str:
+    """What a compared run or file is called in reports: the run folder's name, or the file's stem."""
+    path = Path(run_or_file)
+    return path.resolve().name if path.is_dir() else path.stem
+
+
+GENERATOR_KEYS = {"model": "model", "class_index": "class_", "truncation": "truncation", "model_args": "model_args"}
+
+
+def check_same_generator(a: dict[str, Any], b: dict[str, Any], choice: GeneratorChoice) -> None:
+    """Two files measured together must name one generator (what the user sets applies to both)."""
+    for key, setting in GENERATOR_KEYS.items():
+        if getattr(choice, setting) is None and key in a and key in b and a[key] != b[key]:
+            raise UsageError(
+                f"the two sets were learned on different generators ({key} {a[key]!r} and {b[key]!r}); "
+                "pass `model`, `class_` and `truncation` to measure both on one"
+            )
 
 
 def compare_file(
     run_or_file: str | os.PathLike,
     settings: CompareSettings = CompareSettings(),
     *,
-    baselines: str | Sequence[str] = DEFAULT_BASELINES,
+    against: str | os.PathLike | None = None,
+    baselines: str | Sequence[str] | None = None,
     generator: GeneratorChoice = GeneratorChoice(),
     out_dir: str | os.PathLike | None = None,
     gifs: bool = True,
     progress: ProgressCallback | None = None,
-    on_images: Callable[[int, int], None] | None = None,
+    on_images: OnImages | None = None,
 ) -> Comparison:
-    """`hpdirs compare`: open a directions file (or a run's last directions) with its generator
-    and compare it with the baselines into out_dir (default RUN/compare, or compare-<file>)."""
-    names = parse_baselines(baselines)
+    """`hpdirs compare`: open a directions file (or a run's last directions) with its generator and
+    compare it with the baselines (default: axes, random, SeFa) into out_dir (default RUN/compare,
+    or compare-<file>). With `against`, a second run or file is compared with it (and no baseline
+    unless asked for), into RUN/compare-vs-<other>."""
+    names = parse_baselines(baselines if baselines is not None else ([] if against is not None else DEFAULT_BASELINES))
     opened = open_directions(run_or_file, generator, progress)
-    target = Path(out_dir) if out_dir is not None else opened.output_dir("compare")
+    name, other = "learned", None
+    if against is not None:
+        b_path = resolve_directions_file(against)
+        b = load_directions(b_path)
+        check_same_generator(opened.directions.metadata, b.metadata, generator)
+        check_z_dim(b.matrix, opened.generator)
+        name, other_name = source_name(run_or_file), source_name(against)
+        if name == other_name:
+            name, other_name = f"A {name}", f"B {other_name}"
+        other = DirectionSet(other_name, b.matrix.float())
+    kind = "compare" if other is None else "compare-vs-" + re.sub(r"[^A-Za-z0-9._-]+", "-", other.name).strip("-")
+    target = Path(out_dir) if out_dir is not None else opened.output_dir(kind)
     info = opened.info
+    if against is not None:
+        info["against_file"] = str(resolve_directions_file(against))
     if opened.directions.labels:
-        info["labels"] = {str(i): name for i, name in sorted(opened.directions.labels.items())}
-    reports, notes = run_compare(
-        opened.generator,
-        opened.directions.matrix,
-        target,
-        baselines=names,
-        settings=settings,
-        info=info,
-        gifs=gifs,
-        on_images=on_images,
-    )
+        info["labels"] = {str(i): label for i, label in sorted(opened.directions.labels.items())}
+    results = run_compare(
+        opened.generator, opened.directions.matrix, target, baselines=names, settings=settings, info=info,
+        gifs=gifs, on_images=on_images, name=name, other=other,
+    )  # fmt: skip
     opened.refresh_card()
-    return Comparison(reports, notes, info, target, with_user_latents(settings, opened.directions.z_dim))
+    return Comparison(results, info, target, with_user_latents(settings, opened.directions.z_dim))

@@ -7,9 +7,8 @@ import torch
 from typer.testing import CliRunner
 
 from direction_finder import LearnConfig, SyntheticGenerator, gram_schmidt, learn
-from direction_finder.compare import (
-    CompareSettings, Probe, compare, diagonal_dominance, hessians, matching,
-)
+from direction_finder.compare import CompareSettings, Probe, compare
+from direction_finder.measures import diagonal_dominance, hessians, matching
 from hpdirs_cli.main import app
 from tolerances import FLOAT32_EPS
 
@@ -19,8 +18,9 @@ runner = CliRunner()
 def test_on_synthetic_learned_beats_baselines_and_truth_is_best():
     g = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=0)
     learned = learn(g, LearnConfig(steps=400, batch_size=8, eval_every=0)).matrix
-    reports, notes = compare(g, learned, settings=CompareSettings(samples=8, seed=1))
-    by = {r.name: r.summary() for r in reports}
+    results = compare(g, learned, settings=CompareSettings(samples=8, seed=1))
+    notes = results.notes
+    by = {r.name: r.summary() for r in results.reports}
     for name, s in by.items():
         print(f"{name:8s} held-out {s['heldout_penalty']:.3g}  D% {s['D_percent']:.1f}  D_R {s['D_R']:.3g}  "
               f"recovery {s['recovery']:.3f}")
@@ -35,8 +35,8 @@ def test_on_synthetic_learned_beats_baselines_and_truth_is_best():
 
 def test_curvature_baseline_is_measured_when_asked_for_and_finds_the_synthetic_truth():
     g = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=0)
-    reports, _ = compare(g, torch.eye(8), baselines=["curvature"], settings=CompareSettings(samples=4, seed=1))
-    by = {r.name: r.summary() for r in reports}
+    results = compare(g, torch.eye(8), baselines=["curvature"], settings=CompareSettings(samples=4, seed=1))
+    by = {r.name: r.summary() for r in results.reports}
     assert set(by) == {"learned", "curvature", "truth"}
     assert by["curvature"]["recovery"] > 0.999
 
@@ -65,7 +65,7 @@ def test_diagonal_dominance_matches_a_direct_computation_from_the_known_hessian(
     Q = gram_schmidt(torch.randn(6, 6, generator=torch.Generator().manual_seed(1)))
     top = [4, 1, 2]
     probe = Probe.draw(g, 6, CompareSettings(samples=2))
-    fd = hessians(g, Q, top, probe, CompareSettings(samples=2, epsilon=0.5))  # (S, 1, 3, 4, 3, 3)
+    fd = hessians(g, Q, top, probe.z, 0.5, batch_size=16)  # (S, 1, 3, 4, 3, 3)
     # Independent: the Hessian w.r.t. w of z + w Q_top is Q_top M_p Q_top^T, the same at every z.
     sub = Q[top].double().numpy()
     exact = np.einsum("ad,pde,be->pab", sub, g.m.numpy(), sub)  # (P, 3, 3)
@@ -109,7 +109,8 @@ def test_cli_compare_end_to_end_on_a_tiny_biggan_run(tiny_weights, tmp_path):
     result = runner.invoke(app, ["compare", str(run), "--samples", "2", "--top", "3", "--sweep-steps", "3"])
     assert result.exit_code == 0, result.stderr
     names = sorted(p.name for p in (run / "compare").iterdir())
-    assert [n for n in names if not n.startswith("pair_")] == ["compare.html", "report.csv", "report.json"]
+    assert [n for n in names if not n.startswith("pair_")] == [
+        "compare.html", "differences.csv", "report.csv", "report.json"]
     assert len([n for n in names if n.startswith("pair_")]) == 3
     report = json.loads((run / "compare" / "report.json").read_text())
     assert set(report["sets"]) == {"learned", "axes", "random", "sefa"}
@@ -118,6 +119,12 @@ def test_cli_compare_end_to_end_on_a_tiny_biggan_run(tiny_weights, tmp_path):
                     "mean_match_cosine", "per_direction_penalty", "activeness", "top", "match_axis", "match_cosine"):
             assert key in values
         assert len(values["per_direction_penalty"]) == 6 and len(values["top"]) == 3
+        low, high = values["intervals"]["heldout_penalty"]["ci95"]
+        assert low <= values["heldout_penalty"] <= high and values["intervals"]["heldout_penalty"]["samples"] == 2
+    assert report["measured"]["mode"] == "precise" and report["measured"]["samples"] == 2
+    assert {(d["other"], d["metric"]) for d in report["differences"]} == {
+        (o, m) for o in ("axes", "random", "sefa") for m in ("heldout_penalty", "D_percent", "D_R")}
+    assert "learned − set" in result.stdout and "±" in result.stdout
     assert (run / "compare" / "report.csv").read_text().splitlines()[0].startswith("set,heldout_penalty,D_percent,D_R")
     bad = runner.invoke(app, ["compare", str(run), "--baselines", "axes,pca"])
     assert bad.exit_code == 1 and "unknown pca" in bad.stderr

@@ -38,7 +38,7 @@ def test_info_classes_download_and_compare_print_one_json_document(tiny_weights,
     rendered = runner.invoke(app, ["render", str(run), "--samples", "1", "--frames", "2"])
     assert rendered.exit_code == 0, rendered.stderr
     for path, kind in [(run / "config.json", "hpdirs.run/1"), (run / "render" / "render.json", "hpdirs.render/1"),
-                       (run / "compare" / "report.json", "hpdirs.compare/1")]:
+                       (run / "compare" / "report.json", "hpdirs.compare/2")]:
         assert json.loads(path.read_text())["format"] == kind
 
 

@@ -1,0 +1,125 @@
+"""compare's budget: how many held-out samples each metric gets for a given number of images.
+
+Images are the unit of cost: every generator call costs about the same per image, so a budget in
+time becomes a budget in images through the rate measured on the first images of the run.
+
+Under a budget, per sample and per set:
+- held-out penalty: one random direction per sample (the same draw for every set), 2k images
+  each: an unbiased estimate of the objective with i uniform. For a given number of images, one
+  direction on each of many samples is more precise than several directions on fewer samples,
+  since every sample brings an independent latent, base point and vectors;
+- D% and D_R: finite-difference Hessians of the top directions, 2 N'(N'+1) images per sample;
+- which directions are the top ones: every set's directions are ranked by their local
+  activeness |J q|^2 (mean over pixels) at the first samples of the Hessians, where J is the
+  output Jacobian w.r.t. z. One Jacobian (2 z_dim images by central differences) serves every
+  set, where a sweep of each direction would cost sets x N x sweep-steps images.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from direction_finder.errors import UsageError
+
+DEFAULT_BUDGET = "10m"
+HESSIAN_SHARE = 0.7  # of the images left after the side-by-side GIFs and the Jacobians
+JACOBIAN_SHARE = 0.15
+# enough for intervals far narrower than any difference worth telling: a fast generator stops here
+# instead of filling a long budget
+MAX_PENALTY_SAMPLES = 10_000
+MAX_HESSIAN_SAMPLES = 64
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Either images or seconds."""
+
+    images: int | None = None
+    seconds: float | None = None
+
+    def __str__(self) -> str:
+        if self.images is not None:
+            return f"{self.images:,} images"
+        assert self.seconds is not None
+        return f"{self.seconds / 60:g} min" if self.seconds >= 60 else f"{self.seconds:g} s"
+
+
+def parse_budget(text: str | int) -> Budget:
+    """`10m`, `90s`, `1.5h` (time) or `3300` (images)."""
+    raw = str(text).strip().lower()
+    hint = "give a time (10m, 90s, 1h) or a number of images (3300)"
+    if re.fullmatch(r"\d+", raw):
+        images = int(raw)
+        if not 1 <= images <= 10**9:
+            raise UsageError(f"`budget` {text!r} must be from 1 to 1,000,000,000 images")
+        return Budget(images=images)
+    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(s|m|h|sec|min|hours?)", raw)
+    if not match:
+        raise UsageError(f"`budget` {text!r} is not a budget; {hint}")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)[0]]
+    if not 1 <= seconds <= 30 * 86400:
+        raise UsageError(f"`budget` {text!r} must be from 1 second to 30 days")
+    return Budget(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a budget buys: samples per metric and the images each part costs."""
+
+    penalty_samples: int
+    directions_per_sample: int
+    hessian_samples: int
+    jacobian_samples: int  # the first ones of the Hessian samples
+    images: dict[str, int]  # part -> planned images: penalty, hessians, jacobians, gifs
+
+    @property
+    def total(self) -> int:
+        return sum(self.images.values())
+
+
+def costs(sets: int, n: int, z_dim: int, k: int, top: int) -> dict[str, int]:
+    """Images per unit: per (sample, direction) of the penalty, per Hessian sample, per Jacobian."""
+    m = min(top, n)
+    return {"penalty": sets * 2 * k, "hessians": sets * 2 * m * (m + 1), "jacobians": 2 * z_dim}
+
+
+def plan(images: int, *, sets: int, n: int, z_dim: int, k: int, top: int, gif_images: int = 0) -> Plan:
+    """Split `images` between the metrics (see the module's docstring for what each part buys).
+
+    At least 2 samples per metric (an interval needs two) and one Jacobian; about 70% of the rest
+    goes to the Hessians, whose samples are few and costly, the remainder to the penalty.
+    """
+    unit = costs(sets, n, z_dim, k, top)
+    smallest = gif_images + 2 * unit["hessians"] + unit["jacobians"] + 2 * unit["penalty"]
+    if images < smallest:
+        raise UsageError(
+            f"`budget` of {images:,} images is too small for {sets} sets of {n} directions (top {min(top, n)}): "
+            f"at least {smallest:,} are needed; raise it, lower `top`, or compare fewer sets"
+        )
+    left = images - gif_images
+    jacobians = max(1, math.floor(JACOBIAN_SHARE * left / unit["jacobians"]))
+    hessians = max(2, math.floor(HESSIAN_SHARE * (left - jacobians * unit["jacobians"]) / unit["hessians"]))
+    hessians = min(hessians, MAX_HESSIAN_SAMPLES)
+    jacobians = min(jacobians, hessians)
+    while hessians > 2 and left - jacobians * unit["jacobians"] - hessians * unit["hessians"] < 2 * unit["penalty"]:
+        hessians -= 1
+        jacobians = min(jacobians, hessians)
+    while jacobians > 1 and left - jacobians * unit["jacobians"] - hessians * unit["hessians"] < 2 * unit["penalty"]:
+        jacobians -= 1
+    evaluations = (left - jacobians * unit["jacobians"] - hessians * unit["hessians"]) // unit["penalty"]
+    samples, per_sample = min(evaluations, MAX_PENALTY_SAMPLES), 1
+    return Plan(
+        samples,
+        per_sample,
+        hessians,
+        jacobians,
+        {
+            "penalty": samples * per_sample * unit["penalty"],
+            "hessians": hessians * unit["hessians"],
+            "jacobians": jacobians * unit["jacobians"],
+            "gifs": gif_images,
+        },
+    )

@@ -1,0 +1,305 @@
+"""The held-out data compare measures every set on, and the measuring of one set.
+
+Precise: every metric on the same S samples; the penalty of every direction at every sample
+(vectors independent per direction); activeness from an aligned sweep of every direction; the
+top directions are the most active on average.
+
+Under a budget (direction_finder.budget): the penalty of `d` random directions per sample on
+many samples; Hessians on a few other samples, each latent drawn from its own stream (so the
+first does not depend on the plan); the top directions ranked by local activeness from the
+Jacobians at the first Hessian samples, shared by every set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from direction_finder import measures
+from direction_finder.budget import Budget, Plan, plan
+from direction_finder.errors import UsageError
+from direction_finder.latents import read_latents
+from direction_finder.measures import matching
+from direction_finder.penalty import rademacher
+from direction_finder.stats import Statistic
+
+if TYPE_CHECKING:
+    from direction_finder.compare import CompareSettings
+
+METRICS = ("heldout_penalty", "D_percent", "D_R", "top_activeness", "mean_activeness")
+OnImages = Callable[[int, int], None]  # (done, total) images
+
+
+@dataclass
+class DirectionSet:
+    name: str
+    matrix: Tensor  # (N, z_dim), orthonormal rows
+
+
+@dataclass
+class SetReport:
+    name: str
+    metrics: dict[str, Statistic]  # METRICS, each with its per-sample influence
+    activeness: list[float]  # per direction: mean over the samples it was measured on
+    top: list[int]  # indices of the most active directions, most active first
+    match_axis: list[int]
+    match_cosine: list[float]
+    per_direction_penalty: list[float] | None = None  # precise only
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def heldout_penalty(self) -> float:
+        return self.metrics["heldout_penalty"].value
+
+    def summary(self) -> dict[str, Any]:
+        """Every metric's value and 95% interval, flat (a CSV row)."""
+        row: dict[str, Any] = {"set": self.name}
+        for name in METRICS:
+            row[name] = self.metrics[name].value
+        row["mean_match_cosine"] = float(np.mean(self.match_cosine))
+        for name in METRICS:
+            row[f"{name}_ci95_low"], row[f"{name}_ci95_high"] = self.metrics[name].interval()
+        return {**row, **self.extra}
+
+
+def _stream(seed: int, part: int, index: int = 0) -> torch.Generator:
+    """An independent random stream per (seed, part, index): a sample's draws do not depend on how
+    many other samples the plan asks for."""
+    state = np.random.SeedSequence([seed, part, index]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Precise mode's held-out data: samples, base-point magnitudes and Rademacher vectors."""
+
+    z: Tensor  # (S, z_dim)
+    eta: Tensor  # (S,)
+    vectors: Tensor  # (N, k, S, N): independent for every direction, so the N per-direction
+    # estimates average out the Rademacher noise instead of sharing it
+
+    @classmethod
+    def draw(cls, generator: Any, n: int, settings: CompareSettings) -> Probe:
+        rng = torch.Generator().manual_seed(settings.seed)
+        samples = settings.precise_samples
+        if settings.latents is not None:  # the user's samples; base points and vectors still seeded
+            z = read_latents(settings.latents, int(generator.z_dim), samples).to(generator.device)
+        else:
+            z = generator.sample_z(samples, rng)
+        eta = (torch.rand(samples, generator=rng) * 2 - 1) * settings.eta
+        vectors = rademacher((n, settings.k, samples, n), generator=rng)
+        return cls(z, eta, vectors)
+
+
+@dataclass(frozen=True)
+class BudgetProbe:
+    """Budget mode's held-out data. Penalty sample s, slot c: latent z[s], base point eta[s, c],
+    direction floor(position[s, c] * N) of each set (N its size), vectors[c][:, s, :N]."""
+
+    z: Tensor  # (S, z_dim)
+    eta: Tensor  # (S, d)
+    position: Tensor  # (S, d) uniform in [0, 1)
+    vectors: Tensor  # (d, k, S, N_max)
+
+    @classmethod
+    def draw(cls, generator: Any, n_max: int, samples: int, per_sample: int, settings: CompareSettings) -> BudgetProbe:
+        rng = _stream(settings.seed, 1)
+        z = generator.sample_z(samples, rng)
+        eta = (torch.rand(samples, per_sample, generator=rng) * 2 - 1) * settings.eta
+        position = torch.rand(samples, per_sample, generator=rng, dtype=torch.float64)
+        vectors = rademacher((per_sample, settings.k, samples, n_max), generator=rng)
+        return cls(z, eta, position, vectors)
+
+    def indices(self, n: int) -> Tensor:
+        return (self.position * n).long().clamp_(max=n - 1)  # (S, d)
+
+
+def hessian_latent(generator: Any, settings: CompareSettings, index: int) -> Tensor:
+    """Budget mode: the latent (1, z_dim) of Hessian sample `index`."""
+    return generator.sample_z(1, _stream(settings.seed, 2, index))
+
+
+def _dominance(
+    generator: Any, Q: Tensor, top: list[int], z: Tensor, settings: CompareSettings, progress: measures.Progress
+) -> dict[str, Statistic]:
+    h = measures.hessians(
+        generator, Q, top, z, settings.epsilon, batch_size=settings.batch_size, layer=settings.layer, progress=progress
+    )
+    share, diagonal, off = measures.dominance_per_sample(h)
+    return {"D_percent": Statistic.mean(share), "D_R": Statistic.ratio(diagonal, off)}
+
+
+def _activeness_metrics(per_sample: Tensor, top: int) -> tuple[dict[str, Statistic], list[float], list[int]]:
+    """From (S, N) per-sample activeness: the metrics, the per-direction means, the top indices."""
+    means = per_sample.mean(dim=0)
+    order = [int(i) for i in torch.argsort(means, descending=True, stable=True)[:top]]
+    metrics = {
+        # the most active direction, as chosen on these samples (the interval holds that choice fixed)
+        "top_activeness": Statistic.mean(per_sample[:, order[0]]),
+        "mean_activeness": Statistic.mean(per_sample.mean(dim=1)),
+    }
+    return metrics, means.tolist(), order
+
+
+def evaluate_precise(
+    generator: Any, s: DirectionSet, probe: Probe, settings: CompareSettings, progress: measures.Progress
+) -> SetReport:
+    Q = s.matrix.float()
+    n, samples = Q.shape[0], probe.z.shape[0]
+    every = torch.stack(
+        [
+            measures.penalties(
+                generator,
+                Q,
+                probe.z,
+                torch.full((samples,), i, dtype=torch.long),
+                probe.eta,
+                probe.vectors[i][..., :n],
+                k=settings.k,
+                epsilon=settings.epsilon,
+                batch_size=settings.batch_size,
+                layer=settings.layer,
+                progress=progress,
+            )
+            for i in range(n)
+        ]
+    )  # fmt: skip  (N, S)
+    sweep = measures.sweep_activeness(
+        generator,
+        Q,
+        probe.z,
+        settings.eta,
+        settings.sweep_steps,
+        batch_size=settings.batch_size,
+        layer=settings.layer,
+        progress=progress,
+    )  # fmt: skip  (S, N)
+    metrics, active, top = _activeness_metrics(sweep, min(settings.top, n))
+    metrics |= _dominance(generator, Q, top, probe.z, settings, progress)
+    metrics["heldout_penalty"] = Statistic.mean(every.mean(dim=0))
+    axes, cosines = matching(Q)
+    return SetReport(s.name, metrics, active, top, axes, cosines, every.mean(dim=1).tolist())
+
+
+def evaluate_budgeted(
+    generator: Any,
+    s: DirectionSet,
+    probe: BudgetProbe,
+    grams: list[Tensor],
+    hessian_z: Tensor,
+    settings: CompareSettings,
+    progress: measures.Progress,
+) -> SetReport:
+    Q = s.matrix.float()
+    n = Q.shape[0]
+    metrics, active, top = _activeness_metrics(measures.local_activeness(grams, Q), min(settings.top, n))
+    metrics |= _dominance(generator, Q, top, hessian_z, settings, progress)
+    index = probe.indices(n)
+    values = torch.stack(
+        [
+            measures.penalties(
+                generator,
+                Q,
+                probe.z,
+                index[:, c],
+                probe.eta[:, c],
+                probe.vectors[c][..., :n],
+                k=settings.k,
+                epsilon=settings.epsilon,
+                batch_size=settings.batch_size,
+                layer=settings.layer,
+                progress=progress,
+            )
+            for c in range(index.shape[1])
+        ],
+        dim=1,
+    )  # fmt: skip  (S, d)
+    metrics["heldout_penalty"] = Statistic.mean(values.mean(dim=1))
+    axes, cosines = matching(Q)
+    return SetReport(s.name, metrics, active, top, axes, cosines)
+
+
+class Counter:
+    """Counts generated images and reports them as (done, total)."""
+
+    def __init__(self, total: int | None, on_images: OnImages | None) -> None:
+        self.total, self.done, self.on_images = total, 0, on_images
+
+    def __call__(self, count: int) -> None:
+        self.done += count
+        if self.on_images:
+            total = self.total if self.total is not None else self.done
+            self.on_images(min(self.done, total), total)
+
+
+def images_needed(n: int, sets: int, settings: CompareSettings) -> int:
+    """Images of a precise comparison."""
+    m = min(settings.top, n)
+    samples = settings.precise_samples
+    return sets * (n * samples * (2 * settings.k + settings.sweep_steps) + samples * 2 * m * (m + 1))
+
+
+def measure_budgeted(
+    generator: Any, sets: list[DirectionSet], settings: CompareSettings, on_images: OnImages | None, reserved: int
+) -> tuple[list[SetReport], dict[str, Any]]:
+    """Every set under settings' budget, `reserved` images of it left for the caller."""
+    budget = settings.parsed_budget
+    sizes = [s.matrix.shape[0] for s in sets]
+    n_min, n_max, z_dim = min(sizes), max(sizes), int(generator.z_dim)
+    count = Counter(budget.images, on_images)
+
+    def shaped(images: int) -> Plan:
+        return plan(images, sets=len(sets), n=n_min, z_dim=z_dim, k=settings.k, top=settings.top, gif_images=reserved)
+
+    def gram(z: Tensor) -> Tensor:
+        return measures.jacobian_gram(
+            generator, z, settings.epsilon, batch_size=settings.batch_size, layer=settings.layer, progress=count
+        )
+
+    grams: list[Tensor] = []
+    rate = None
+    if budget.images is not None:
+        chosen = shaped(budget.images)
+    else:  # the first Jacobian tells how many images the time buys
+        assert budget.seconds is not None
+        started = time.perf_counter()
+        grams.append(gram(hessian_latent(generator, settings, 0)))
+        rate = count.done / (time.perf_counter() - started)
+        images = int(rate * budget.seconds)
+        try:
+            chosen = shaped(images)
+        except UsageError:
+            raise UsageError(
+                f"`budget` {budget} buys about {images:,} images at the {rate:.3g} images/s measured, too few "
+                f"for {len(sets)} sets of {n_min} directions (top {min(settings.top, n_min)}); raise it or compare "
+                "fewer sets"
+            ) from None
+    count.total = chosen.total
+    hessian_z = torch.cat([hessian_latent(generator, settings, i) for i in range(chosen.hessian_samples)])
+    grams += [gram(hessian_z[j : j + 1]) for j in range(len(grams), chosen.jacobian_samples)]
+    probe = BudgetProbe.draw(generator, n_max, chosen.penalty_samples, chosen.directions_per_sample, settings)
+    reports = [evaluate_budgeted(generator, s, probe, grams, hessian_z, settings, count) for s in sets]
+    return reports, _described(chosen, budget, rate)
+
+
+def _described(chosen: Plan, budget: Budget, rate: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "mode": "budget",
+        "budget": str(budget),
+        "penalty_samples": chosen.penalty_samples,
+        "directions_per_sample": chosen.directions_per_sample,
+        "hessian_samples": chosen.hessian_samples,
+        "jacobian_samples": chosen.jacobian_samples,
+        "activeness": "local",
+        "images_by_part": chosen.images,
+        "images": chosen.total,
+    }
+    if rate is not None:
+        out["images_per_s"] = rate
+    return out

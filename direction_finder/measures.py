@@ -1,0 +1,195 @@
+"""compare's measurements, one value per held-out sample so that their spread can be told.
+
+- penalty: the training objective at w0 = eta e_n for given (sample, direction) pairs, mean over
+  output elements: one value per pair;
+- sweep activeness: per direction and sample, the variance of G over an aligned sweep of the
+  coordinate along the direction from -eta to eta, mean over output elements (paper sec. 4.2);
+- local activeness: per direction and sample, |J q|^2 averaged over output elements, J the
+  output Jacobian w.r.t. z at the sample: from one Jacobian, every set's directions at once;
+- Hessians w.r.t. w at each sample for a few directions, and their diagonal dominance per sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from direction_finder.config import default_chunk_size
+from direction_finder.objective import direction_penalty, outputs, strict_fp32
+from direction_finder.penalty import finite_difference_hessian
+from direction_finder.render import move, sweep
+
+Progress = Callable[[int], None]  # told how many more images were generated
+
+
+def penalties(
+    generator: Any,
+    Q: Tensor,
+    z: Tensor,
+    index: Tensor,
+    eta: Tensor,
+    vectors: Tensor,
+    *,
+    k: int,
+    epsilon: float,
+    batch_size: int,
+    layer: str | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """The penalty of direction index[s] at sample s, for each s: (S,) float64.
+
+    Q (N, z_dim); z (S, z_dim); index (S,) long; eta (S,); vectors (k, S, N).
+    """
+    values = []
+    samples = z.shape[0]
+    Q = Q.to(generator.device)
+    with torch.no_grad():
+        for s in range(0, samples, batch_size):
+            part = slice(s, s + batch_size)
+            count = z[part].shape[0]
+            per_element = direction_penalty(
+                generator,
+                Q,
+                z[part],
+                index[part],
+                eta[part],
+                k=k,
+                epsilon=epsilon,
+                reduction="none",
+                vectors=vectors[:, part],
+                chunk_size=default_chunk_size(generator.device, k, count, layer),
+                layer=layer,
+            )  # (count, ...)
+            values.append(per_element.reshape(count, -1).double().mean(dim=1).cpu())
+            if progress:
+                progress(2 * k * count)
+    return torch.cat(values)
+
+
+def sweep_activeness(
+    generator: Any,
+    Q: Tensor,
+    z: Tensor,
+    eta: float,
+    steps: int,
+    *,
+    batch_size: int,
+    layer: str | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """(S, N): per sample and direction, the variance over the aligned sweep, mean over elements."""
+    etas = torch.linspace(-eta, eta, steps)
+    out = []
+    with torch.no_grad():
+        for n in range(Q.shape[0]):
+            direction = Q[n].to(generator.device)
+            if layer is None:
+                frames = [f.double() for f in sweep(generator, direction, z, etas, align=True, batch_size=batch_size)]
+            else:
+                frames = [generator.features(move(z, direction, e, True), layer).double() for e in etas]
+            stacked = torch.stack(frames)  # (T, S, ...)
+            out.append(stacked.var(dim=0, unbiased=False).reshape(z.shape[0], -1).mean(dim=1).cpu())
+            if progress:
+                progress(steps * z.shape[0])
+    return torch.stack(out, dim=1)
+
+
+def jacobian_gram(
+    generator: Any,
+    z: Tensor,
+    epsilon: float,
+    *,
+    batch_size: int,
+    layer: str | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """J^T J / P at one latent z (1, z_dim): (z_dim, z_dim) float64, J (P, z_dim) the Jacobian of
+    the P output elements, column j = (f(z + eps e_j) - f(z - eps e_j)) / (2 eps).
+
+    q^T (J^T J / P) q is the local activeness of a unit direction q: the mean over output elements
+    of the squared derivative along q.
+    """
+    z_dim = z.shape[1]
+    steps = torch.eye(z_dim, dtype=z.dtype, device=z.device) * epsilon
+    points = torch.cat([z + steps, z - steps])  # (2 z_dim, z_dim): the + points, then the -
+    with torch.no_grad(), strict_fp32():
+        pieces = []
+        for s in range(0, points.shape[0], batch_size):
+            y = outputs(generator, points[s : s + batch_size], layer)
+            pieces.append(y.reshape(y.shape[0], -1).float())
+            if progress:
+                progress(y.shape[0])
+    y = torch.cat(pieces)  # (2 z_dim, P)
+    columns = ((y[:z_dim] - y[z_dim:]) / (2 * epsilon)).double()  # (z_dim, P) = J^T
+    return (columns @ columns.T).cpu() / columns.shape[1]
+
+
+def local_activeness(grams: Sequence[Tensor], Q: Tensor) -> Tensor:
+    """(J, N): q_n^T G_j q_n for each Gram matrix G_j (z_dim, z_dim) and direction q_n."""
+    q = Q.double().cpu()  # (N, z_dim)
+    return torch.stack([((q @ g) * q).sum(dim=1) for g in grams])
+
+
+def hessians(
+    generator: Any,
+    Q: Tensor,
+    indices: Sequence[int],
+    z: Tensor,
+    epsilon: float,
+    *,
+    batch_size: int,
+    layer: str | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """Finite-difference Hessians w.r.t. w of every output element at each latent z (S, z_dim),
+    for the directions `indices`: (S, *output, len, len) float64."""
+    sub = Q[list(indices)].to(generator.device)  # (N', z_dim)
+    out = []
+    for s in range(z.shape[0]):
+        base = z[s : s + 1].to(generator.device)
+
+        def f(w: Tensor, base: Tensor = base) -> Tensor:  # (m, N') -> (m, ...)
+            return outputs(generator, base + w @ sub, layer)
+
+        with strict_fp32():
+            origin = torch.zeros(len(indices), device=sub.device)
+            out.append(finite_difference_hessian(f, origin, epsilon, batch_size).double().cpu())
+        if progress:
+            m = len(indices)
+            progress(4 * m * (m + 1) // 2)
+    return torch.stack(out)
+
+
+def dominance_per_sample(hessian: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per sample of Hessians (S, ..., M, M): the % of elements whose largest |entry| is on the
+    diagonal (ties count as diagonal), the mean |diagonal entry| and the mean |off-diagonal entry|.
+    Every sample has as many elements, so means of these are the pooled D% and D_R's terms."""
+    m = hessian.shape[-1]
+    flat = hessian.abs().reshape(hessian.shape[0], -1, m, m)  # (S, E, M, M)
+    eye = torch.eye(m, dtype=torch.bool)
+    diagonal = flat[:, :, eye]  # (S, E, M)
+    off = flat[:, :, ~eye]  # (S, E, M(M-1))
+    off_max = off.max(dim=2).values if m > 1 else torch.zeros_like(diagonal[:, :, 0])
+    share = 100.0 * (diagonal.max(dim=2).values >= off_max).double().mean(dim=1)
+    off_mean = off.mean(dim=(1, 2)) if m > 1 else torch.zeros(hessian.shape[0], dtype=torch.float64)
+    return share, diagonal.mean(dim=(1, 2)), off_mean
+
+
+def diagonal_dominance(hessian: Tensor) -> tuple[float, float]:
+    """(D%, D_R) of Hessians (S, ..., M, M) pooled over samples: the share of elements whose largest
+    |entry| is on the diagonal, and mean |diagonal| / mean |off-diagonal| (paper Table 2)."""
+    share, diagonal, off = dominance_per_sample(hessian)
+    off_mean = float(off.mean())
+    return float(share.mean()), float(diagonal.mean()) / off_mean if off_mean > 0 else math.inf
+
+
+def matching(Q: Tensor, partner: Tensor | None = None) -> tuple[list[int], list[float]]:
+    """For each direction, the row of `partner` (default: the axes of z) with the largest |cosine|,
+    and that |cosine|."""
+    cosines = Q.abs() if partner is None else (Q.double() @ partner.double().T).abs()
+    values, rows = cosines.max(dim=1)
+    return rows.tolist(), values.float().tolist()
