@@ -1,11 +1,12 @@
 """Quality per compute on a real GAN: learned directions vs axes, random and SeFa.
 
 For each recipe, learning runs for the given cumulative CPU budgets (minutes of learning time,
-resumed between budgets), and after each budget the directions are measured with hpdirs'
-compare metrics on one fixed probe (the same held-out samples, base points and Rademacher
-vectors for every set): held-out penalty, D% and D_R over the 8 most active directions, top
-activeness. Writes a JSON file and prints a Markdown table. With --matrices every measured set
-is saved, and --remeasure measures saved sets again on another probe (--seed) without learning.
+resumed between budgets), and every set is saved. Then all sets are measured together by
+hpdirs' compare (the same held-out samples, base points and Rademacher vectors for every set),
+under an image budget (--images) or precisely (--samples): held-out penalty, D% and D_R over the
+8 most active directions, each with its 95% interval, and the paired difference of each set
+against SeFa and the axes. Writes a JSON file and prints Markdown tables. --remeasure measures
+saved sets again (other --seed) without learning.
 
     make -C benchmarks quality          # or: ../.venv/bin/python quality.py --budgets 3,10
     make -C benchmarks quality-probe2   # the saved sets on probe seed 7
@@ -27,9 +28,11 @@ from omniart import EyeGenerator  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from direction_finder.compare import CompareSettings, DirectionSet, Probe, baseline_sets, evaluate_set  # noqa: E402
+from direction_finder.compare import CompareSettings, DirectionSet, baseline_sets, compare  # noqa: E402
 from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig, recipe_fields  # noqa: E402
 from direction_finder.learn import learn  # noqa: E402
+from direction_finder.report import with_interval  # noqa: E402
+from direction_finder.stats import BETTER, Difference  # noqa: E402
 from direction_finder.warmstart import curvature_directions  # noqa: E402
 
 # chunk_size 4: all 2k perturbed batches of 8 in one call of 32 images, the DCGAN's fastest
@@ -82,47 +85,61 @@ def main() -> None:
     parser.add_argument("--budgets", default="3,10", help="cumulative learning minutes, comma-separated")
     parser.add_argument("--recipes", default="paper,curvature")
     parser.add_argument("--class-name", default="blue")
-    parser.add_argument("--samples", type=int, default=16, help="held-out samples for the metrics")
+    parser.add_argument("--images", default="60000", help="compare's budget in images for all sets together")
+    parser.add_argument("--samples", type=int, default=None, help="measure precisely on this many samples instead")
     parser.add_argument("--seed", type=int, default=123, help="seed of the probe")
-    parser.add_argument("--k", type=int, default=2,
-                        help="Rademacher vectors per probe sample (more: a less noisy held-out penalty, "
-                             "cost N x samples x 2k images per set)")
     parser.add_argument("--out", default="results/quality.json")
-    parser.add_argument("--matrices", default=None,
-                        help="folder to save every measured set as <set>.safetensors, to re-measure on other probes")
+    parser.add_argument("--matrices", default="results/matrices", help="folder the measured sets are saved in")
     parser.add_argument("--no-baselines", action="store_true", help="measure only the recipes")
-    parser.add_argument("--remeasure", default=None,
-                        help="measure the sets saved in this folder on this probe, and learn nothing")
+    parser.add_argument("--remeasure", action="store_true", help="measure the sets saved in --matrices, learn nothing")
     args = parser.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
     g = EyeGenerator(args.class_name)
-    settings = CompareSettings(samples=args.samples, seed=args.seed, k=args.k, top=8, sweep_steps=5, batch_size=32)
-    probe = Probe.draw(g, g.z_dim, settings)
-    rows = []
+    common = dict(seed=args.seed, top=8, sweep_steps=5, batch_size=32)
+    settings = (CompareSettings(samples=args.samples, **common) if args.samples
+                else CompareSettings(budget=args.images, **common))
+    sets, extras = [], {}
 
-    def measure(name: str, matrix, **extra) -> None:
-        if args.matrices:
+    def keep(name: str, matrix, **extra) -> None:
+        if not args.remeasure:
             Path(args.matrices).mkdir(parents=True, exist_ok=True)
-            save_file({"matrix": matrix.float().contiguous(), "extra": torch.tensor([extra["budget_min"], extra["steps"]])},
-                      Path(args.matrices) / f"{name}.safetensors", metadata={"recipe": extra["recipe"]})
-        start = time.perf_counter()
-        report = evaluate_set(g, DirectionSet(name, matrix), probe, settings)
-        row = {**report.summary(), **extra, "measure_s": time.perf_counter() - start}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+            tensors = {"matrix": matrix.float().contiguous(), "extra": torch.tensor([extra["budget_min"], extra["steps"]])}
+            save_file(tensors, Path(args.matrices) / f"{name}.safetensors", metadata={"recipe": extra["recipe"]})
+        sets.append(DirectionSet(name, matrix.float()))
+        extras[name] = extra
+        print(f"{name}: {extra}", flush=True)
 
     if args.remeasure:
-        remeasure(Path(args.remeasure), measure)
+        remeasure(Path(args.matrices), keep)
     else:
-        learn_and_measure(g, budgets, filter(None, args.recipes.split(",")), args.seed, measure,
+        learn_and_measure(g, budgets, filter(None, args.recipes.split(",")), args.seed, keep,
                           baselines=not args.no_baselines)
+    start = time.perf_counter()
+    results = compare(g, sets[0].matrix, baselines=[], settings=settings, name=sets[0].name, others=sets[1:],
+                      on_images=lambda done, total: print(f"\r{done}/{total} images", end="", flush=True))
+    print(f"\nmeasured in {time.perf_counter() - start:.0f} s: {results.measured}")
+    by = {r.name: r for r in results.reports}
+    paired = [Difference(r.name, ref, metric, r.metrics[metric] - by[ref].metrics[metric])
+              for ref in ("sefa", "axes") if ref in by for r in results.reports if r.name != ref for metric in BETTER]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"generator": g.describe(), "settings": settings.__dict__, "rows": rows}, indent=2))
+    body = {"generator": g.describe(), "settings": settings.__dict__, "measured": results.measured,
+            "rows": [{**r.summary(), **extras[r.name], "intervals": {m: s.as_dict() for m, s in r.metrics.items()}}
+                     for r in results.reports],
+            "differences": [d.as_dict() for d in paired]}
+    out.write_text(json.dumps(body, indent=2))
     print("\n| set | steps | held-out penalty ↓ | D% ↑ | D_R ↑ | top activeness |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['set']} | {r['steps']} | {r['heldout_penalty']:.4g} | {r['D_percent']:.1f} | {r['D_R']:.3f} "
-              f"| {r['top_activeness']:.4g} |")
+    for r in results.reports:
+        cells = [with_interval(r.metrics[m], f) for m, f in
+                 (("heldout_penalty", ".4g"), ("D_percent", ".1f"), ("D_R", ".3f"), ("top_activeness", ".3g"))]
+        print(f"| {r.name} | {extras[r.name]['steps']} | " + " | ".join(cells) + " |")
+    print("\n| set − reference | held-out penalty | D% | D_R |\n|---|---|---|---|")
+    rows: dict[tuple[str, str], list[str]] = {}
+    for d in paired:
+        verdict = {"not significant": "n.s."}.get(d.verdict, d.verdict)
+        rows.setdefault((d.reference, d.other), []).append(f"{with_interval(d.statistic, '.3g')} ({verdict})")
+    for (name, ref), cells in rows.items():
+        print(f"| {name} − {ref} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

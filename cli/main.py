@@ -338,7 +338,7 @@ def compare(
     epsilon: o.CompareEpsilon = COMPARE.epsilon,
     k: o.CompareK = COMPARE.k,
     sweep_steps: o.SweepSteps = COMPARE.sweep_steps,
-    batch_size: o.CompareBatch = COMPARE.batch_size,
+    batch_size: o.CompareBatch = None,
     layer: o.CompareLayer = None,
     gifs: o.Gifs = True,
     out: o.CompareOut = None,

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from direction_finder.errors import UsageError
 
 DEFAULT_BUDGET = "10m"
-HESSIAN_SHARE = 0.7  # of the images left after the side-by-side GIFs and the Jacobians
-JACOBIAN_SHARE = 0.15
+HESSIAN_SHARE = 0.75  # of the images left after the side-by-side GIFs and the Jacobians
+HESSIAN_FLOOR, PENALTY_FLOOR = 4, 16  # samples
+JACOBIAN_SHARE = 0.1
 # enough for intervals far narrower than any difference worth telling: a fast generator stops here
 # instead of filling a long budget
 MAX_PENALTY_SAMPLES = 10_000
@@ -81,35 +82,53 @@ class Plan:
 
 
 def costs(sets: int, n: int, z_dim: int, k: int, top: int) -> dict[str, int]:
-    """Images per unit: per (sample, direction) of the penalty, per Hessian sample, per Jacobian."""
+    """Images per unit: per (sample, direction) of the penalty; per Hessian sample (2 N'^2 for each
+    set, and the image at the sample itself, shared); per Jacobian (z_dim forward differences from
+    that shared image)."""
     m = min(top, n)
-    return {"penalty": sets * 2 * k, "hessians": sets * 2 * m * (m + 1), "jacobians": 2 * z_dim}
+    return {"penalty": sets * 2 * k, "hessians": sets * 2 * m * m + 1, "jacobians": z_dim}
+
+
+def minimum(*, sets: int, n: int, z_dim: int, k: int, top: int, gif_images: int = 0) -> int:
+    """The fewest images a plan can have: 2 samples per metric, one Jacobian, and the GIFs."""
+    unit = costs(sets, n, z_dim, k, top)
+    return gif_images + 2 * unit["hessians"] + unit["jacobians"] + 2 * unit["penalty"]
 
 
 def plan(images: int, *, sets: int, n: int, z_dim: int, k: int, top: int, gif_images: int = 0) -> Plan:
     """Split `images` between the metrics (see the module's docstring for what each part buys).
 
-    At least 2 samples per metric (an interval needs two) and one Jacobian; about 70% of the rest
-    goes to the Hessians, whose samples are few and costly, the remainder to the penalty.
+    At least 2 samples per metric (an interval needs two) and one Jacobian; about 75% of the rest
+    goes to the Hessians, whose samples are few and costly, the remainder to the penalty. Up to
+    HESSIAN_FLOOR Hessian samples are taken even past that share while the penalty keeps
+    PENALTY_FLOOR samples: with 2 or 3 samples, t's 12.7 or 4.3 makes D%'s interval too wide to
+    tell anything. Past MAX_HESSIAN_SAMPLES and MAX_PENALTY_SAMPLES the plan stops short of the
+    budget.
     """
     unit = costs(sets, n, z_dim, k, top)
-    smallest = gif_images + 2 * unit["hessians"] + unit["jacobians"] + 2 * unit["penalty"]
+    smallest = minimum(sets=sets, n=n, z_dim=z_dim, k=k, top=top, gif_images=gif_images)
     if images < smallest:
         raise UsageError(
             f"`budget` of {images:,} images is too small for {sets} sets of {n} directions (top {min(top, n)}): "
             f"at least {smallest:,} are needed; raise it, lower `top`, or compare fewer sets"
         )
     left = images - gif_images
+
+    def for_penalty(hessians: int, jacobians: int) -> int:
+        return left - jacobians * unit["jacobians"] - hessians * unit["hessians"]
+
     jacobians = max(1, math.floor(JACOBIAN_SHARE * left / unit["jacobians"]))
     hessians = max(2, math.floor(HESSIAN_SHARE * (left - jacobians * unit["jacobians"]) / unit["hessians"]))
     hessians = min(hessians, MAX_HESSIAN_SAMPLES)
     jacobians = min(jacobians, hessians)
-    while hessians > 2 and left - jacobians * unit["jacobians"] - hessians * unit["hessians"] < 2 * unit["penalty"]:
+    while hessians < HESSIAN_FLOOR and for_penalty(hessians + 1, jacobians) >= PENALTY_FLOOR * unit["penalty"]:
+        hessians += 1
+    while hessians > 2 and for_penalty(hessians, jacobians) < 2 * unit["penalty"]:
         hessians -= 1
         jacobians = min(jacobians, hessians)
-    while jacobians > 1 and left - jacobians * unit["jacobians"] - hessians * unit["hessians"] < 2 * unit["penalty"]:
+    while jacobians > 1 and for_penalty(hessians, jacobians) < 2 * unit["penalty"]:
         jacobians -= 1
-    evaluations = (left - jacobians * unit["jacobians"] - hessians * unit["hessians"]) // unit["penalty"]
+    evaluations = for_penalty(hessians, jacobians) // unit["penalty"]
     samples, per_sample = min(evaluations, MAX_PENALTY_SAMPLES), 1
     return Plan(
         samples,

@@ -54,11 +54,13 @@ from direction_finder.heldout import (
     Probe,
     SetReport,
     evaluate_precise,
+    hessian_points,
     images_needed,
     measure_budgeted,
 )  # fmt: skip
 from direction_finder.latents import read_latents
 from direction_finder.measures import diagonal_dominance, matching
+from direction_finder.render import default_render_batch
 from direction_finder.report import side_by_side, write_compare_html, write_reports
 from direction_finder.runs import open_directions
 from direction_finder.stats import BETTER, Difference
@@ -80,7 +82,7 @@ class CompareSettings:
     epsilon: float = 0.1
     k: int = 2
     sweep_steps: int = 7  # coefficient values in the activeness sweep (precise)
-    batch_size: int = 16  # images per generator call
+    batch_size: int | None = None  # images per generator call; None: default_render_batch(device)
     layer: str | None = None
     latents: str | None = None  # a .npy (n, z_dim): the user's held-out samples (precise, samples = n)
     budget: str | None = None  # `10m`, `90s` or an image count; None: DEFAULT_BUDGET (unless precise)
@@ -98,7 +100,7 @@ class CompareSettings:
                 "seed": LIMITS["seed"],
             },
             {"eta": FLOAT_LIMITS["eta"], "epsilon": FLOAT_LIMITS["epsilon"]},
-            optional=("samples",),
+            optional=("samples", "batch_size"),
         )
         if self.budget is not None:
             parse_budget(self.budget)
@@ -184,15 +186,18 @@ def compare(
     for other in (learned, *[o.matrix for o in others]):
         check_z_dim(other, generator)
     check_layer(generator, settings.layer)
+    settings = dataclasses.replace(settings, batch_size=settings.batch_size or default_render_batch(generator.device))
     n = learned.shape[0]
     extra, notes = baseline_sets(generator, n, baselines, settings.seed)
     sets = [DirectionSet(name, learned.float()), *others, *extra]
     n_max = max(s.matrix.shape[0] for s in sets)
     started = time.perf_counter()
     if settings.is_precise:
-        count = Counter(sum(images_needed(s.matrix.shape[0], 1, settings) for s in sets), on_images)
+        count = Counter(sum(images_needed(s.matrix.shape[0], 1, settings) for s in sets) - settings.precise_samples
+                        * (len(sets) - 1), on_images)  # fmt: skip
         probe = Probe.draw(generator, n_max, settings)
-        reports = [evaluate_precise(generator, s, probe, settings, count) for s in sets]
+        points = hessian_points(generator, probe.z, settings, count)  # shared by every set
+        reports = [evaluate_precise(generator, s, probe, points, settings, count) for s in sets]
         measured: dict[str, Any] = {
             "mode": "precise", "samples": int(probe.z.shape[0]), "activeness": "sweep", "images": count.total,
         }  # fmt: skip
@@ -251,6 +256,7 @@ def run_compare(
     baselines = parse_baselines(baselines)
     check_z_dim(learned, generator)  # before anything is created
     settings = with_user_latents(settings, int(generator.z_dim))
+    settings = dataclasses.replace(settings, batch_size=settings.batch_size or default_render_batch(generator.device))
     out = writable_dir(out_dir)
     results = compare(
         generator, learned, baselines=baselines, settings=settings, on_images=on_images, name=name,
@@ -262,7 +268,7 @@ def run_compare(
     if gifs:
         partner = (other.name, other.matrix) if other is not None else None
         pairs = side_by_side(generator, learned, results.reports[0], out, seed=settings.seed, eta=settings.eta,
-                             partner=partner)  # fmt: skip
+                             partner=partner, batch_size=int(settings.batch_size or 1))  # fmt: skip
     write_compare_html(out, results, pairs, info, settings)
     return results
 

@@ -13,6 +13,7 @@ Jacobians at the first Hessian samples, shared by every set.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,8 +23,8 @@ import torch
 from torch import Tensor
 
 from direction_finder import measures
-from direction_finder.budget import Budget, Plan, plan
-from direction_finder.errors import UsageError
+from direction_finder.budget import Budget, Plan, minimum, plan
+from direction_finder.errors import HpdirsWarning
 from direction_finder.latents import read_latents
 from direction_finder.measures import matching
 from direction_finder.penalty import rademacher
@@ -126,10 +127,23 @@ def hessian_latent(generator: Any, settings: CompareSettings, index: int) -> Ten
 
 
 def _dominance(
-    generator: Any, Q: Tensor, top: list[int], z: Tensor, settings: CompareSettings, progress: measures.Progress
+    generator: Any,
+    Q: Tensor,
+    top: list[int],
+    points: HessianPoints,
+    settings: CompareSettings,
+    progress: measures.Progress,
 ) -> dict[str, Statistic]:
     h = measures.hessians(
-        generator, Q, top, z, settings.epsilon, batch_size=settings.batch_size, layer=settings.layer, progress=progress
+        generator,
+        Q,
+        top,
+        points.z,
+        settings.epsilon,
+        centre=points.centre,
+        batch_size=int(settings.batch_size or 1),
+        layer=settings.layer,
+        progress=progress,
     )
     share, diagonal, off = measures.dominance_per_sample(h)
     return {"D_percent": Statistic.mean(share), "D_R": Statistic.ratio(diagonal, off)}
@@ -147,8 +161,21 @@ def _activeness_metrics(per_sample: Tensor, top: int) -> tuple[dict[str, Statist
     return metrics, means.tolist(), order
 
 
+@dataclass(frozen=True)
+class HessianPoints:
+    """Where the Hessians are taken: latents and f at each, computed once for every set."""
+
+    z: Tensor  # (H, z_dim)
+    centre: Tensor  # (H, ...)
+
+
 def evaluate_precise(
-    generator: Any, s: DirectionSet, probe: Probe, settings: CompareSettings, progress: measures.Progress
+    generator: Any,
+    s: DirectionSet,
+    probe: Probe,
+    points: HessianPoints,
+    settings: CompareSettings,
+    progress: measures.Progress,
 ) -> SetReport:
     Q = s.matrix.float()
     n, samples = Q.shape[0], probe.z.shape[0]
@@ -163,7 +190,7 @@ def evaluate_precise(
                 probe.vectors[i][..., :n],
                 k=settings.k,
                 epsilon=settings.epsilon,
-                batch_size=settings.batch_size,
+                batch_size=int(settings.batch_size or 1),
                 layer=settings.layer,
                 progress=progress,
             )
@@ -176,12 +203,12 @@ def evaluate_precise(
         probe.z,
         settings.eta,
         settings.sweep_steps,
-        batch_size=settings.batch_size,
+        batch_size=int(settings.batch_size or 1),
         layer=settings.layer,
         progress=progress,
     )  # fmt: skip  (S, N)
     metrics, active, top = _activeness_metrics(sweep, min(settings.top, n))
-    metrics |= _dominance(generator, Q, top, probe.z, settings, progress)
+    metrics |= _dominance(generator, Q, top, points, settings, progress)
     metrics["heldout_penalty"] = Statistic.mean(every.mean(dim=0))
     axes, cosines = matching(Q)
     return SetReport(s.name, metrics, active, top, axes, cosines, every.mean(dim=1).tolist())
@@ -192,14 +219,14 @@ def evaluate_budgeted(
     s: DirectionSet,
     probe: BudgetProbe,
     grams: list[Tensor],
-    hessian_z: Tensor,
+    points: HessianPoints,
     settings: CompareSettings,
     progress: measures.Progress,
 ) -> SetReport:
     Q = s.matrix.float()
     n = Q.shape[0]
     metrics, active, top = _activeness_metrics(measures.local_activeness(grams, Q), min(settings.top, n))
-    metrics |= _dominance(generator, Q, top, hessian_z, settings, progress)
+    metrics |= _dominance(generator, Q, top, points, settings, progress)
     index = probe.indices(n)
     values = torch.stack(
         [
@@ -212,7 +239,7 @@ def evaluate_budgeted(
                 probe.vectors[c][..., :n],
                 k=settings.k,
                 epsilon=settings.epsilon,
-                batch_size=settings.batch_size,
+                batch_size=int(settings.batch_size or 1),
                 layer=settings.layer,
                 progress=progress,
             )
@@ -239,10 +266,19 @@ class Counter:
 
 
 def images_needed(n: int, sets: int, settings: CompareSettings) -> int:
-    """Images of a precise comparison."""
+    """Images of a precise comparison of `sets` sets of n directions (the Hessians' centres shared)."""
     m = min(settings.top, n)
     samples = settings.precise_samples
-    return sets * (n * samples * (2 * settings.k + settings.sweep_steps) + samples * 2 * m * (m + 1))
+    return sets * (n * samples * (2 * settings.k + settings.sweep_steps) + samples * 2 * m * m) + samples
+
+
+def hessian_points(generator: Any, z: Tensor, settings: CompareSettings, progress: measures.Progress) -> HessianPoints:
+    batch = int(settings.batch_size or 1)
+    return HessianPoints(z, measures.centres(generator, z, batch_size=batch, layer=settings.layer, progress=progress))
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def measure_budgeted(
@@ -251,40 +287,51 @@ def measure_budgeted(
     """Every set under settings' budget, `reserved` images of it left for the caller."""
     budget = settings.parsed_budget
     sizes = [s.matrix.shape[0] for s in sets]
-    n_min, n_max, z_dim = min(sizes), max(sizes), int(generator.z_dim)
+    n_max, batch = max(sizes), int(settings.batch_size or 1)  # resolved by compare()
+    shape = dict(sets=len(sets), n=min(sizes), z_dim=int(generator.z_dim), k=settings.k, top=settings.top)
     count = Counter(budget.images, on_images)
-
-    def shaped(images: int) -> Plan:
-        return plan(images, sets=len(sets), n=n_min, z_dim=z_dim, k=settings.k, top=settings.top, gif_images=reserved)
-
-    def gram(z: Tensor) -> Tensor:
-        return measures.jacobian_gram(
-            generator, z, settings.epsilon, batch_size=settings.batch_size, layer=settings.layer, progress=count
-        )
-
     grams: list[Tensor] = []
     rate = None
+
+    def gram(z: Tensor, centre: Tensor, progress: measures.Progress = count) -> Tensor:
+        return measures.jacobian_gram(
+            generator, z, centre, settings.epsilon, batch_size=batch, layer=settings.layer, progress=progress
+        )
+
+    first = hessian_points(generator, hessian_latent(generator, settings, 0), settings, count)
+
     if budget.images is not None:
-        chosen = shaped(budget.images)
-    else:  # the first Jacobian tells how many images the time buys
+        chosen = plan(budget.images, gif_images=reserved, **shape)
+    else:  # the first Jacobian tells how many images the time buys (the first call, a warm-up, left out)
         assert budget.seconds is not None
-        started = time.perf_counter()
-        grams.append(gram(hessian_latent(generator, settings, 0)))
-        rate = count.done / (time.perf_counter() - started)
+        marks: list[tuple[float, int]] = [(time.perf_counter(), 0)]
+
+        def timed(images: int) -> None:
+            count(images)
+            marks.append((time.perf_counter(), count.done))
+
+        grams.append(gram(first.z, first.centre, timed))
+        (t0, n0), (t1, n1) = marks[1 if len(marks) > 2 else 0], marks[-1]
+        rate = (n1 - n0) / max(t1 - t0, 1e-9)
         images = int(rate * budget.seconds)
-        try:
-            chosen = shaped(images)
-        except UsageError:
-            raise UsageError(
-                f"`budget` {budget} buys about {images:,} images at the {rate:.3g} images/s measured, too few "
-                f"for {len(sets)} sets of {n_min} directions (top {min(settings.top, n_min)}); raise it or compare "
-                "fewer sets"
-            ) from None
+        fewest = minimum(gif_images=reserved, **shape)
+        if images < fewest:
+            warnings.warn(
+                f"`budget` {budget} buys about {images:,} images at the {rate:.3g} images/s measured; measuring the "
+                f"fewest that give intervals, {fewest:,} images (about {duration(fewest / rate)})",
+                HpdirsWarning,
+                stacklevel=2,
+            )
+        chosen = plan(max(images, fewest), gif_images=reserved, **shape)
     count.total = chosen.total
-    hessian_z = torch.cat([hessian_latent(generator, settings, i) for i in range(chosen.hessian_samples)])
-    grams += [gram(hessian_z[j : j + 1]) for j in range(len(grams), chosen.jacobian_samples)]
+    rest = [hessian_latent(generator, settings, i) for i in range(1, chosen.hessian_samples)]
+    more = hessian_points(generator, torch.cat(rest), settings, count) if rest else None
+    points = first if more is None else HessianPoints(
+        torch.cat([first.z, more.z]), torch.cat([first.centre, more.centre])
+    )  # fmt: skip
+    grams += [gram(points.z[j : j + 1], points.centre[j : j + 1]) for j in range(len(grams), chosen.jacobian_samples)]
     probe = BudgetProbe.draw(generator, n_max, chosen.penalty_samples, chosen.directions_per_sample, settings)
-    reports = [evaluate_budgeted(generator, s, probe, grams, hessian_z, settings, count) for s in sets]
+    reports = [evaluate_budgeted(generator, s, probe, grams, points, settings, count) for s in sets]
     return reports, _described(chosen, budget, rate)
 
 

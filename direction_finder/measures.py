@@ -98,9 +98,23 @@ def sweep_activeness(
     return torch.stack(out, dim=1)
 
 
+def centres(generator: Any, z: Tensor, *, batch_size: int, layer: str | None = None, progress: Progress | None = None
+) -> Tensor:
+    """f at each latent z (S, z_dim): (S, ...). The Hessians' middle point and the Jacobian's base,
+    computed once per sample for every set."""
+    with torch.no_grad(), strict_fp32():
+        out = []
+        for s in range(0, z.shape[0], batch_size):
+            out.append(outputs(generator, z[s : s + batch_size].to(generator.device), layer))
+            if progress:
+                progress(out[-1].shape[0])
+    return torch.cat(out)
+
+
 def jacobian_gram(
     generator: Any,
     z: Tensor,
+    centre: Tensor,
     epsilon: float,
     *,
     batch_size: int,
@@ -108,24 +122,26 @@ def jacobian_gram(
     progress: Progress | None = None,
 ) -> Tensor:
     """J^T J / P at one latent z (1, z_dim): (z_dim, z_dim) float64, J (P, z_dim) the Jacobian of
-    the P output elements, column j = (f(z + eps e_j) - f(z - eps e_j)) / (2 eps).
+    the P output elements by forward differences from centre = f(z) (1, ...): column j is
+    (f(z + eps e_j) - f(z)) / eps, z_dim images.
 
     q^T (J^T J / P) q is the local activeness of a unit direction q: the mean over output elements
-    of the squared derivative along q.
+    of the squared derivative along q. Forward differences carry an O(eps) error, immaterial for
+    ranking directions, at half the images of central ones.
     """
     z_dim = z.shape[1]
-    steps = torch.eye(z_dim, dtype=z.dtype, device=z.device) * epsilon
-    points = torch.cat([z + steps, z - steps])  # (2 z_dim, z_dim): the + points, then the -
+    steps = torch.eye(z_dim, dtype=z.dtype, device=generator.device) * epsilon
+    points = z.to(generator.device) + steps  # (z_dim, z_dim): one step along each axis
+    base = centre.reshape(1, -1).float()
     with torch.no_grad(), strict_fp32():
-        pieces = []
-        for s in range(0, points.shape[0], batch_size):
+        columns = []
+        for s in range(0, z_dim, batch_size):
             y = outputs(generator, points[s : s + batch_size], layer)
-            pieces.append(y.reshape(y.shape[0], -1).float())
+            columns.append(((y.reshape(y.shape[0], -1).float() - base) / epsilon).double().cpu())
             if progress:
                 progress(y.shape[0])
-    y = torch.cat(pieces)  # (2 z_dim, P)
-    columns = ((y[:z_dim] - y[z_dim:]) / (2 * epsilon)).double()  # (z_dim, P) = J^T
-    return (columns @ columns.T).cpu() / columns.shape[1]
+    jt = torch.cat(columns)  # (z_dim, P) = J^T
+    return (jt @ jt.T) / jt.shape[1]
 
 
 def local_activeness(grams: Sequence[Tensor], Q: Tensor) -> Tensor:
@@ -141,12 +157,14 @@ def hessians(
     z: Tensor,
     epsilon: float,
     *,
+    centre: Tensor | None = None,
     batch_size: int,
     layer: str | None = None,
     progress: Progress | None = None,
 ) -> Tensor:
     """Finite-difference Hessians w.r.t. w of every output element at each latent z (S, z_dim),
-    for the directions `indices`: (S, *output, len, len) float64."""
+    for the directions `indices`: (S, *output, len, len) float64. centre (S, ...): f at each z,
+    shared by every set (computed here when not given)."""
     sub = Q[list(indices)].to(generator.device)  # (N', z_dim)
     out = []
     for s in range(z.shape[0]):
@@ -157,10 +175,11 @@ def hessians(
 
         with strict_fp32():
             origin = torch.zeros(len(indices), device=sub.device)
-            out.append(finite_difference_hessian(f, origin, epsilon, batch_size).double().cpu())
+            middle = None if centre is None else centre[s : s + 1]
+            out.append(finite_difference_hessian(f, origin, epsilon, batch_size, middle).double().cpu())
         if progress:
             m = len(indices)
-            progress(4 * m * (m + 1) // 2)
+            progress(2 * m * m + (centre is None))
     return torch.stack(out)
 
 

@@ -172,26 +172,39 @@ def autograd_hessian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 
 
 def finite_difference_hessian(
-    f: Callable[[Tensor], Tensor], x: Tensor, epsilon: float = 0.1, batch_size: int = 64
+    f: Callable[[Tensor], Tensor],
+    x: Tensor,
+    epsilon: float = 0.1,
+    batch_size: int = 64,
+    centre: Tensor | None = None,
 ) -> Tensor:
     """Central finite-difference Hessian of every output element of f at x (D,) -> (..., D, D).
 
     H_ij = [f(x+e_i+e_j) - f(x+e_i-e_j) - f(x-e_i+e_j) + f(x-e_i-e_j)] / (4 eps^2), with the
     steps e scaled by epsilon; exact for cubic f, and the natural Hessian of a piecewise-linear
-    network at the scale epsilon on which the penalty itself looks.
+    network at the scale epsilon on which the penalty itself looks. On the diagonal the middle
+    two points are both x: f(x) is evaluated once (or taken from `centre`, f(x) as (1, ...), when
+    the caller shares it), so D(D-1)/2 pairs cost 4 images each and the D diagonals 2 each.
     """
     dim = x.shape[0]
     eye = torch.eye(dim, dtype=x.dtype, device=x.device) * epsilon
-    rows, cols = torch.triu_indices(dim, dim, device=x.device)  # (P,) pairs with i <= j
+    rows, cols = torch.triu_indices(dim, dim, offset=1, device=x.device)  # (P,) pairs with i < j
     ei, ej = eye[rows], eye[cols]  # (P, D)
-    points = torch.stack([x + ei + ej, x + ei - ej, x - ei + ej, x - ei - ej])  # (4, P, D)
-    flat = points.reshape(-1, dim)
+    points = [x + ei + ej, x + ei - ej, x - ei + ej, x - ei - ej, x + 2 * eye, x - 2 * eye]
+    if centre is None:
+        points.append(x[None])
+    flat = torch.cat(points)  # (4P + 2D [+ 1], D)
     with torch.no_grad():
         y = torch.cat([f(flat[s : s + batch_size]) for s in range(0, flat.shape[0], batch_size)])
-    y = y.reshape(4, rows.shape[0], *y.shape[1:])  # (4, P, ...)
-    upper = (y[0] - y[1] - y[2] + y[3]) / (4 * epsilon**2)  # (P, ...)
-    upper = upper.movedim(0, -1)  # (..., P)
+    pairs = rows.shape[0]
+    crossed = y[: 4 * pairs].reshape(4, pairs, *y.shape[1:])  # (4, P, ...)
+    plus, minus = y[4 * pairs : 4 * pairs + dim], y[4 * pairs + dim : 4 * pairs + 2 * dim]  # (D, ...)
+    middle = y[-1:] if centre is None else centre.to(y.dtype)  # (1, ...)
+    upper = ((crossed[0] - crossed[1] - crossed[2] + crossed[3]) / (4 * epsilon**2)).movedim(0, -1)  # (..., P)
+    diagonal = ((plus - 2 * middle + minus) / (4 * epsilon**2)).movedim(0, -1)  # (..., D)
     hessian = upper.new_zeros(*upper.shape[:-1], dim, dim)
     hessian[..., rows, cols] = upper
     hessian[..., cols, rows] = upper
+    index = torch.arange(dim, device=hessian.device)
+    hessian[..., index, index] = diagonal
     return hessian

@@ -141,6 +141,7 @@ def side_by_side(
     fps: float = 10.0,
     size: int | None = None,
     partner: tuple[str, Tensor] | None = None,
+    batch_size: int = 16,
     on_images: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """For each of the `pairs` most active directions n: a GIF of n | the axis z_j closest to it
@@ -156,7 +157,7 @@ def side_by_side(
         columns = []
         for vector in (learned[n].float(), others[j]):
             grids = []
-            for frame in sweep(generator, vector.to(generator.device), z, etas, align=True):
+            for frame in sweep(generator, vector.to(generator.device), z, etas, align=True, batch_size=batch_size):
                 pixels = to_uint8(frame, size)  # (S, h, w, 3)
                 grids.append(tile(pixels, 1, samples))
                 if on_images:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from direction_finder import LearnConfig, SyntheticGenerator, gram_schmidt, learn
 from direction_finder.budget import costs, parse_budget, plan
 from direction_finder.compare import CompareSettings, compare
-from direction_finder.errors import UsageError
+from direction_finder.errors import HpdirsWarning, UsageError
 from direction_finder.measures import jacobian_gram, local_activeness
 from direction_finder.objective import direction_penalty
 from direction_finder.stats import Statistic
@@ -57,12 +57,35 @@ def test_budget_text_and_the_plan_of_the_default_compare_on_biggan_deep_128():
     chosen = plan(3300, sets=4, n=128, z_dim=128, k=2, top=8, gif_images=288)
     unit = costs(4, 128, 128, 2, 8)
     assert chosen.total <= 3300 and chosen.images["gifs"] == 288
-    assert chosen.images["hessians"] == chosen.hessian_samples * unit["hessians"] == chosen.hessian_samples * 576
+    # per Hessian sample: 4 sets x 2 x 8^2 images, and the image at the sample, shared
+    assert chosen.images["hessians"] == chosen.hessian_samples * unit["hessians"] == chosen.hessian_samples * 513
+    assert chosen.images["jacobians"] == chosen.jacobian_samples * 128  # forward differences, one per axis
     assert chosen.images["penalty"] == chosen.penalty_samples * chosen.directions_per_sample * 16
-    assert chosen.hessian_samples >= 3 and chosen.penalty_samples >= 30 and chosen.jacobian_samples >= 1
+    assert chosen.hessian_samples >= 4 and chosen.penalty_samples >= 40 and chosen.jacobian_samples >= 1
     assert 3300 - chosen.total < unit["penalty"]  # nothing left that would buy another evaluation
     with pytest.raises(UsageError, match="at least 1,.* are needed"):
         plan(1000, sets=4, n=128, z_dim=128, k=2, top=8)
+
+
+class Counting(SyntheticGenerator):
+    """Counts the images it generates."""
+
+    images = 0
+
+    def __call__(self, z):
+        self.images += z.shape[0]
+        return super().__call__(z)
+
+
+@pytest.mark.parametrize("settings", [CompareSettings(budget="5000"), CompareSettings(samples=3, top=4)])
+def test_the_images_generated_are_the_images_planned(settings):
+    g = Counting(z_dim=8, factors=4, size=8, seed=0)
+    totals = []
+    results = compare(g, torch.eye(8), baselines=["axes", "random"], settings=settings,
+                      on_images=lambda done, total: totals.append(total))  # fmt: skip
+    assert g.images == results.measured["images"] == totals[-1]
+    if settings.budget:
+        assert results.measured["images"] <= 5000
 
 
 def test_local_activeness_is_the_squared_derivative_of_a_linear_generator():
@@ -74,10 +97,11 @@ def test_local_activeness_is_the_squared_derivative_of_a_linear_generator():
         def __call__(self, z):
             return (z @ w.T).reshape(-1, 1, 3, 4)
 
-    gram = jacobian_gram(Linear(), torch.randn(1, 5), 0.1, batch_size=4)
+    z = torch.randn(1, 5)
+    gram = jacobian_gram(Linear(), z, Linear()(z), 0.1, batch_size=4)
     q = gram_schmidt(torch.randn(3, 5, generator=torch.Generator().manual_seed(1)))
     exact = ((q.double() @ w.double().T) ** 2).mean(dim=1)  # mean over the 12 outputs of (W q)^2
-    # central differences of a linear map are exact but for float32 rounding of |Wz| ~ 5
+    # differences of a linear map are exact but for float32 rounding of |Wz| ~ 5, over eps 0.1
     np.testing.assert_allclose(local_activeness([gram], q)[0].numpy(), exact.numpy(), rtol=1e-4)
 
 
@@ -157,15 +181,18 @@ def test_bad_budgets_are_one_line_errors(tmp_path, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_time_budget_too_short_for_a_slow_generator_says_what_it_measured():
-    class Slow(SyntheticGenerator):  # ~1 ms per image: a 1 s budget buys ~1,000 images, too few here
+def test_a_time_budget_too_short_for_a_slow_generator_measures_the_fewest_images_and_says_so():
+    class Slow(SyntheticGenerator):  # >= 1 ms per image: a 1 s budget buys < 1,000 images, too few here
         def __call__(self, z):
             time.sleep(1e-3 * z.shape[0])
             return super().__call__(z)
 
     g = Slow(z_dim=8, factors=4, size=8, seed=0)
-    with pytest.raises(UsageError, match=r"`budget` 1 s buys about \d+ images at the .* images/s measured, too few"):
-        compare(g, torch.eye(8), settings=CompareSettings(budget="1s"))
+    with pytest.warns(HpdirsWarning, match=r"`budget` 1 s buys about \d+ images at the .* images/s measured; "
+                                           r"measuring the fewest that give intervals, 1,066 images"):  # fmt: skip
+        results = compare(g, torch.eye(8), settings=CompareSettings(budget="1s"))
+    # 2 Hessian samples (2 x (4 sets x 2 x 8^2 + 1)), one Jacobian (8), 2 penalty samples (2 x 4 sets x 4)
+    assert results.measured["images"] == 1066 and results.measured["hessian_samples"] == 2
 
 
 def test_compare_a_b_refuses_two_different_generators(tmp_path):
