@@ -98,7 +98,8 @@ def sweep_activeness(
     return torch.stack(out, dim=1)
 
 
-def centres(generator: Any, z: Tensor, *, batch_size: int, layer: str | None = None, progress: Progress | None = None
+def centres(
+    generator: Any, z: Tensor, *, batch_size: int, layer: str | None = None, progress: Progress | None = None
 ) -> Tensor:
     """f at each latent z (S, z_dim): (S, ...). The Hessians' middle point and the Jacobian's base,
     computed once per sample for every set."""
