@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from direction_finder.compare import CompareSettings, images_needed
 from direction_finder.generators.random_weights import full_config, save_random_biggan
 
 
@@ -46,8 +45,9 @@ def main() -> None:
     measured = result["measured"]
     after_images = measured["images"]
     rate = after_images / measured["seconds"]  # the measuring itself, GIFs excluded from its seconds
-    old = CompareSettings(samples=8, sweep_steps=7, top=8)
-    before_images = images_needed(128, 4, old) + 8 * 2 * 16 * 4
+    # the old defaults: 4 sets x (128 directions x 8 samples x (2k + 7 sweep steps) + 8 samples x
+    # 2 x 8 x 9 Hessian images, the centre evaluated twice per diagonal entry) + 8 GIFs x 2 x 16 x 4
+    before_images = 4 * (128 * 8 * (4 + 7) + 8 * 2 * 8 * 9) + 8 * 2 * 16 * 4
     body = {
         "model": "biggan-deep-128 (random full-size weights)",
         "directions": 128,

@@ -58,7 +58,8 @@ def difference_rows(differences: list[Difference]) -> list[list[str]]:
     rows: dict[str, list[str]] = {}
     for d in differences:
         verdict = {"not significant": "n.s."}.get(d.verdict, d.verdict)
-        text = with_interval(d.statistic, _FORMATS[d.metric]).replace("-", "−")
+        text = with_interval(d.statistic, _FORMATS[d.metric])
+        text = "−" + text[1:] if text.startswith("-") else text
         rows.setdefault(d.other, [d.other]).append(f"{text} ({verdict})")
     return list(rows.values())
 
@@ -68,10 +69,13 @@ def measured_line(measured: dict[str, Any], settings: CompareSettings) -> str:
     if measured["mode"] == "precise":
         what = f"{measured['samples']} held-out samples (seed {settings.seed}), every direction"
     else:
+        each = "one random direction each" if measured["directions_per_sample"] == 1 else (
+            f"{measured['directions_per_sample']} random directions each"
+        )  # fmt: skip
         what = (
-            f"budget {measured['budget']}: penalty on {measured['penalty_samples']:,} samples × "
-            f"{measured['directions_per_sample']} random direction(s), D%/D_R on {measured['hessian_samples']} samples "
-            f"(seed {settings.seed}), top by local activeness at {measured['jacobian_samples']}"
+            f"budget {measured['budget']}: penalty on {measured['penalty_samples']:,} samples, {each}; D%/D_R on "
+            f"{measured['hessian_samples']} samples, top directions by local activeness at the first "
+            f"{measured['jacobian_samples']} (seed {settings.seed})"
         )
     return f"{what} · {measured['images']:,} images in {measured['seconds']:.0f} s"
 
