@@ -44,7 +44,8 @@ def main() -> None:
     result = json.loads(done.stdout)
     measured = result["measured"]
     after_images = measured["images"]
-    rate = after_images / measured["seconds"]  # the measuring itself, GIFs excluded from its seconds
+    # the measuring's own rate: its seconds exclude the GIFs, which come after
+    rate = (after_images - measured["images_by_part"]["gifs"]) / measured["seconds"]
     # the old defaults: 4 sets x (128 directions x 8 samples x (2k + 7 sweep steps) + 8 samples x
     # 2 x 8 x 9 Hessian images, the centre evaluated twice per diagonal entry) + 8 GIFs x 2 x 16 x 4
     before_images = 4 * (128 * 8 * (4 + 7) + 8 * 2 * 8 * 9) + 8 * 2 * 16 * 4
