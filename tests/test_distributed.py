@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from direction_finder import LearnConfig, learn, load_directions
@@ -40,6 +41,7 @@ def test_two_gloo_ranks_equal_one_process_and_only_rank_0_writes(tmp_path):
     print("max |ddp - single|:", float((ddp.matrix - single.matrix).abs().max()))
 
 
+@pytest.mark.slow  # 17 s: two torchrun launches; the same-path and one-writer checks above stay in CI
 def test_resume_under_torchrun(tmp_path):
     first = torchrun(*ARGS, "--steps", "6", "--out", str(tmp_path), "--name", "r")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -52,6 +54,7 @@ def test_resume_under_torchrun(tmp_path):
     assert load_directions(run).metadata["step"] == 10
 
 
+@pytest.mark.slow  # 13 s: a torchrun launch that must fail on every rank
 def test_a_bad_setting_ends_every_rank(tmp_path):
     # HPDIRS_DIST_TIMEOUT=60 and the subprocess timeout of 120 s: a rank left waiting for a
     # collective would fail this test by timing out, so no clock is read here.

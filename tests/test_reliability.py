@@ -504,15 +504,19 @@ def test_a_relative_weights_path_works_from_anywhere_and_other_weights_are_notic
 
 
 def test_files_get_the_users_umask(world, tmp_path):
-    script = ("import os, sys; os.umask(0o022); from hpdirs_cli.main import main; sys.argv = ['hpdirs'] + sys.argv[1:]; "
-              "main()")
-    for argv in (["learn", *SYNTH, "--steps", "3", "--batch-size", "2", "--eval-every", "2", "--out", str(tmp_path),
-                  "--name", "modes"],
-                 ["render", str(tmp_path / "synthetic" / "modes"), "--frames", "2", "--samples", "2", "--directions",
-                  "0-1"],
-                 ["compare", str(tmp_path / "synthetic" / "modes"), "--samples", "2", "--no-gifs"]):
-        done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
+    commands = (["learn", *SYNTH, "--steps", "3", "--batch-size", "2", "--eval-every", "2", "--out", str(tmp_path),
+                 "--name", "modes"],
+                ["render", str(tmp_path / "synthetic" / "modes"), "--frames", "2", "--samples", "2", "--directions",
+                 "0-1"],
+                ["compare", str(tmp_path / "synthetic" / "modes"), "--samples", "2", "--no-gifs"])
+    # the three commands in one process under umask 022 (one start of Python and torch, not three)
+    script = ("import json, os, sys; os.umask(0o022); from hpdirs_cli.main import main\n"
+              "for argv in json.loads(sys.argv[1]):\n"
+              "    sys.argv = ['hpdirs', *argv]\n"
+              "    try:\n        main()\n    except SystemExit as stop:\n        assert stop.code in (0, None), argv\n")
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(commands)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
     modes = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*")}
     assert {m for p, m in modes.items() if (tmp_path / p).is_file()} == {"0o644"}, modes
     assert {m for p, m in modes.items() if (tmp_path / p).is_dir()} == {"0o755"}, modes
