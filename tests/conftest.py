@@ -1,11 +1,19 @@
 """Shared fixtures: random BigGAN-deep weights in the published folder format, and a guard
 that keeps every test offline (a real download attempt fails the test)."""
 
+import signal
+
 import pytest
 
 from direction_finder.generators import weights as weights_module
 from direction_finder.generators.biggan import load_biggan
 from direction_finder.generators.random_weights import full_config, save_random_biggan, tiny_config
+
+
+# A runner started in the background (`cmd &` without job control) ignores SIGINT, and ignored
+# signals pass to every child: the Ctrl-C tests' processes would then never see their SIGINT.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
