@@ -4,6 +4,8 @@ writes says its format."""
 import json
 import shutil
 
+import pytest
+
 from typer.testing import CliRunner
 
 from direction_finder.generators import weights as w
@@ -61,6 +63,15 @@ def test_shell_completion_scripts_complete_commands_and_options():
         assert result.exit_code == 0 and marker in result.stdout, result.stdout
     bad = runner.invoke(app, ["completion", "tcsh"])
     assert bad.exit_code == 1 and "unknown shell 'tcsh'; choose bash, zsh, fish" in bad.stderr
+
+
+@pytest.mark.slow  # ~9 s: three starts of the installed command from a real bash
+def test_a_real_bash_completes_through_the_installed_command():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
     # a real bash sources the script and asks the installed command, as a user's shell does
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     script = ('source <(hpdirs completion bash); COMP_WORDS=(hpdirs le); COMP_CWORD=1; _hpdirs_completion hpdirs;'
