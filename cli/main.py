@@ -182,6 +182,7 @@ def learn(
     eval_every: o.EvalEvery = None,
     eval_samples: o.EvalSamples = None,
     chunk_size: o.ChunkSize = None,
+    checkpoint_activations: o.CheckpointActivations = None,
     layer: o.Layer = None,
     device: o.Device = o.DEVICE,
     out: o.OutRoot = o.OUT_ROOT,
@@ -215,6 +216,7 @@ def learn(
         eval_every=eval_every,
         eval_samples=eval_samples,
         chunk_size=chunk_size,
+        checkpoint_activations=checkpoint_activations,
         layer=layer,
     )
     with user_errors(), job_from_env(device) as dist:
@@ -451,6 +453,7 @@ def bench(
     layer: o.BenchLayer = o.BENCH_LAYER,
     render: o.BenchRender = BENCH.render,
     explore: o.BenchExplore = BENCH.explore,
+    memory: o.BenchMemory = None,
     device: o.Device = o.DEVICE,
     out: o.BenchOut = Path("bench.json"),
     json_out: o.Json = False,
@@ -470,7 +473,12 @@ def bench(
             sizes = [int(b) for b in batch_size.split(",") if b.strip()]
         except ValueError:
             raise fail(f"--batch-size {batch_size!r}: give comma-separated integers, e.g. 1,4") from None
-        settings = BenchSettings(sizes, steps, None if layer.lower() == "none" else layer, render, explore=explore)
+        try:
+            resolutions = [int(r) for r in (memory or "").split(",") if r.strip()]
+        except ValueError:
+            raise fail(f"--memory {memory!r}: give comma-separated resolutions, e.g. 128,256,512") from None
+        chosen_layer = None if layer.lower() == "none" else layer
+        settings = BenchSettings(sizes, steps, chosen_layer, render, explore=explore, memory=resolutions)
         plugged = plugin(model_arg, output_range)
         choice = GeneratorChoice(model, class_, None, weights, device, offline or None, *plugged)
 

@@ -105,6 +105,10 @@ CheckpointEvery = Annotated[int | None, option("Steps between checkpoints.", lea
 EvalEvery = Annotated[int | None, option("Steps between held-out evaluations (0: never).", learned("eval_every"))]
 EvalSamples = Annotated[int | None, option("Samples in the fixed held-out set.", learned("eval_samples"))]
 ChunkSize = Annotated[int | None, option("Perturbed batches per generator call (1..2k).", CHUNK_SHOWN)]
+CHECKPOINT_HELP = "Recompute each block's activations in the backward: less memory, same numbers, ~1 more forward."
+CheckpointActivations = Annotated[
+    bool | None, option(CHECKPOINT_HELP, "off", "--checkpoint-activations/--no-checkpoint-activations")
+]
 Layer = Annotated[str | None, option(LAYER_HELP, "pixel space")]
 OutRoot = Annotated[Path, option("Output root; runs go to OUT/<class>/<name>/.")]
 Name = Annotated[str | None, option("Run name.", "the UTC time")]
@@ -170,5 +174,7 @@ BenchSteps = Annotated[int, option("Timed repetitions per measurement (median; a
 BenchLayer = Annotated[str, option("Layer for the fast-mode measurement: a name, auto (mid resolution) or none.")]
 BenchRender = Annotated[bool, option("Also measure render images/s.", None, "--render/--no-render")]
 BenchOut = Annotated[Path, option("Where to write the JSON results.")]
+MEMORY_HELP = "Also measure one step's peak memory at these resolutions (random weights), e.g. 128,256,512."
+BenchMemory = Annotated[str | None, option(MEMORY_HELP, "not measured")]
 EXPLORE_HELP = "Also measure the explorer's slider-to-image latency."
 BenchExplore = Annotated[bool, option(EXPLORE_HELP, None, "--explore/--no-explore")]

@@ -111,6 +111,19 @@ def print_bench(r: dict[str, Any]) -> None:
             f"at batch {r['render']['batch_size']}",
             highlight=False,
         )
+    if "memory" in r:
+        memory = Table("resolution", "layout", "step memory MiB", "peak MiB", "step s", "vs plain",
+                       title=f"one learning step's memory at batch {r['memory']['batch_size']}")  # fmt: skip
+        for resolution, rows in r["memory"]["resolutions"].items():
+            for name, row in rows.items():
+                if "error" in row:
+                    memory.add_row(resolution, name, row["error"], "", "", "")
+                    continue
+                ratio = (f"{row['memory_vs_plain']:.2f}x memory, {row['time_vs_plain']:.2f}x time"
+                         if "memory_vs_plain" in row else "")  # fmt: skip
+                memory.add_row(resolution, name, f"{row['step_mb']:.0f}", f"{row['peak_mb']:.0f}",
+                               f"{row['step_s']:.2f}", ratio)  # fmt: skip
+        console.print(memory)
     if "explore" in r:
         for count, e in r["explore"].items():
             console.print(

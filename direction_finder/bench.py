@@ -49,6 +49,7 @@ class BenchSettings:
     render_batch: int | None = None  # None: render's default for the device
     k: int = 2
     explore: bool = True  # the explorer's latency from a slider change to the new image
+    memory: Sequence[int] = ()  # BigGAN-deep resolutions whose step memory to measure (random weights)
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(
@@ -59,6 +60,9 @@ class BenchSettings:
             integer("batch_sizes", b, *LIMITS["batch_size"])
         integer("steps", self.steps, 1, 10_000)
         integer("k", self.k, *LIMITS["k"])
+        for resolution in self.memory:
+            if resolution not in (128, 256, 512):
+                raise UsageError(f"`memory` {resolution!r}: BigGAN-deep comes in 128, 256 and 512 px")
 
 
 def _sync(device: torch.device) -> None:
@@ -287,6 +291,10 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
         note("explorer latency")
         results["explore"] = explore_latency(generator, (1, 4), settings.steps)
     results["peak_memory_mb"] = _peak_memory_mb(device)
+    if settings.memory:
+        from direction_finder.memory import memory_table
+
+        results["memory"] = memory_table(settings.memory, k=settings.k, device=device.type, note=note)
     return results
 
 

@@ -32,8 +32,11 @@ def reproduce_command(config: dict[str, Any], generator: dict[str, Any]) -> str:
     if generator.get("output_range"):
         parts.append(f"--output-range {','.join(str(v) for v in generator['output_range'])}")
     for key, value in config.items():
-        if value is not None and key != "reduction":
-            parts.append(f"--{key.replace('_', '-')} {value}")
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):  # an on/off flag
+            parts += [flag] if value else []
+        elif value is not None and key != "reduction":
+            parts.append(f"{flag} {value}")
     return " \\\n    ".join(parts)
 
 

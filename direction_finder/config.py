@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from direction_finder.errors import UsageError
-from direction_finder.generators.base import Factorisable, Layered
+from direction_finder.generators.base import Checkpointable, Factorisable, Layered
 from direction_finder.penalty import REDUCTIONS
 from direction_finder.validation import check_fields, one_of
 
@@ -29,7 +29,8 @@ DEFAULT_RECIPE = "paper"
 HELDOUT_SEED_OFFSET = 1_000_003  # the held-out set never shares draws with training
 WARMSTART_SEED_OFFSET = 2_000_003  # nor does the curvature warm start
 # Fields a resumed run may change: they do not alter the optimisation path.
-RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every"})
+# changes that leave the optimisation path as it is (activation checkpointing: the same numbers)
+RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_activations"})
 
 # Ranges of the settings. The upper ends are far beyond any useful run, and exist so that a typo
 # (a batch size of 10**15) is one clear line instead of a failed allocation or an overflow.
@@ -75,11 +76,16 @@ class LearnConfig:
     eval_samples: int = 16
     layer: str | None = None  # None: pixel space; else a named intermediate layer of G
     chunk_size: int | None = None  # perturbed batches per generator call; None: the device default
+    # keep only each generator block's input for the backward, recompute the rest: the same loss
+    # and gradient for less memory and about one more forward
+    checkpoint_activations: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self, LIMITS, FLOAT_LIMITS, optional=("num_directions", "chunk_size"))
         one_of("reduction", self.reduction, REDUCTIONS[:2])
         one_of("init", self.init, INITS)
+        if not isinstance(self.checkpoint_activations, bool):
+            raise UsageError(f"`checkpoint_activations` must be true or false, got {self.checkpoint_activations!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,6 +113,8 @@ class LearnConfig:
         )
         chunk = min(chunk, 2 * self.k)
         check_layer(generator, self.layer)
+        if self.checkpoint_activations and not isinstance(generator, Checkpointable):
+            raise UsageError("`checkpoint_activations`: this generator has no blocks to checkpoint; learn without it")
         if self.init == "sefa" and not isinstance(generator, Factorisable):
             raise UsageError("`init` sefa: this generator has no first linear layer to factorise; use `init` random")
         return dataclasses.replace(self, num_directions=n, chunk_size=chunk)

@@ -34,7 +34,7 @@ from direction_finder.config import HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, 
 from direction_finder.directions import Directions, canonical_signs, orthonormal_directions, save_directions
 from direction_finder.distributed import DistContext, RankFailed
 from direction_finder.errors import RunStopped, UsageError
-from direction_finder.generators import describe, working_dtype
+from direction_finder.generators import Checkpointable, describe, working_dtype
 from direction_finder.objective import HeldOut, draw_batch, heldout_penalty, train_step
 from direction_finder.runs import BEST_NAME, LAST_NAME, RunFiles, directions_metadata, remove_unfinished, run_lock
 
@@ -98,6 +98,8 @@ def learn(
     across resumes, reaches it. Returns the last directions.
     """
     config = config.resolved(generator)
+    if isinstance(generator, Checkpointable):  # as the config says, for this run's backward passes
+        generator.set_checkpointing(config.checkpoint_activations)
     meta = describe(generator)
     if dist is not None and config.batch_size % dist.world:
         raise UsageError(

@@ -15,6 +15,7 @@ import torch
 
 from direction_finder.errors import HpdirsWarning, UsageError
 from direction_finder.generators.base import (
+    Checkpointable,
     ClassConditional,
     Described,
     Factorisable,
@@ -198,6 +199,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_TRUNCATION",
     "BigGANGenerator",
+    "Checkpointable",
     "ClassConditional",
     "Described",
     "Factorisable",

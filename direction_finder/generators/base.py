@@ -54,6 +54,15 @@ class Layered(Protocol):
 
 
 @runtime_checkable
+class Checkpointable(Protocol):
+    """Can recompute its blocks' activations in the backward instead of keeping them."""
+
+    def set_checkpointing(self, on: bool) -> None:
+        """Turn activation checkpointing on or off (it acts only while autograd records)."""
+        ...
+
+
+@runtime_checkable
 class Factorisable(Protocol):
     """Has a first linear layer acting on z, so SeFa's closed-form directions exist."""
 

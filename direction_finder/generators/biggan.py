@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from direction_finder.errors import HpdirsWarning, UsageError, WeightsError
 from direction_finder.generators.base import resolve_device, sefa
@@ -135,6 +136,7 @@ class BigGANGenerator:
         self.weights = weights
         self.device = device
         self.dtype = dtype  # float32; float64 only to study rounding (tests), at several times the cost
+        self.checkpointing = False  # activation checkpointing under autograd (set_checkpointing)
         self.weights_fingerprint = weights.fingerprint() if weights is not None else ""
         self.z_dim = int(model.config.z_dim)
         self.resolution = int(model.config.output_dim)
@@ -154,7 +156,43 @@ class BigGANGenerator:
             raise ValueError(f"z must have shape (n, {self.z_dim}), got {tuple(z.shape)}")
         z = z.to(self.device, self.dtype)
         condition = torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1)  # (n, 2 z_dim)
-        return self.model.generator(condition, self.truncation)
+        if not (self.checkpointing and torch.is_grad_enabled()):
+            return self.model.generator(condition, self.truncation)
+        h = self._blocks(condition)  # (n, ch, R, R)
+        return checkpoint(self._head, h, use_reentrant=False)
+
+    def set_checkpointing(self, on: bool) -> None:
+        """Keep only each block's input for the backward and recompute the rest (activation
+        checkpointing): the same values and gradients for about one more forward."""
+        self.checkpointing = bool(on)
+
+    def _head(self, h: Tensor) -> Tensor:
+        """The package's last steps after the blocks: BN, ReLU, conv to RGB, tanh."""
+        gen = self.model.generator
+        h = gen.conv_to_rgb(gen.relu(gen.bn(h, self.truncation)))
+        return gen.tanh(h[:, :3, ...])
+
+    def _blocks(self, condition: Tensor, last: int | None = None) -> Tensor:
+        """The package's forward from the latent through GenBlock `last` (all blocks if None),
+        each block (and self-attention) checkpointed when self.checkpointing and grad are on.
+        condition (n, 2 z_dim) -> (n, ch, r, r)."""
+        gen = self.model.generator
+        save = self.checkpointing and torch.is_grad_enabled()
+        h = gen.gen_z(condition).view(-1, 4, 4, 16 * self.model.config.channel_width)
+        h = h.permute(0, 3, 1, 2).contiguous()  # (n, 16 ch, 4, 4)
+        block = -1
+        for module in gen.layers:
+            if hasattr(module, "bn_0"):  # a GenBlock, conditioned on the class and the latent
+                block += 1
+                if save:
+                    h = checkpoint(module, h, condition, self.truncation, use_reentrant=False)
+                else:
+                    h = module(h, condition, self.truncation)
+                if block == last:
+                    break
+            else:  # self-attention
+                h = checkpoint(module, h, use_reentrant=False) if save else module(h)
+        return h
 
     def layers(self) -> dict[str, tuple[int, int, int]]:
         """The named intermediate layers for `features`: block{i} -> (channels, height, width)."""
@@ -177,18 +215,8 @@ class BigGANGenerator:
         gen = self.model.generator
         z = z.to(self.device, self.dtype)
         condition = torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1)  # (n, 2 z_dim)
-        h = gen.gen_z(condition).view(-1, 4, 4, 16 * self.model.config.channel_width)
-        h = h.permute(0, 3, 1, 2).contiguous()  # (n, 16 ch, 4, 4)
-        block = -1
+        h = self._blocks(condition, last=target)
         blocks = [m for m in gen.layers if hasattr(m, "bn_0")]
-        for module in gen.layers:
-            if hasattr(module, "bn_0"):
-                block += 1
-                h = module(h, condition, self.truncation)
-                if block == target:
-                    break
-            else:
-                h = module(h)
         if target + 1 < len(blocks):
             return blocks[target + 1].bn_0(h, self.truncation, condition)
         return gen.bn(h, self.truncation)

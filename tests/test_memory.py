@@ -1,0 +1,84 @@
+"""Activation checkpointing: the same loss and gradient as the plain backward, and the option's
+path from the command line to the generator."""
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from direction_finder import LearnConfig, SyntheticGenerator
+from direction_finder.directions import orthonormal_directions
+from direction_finder.errors import UsageError
+from direction_finder.objective import direction_penalty
+from hpdirs_cli.main import app
+from tolerances import assert_close_to_scale, second_difference_error
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("layer", [None, "block1"])
+def test_checkpointed_and_plain_backward_give_the_same_loss_and_gradient(tiny_biggan, layer):
+    rng = torch.Generator().manual_seed(0)
+    A = torch.randn(6, 16, generator=rng)
+    z = tiny_biggan.sample_z(2, rng)
+    index, eta = torch.tensor([1, 4]), torch.tensor([2.0, -3.0])
+    vectors = (torch.randint(0, 2, (2, 2, 6), generator=rng) * 2 - 1).float()
+    results = []
+    for on in (False, True):
+        tiny_biggan.set_checkpointing(on)
+        leaf = A.clone().requires_grad_()
+        loss = direction_penalty(tiny_biggan, orthonormal_directions(leaf), z, index, eta, vectors=vectors,
+                                 layer=layer)  # fmt: skip
+        loss.backward()
+        results.append((loss.detach(), leaf.grad))
+    tiny_biggan.set_checkpointing(False)
+    (plain_loss, plain_grad), (saved_loss, saved_grad) = results
+    # The recomputed forward runs the same kernels on the same inputs; whatever a kernel might
+    # reorder stays within the penalty's own rounding: a second difference of |f| <= 1 over eps^2
+    bound = second_difference_error(0.1)
+    assert_close_to_scale(saved_loss, plain_loss, bound, "loss")
+    assert_close_to_scale(saved_grad, plain_grad, bound, "gradient")
+    assert float(plain_grad.abs().max()) > 0  # a case that can tell right from wrong
+
+
+def test_checkpointing_does_not_touch_inference(tiny_biggan):
+    z = tiny_biggan.sample_z(3, torch.Generator().manual_seed(1))
+    plain = tiny_biggan(z)
+    tiny_biggan.set_checkpointing(True)
+    with torch.no_grad():
+        again = tiny_biggan(z)
+    tiny_biggan.set_checkpointing(False)
+    assert torch.equal(plain, again)  # under no_grad the package's own forward runs, as before
+
+
+def test_the_option_reaches_the_generator_and_is_refused_where_there_are_no_blocks(tiny_weights, tmp_path):
+    with pytest.raises(UsageError, match="`checkpoint_activations`: this generator has no blocks"):
+        LearnConfig(checkpoint_activations=True).resolved(SyntheticGenerator(z_dim=8, factors=4, size=8))
+    result = runner.invoke(app, ["learn", "--weights", str(tiny_weights), "--class", "207", "--steps", "2",
+                                 "--batch-size", "1", "--eval-every", "0", "--out", str(tmp_path), "--name", "c",
+                                 "--checkpoint-activations", "--num-directions", "4"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    run = tmp_path / "golden_retriever" / "c"
+    card = (run / "README.md").read_text()
+    assert "--checkpoint-activations" in card  # the reproducing command keeps it
+    resumed = runner.invoke(app, ["learn", "--resume", str(run), "--steps", "3", "--no-checkpoint-activations"])
+    assert resumed.exit_code == 0, resumed.stderr  # the same numbers either way: a resumable change
+    bad = runner.invoke(app, ["learn", "--model", "synthetic", "--steps", "1", "--checkpoint-activations",
+                              "--out", str(tmp_path)])  # fmt: skip
+    assert bad.exit_code == 1 and "--checkpoint-activations: this generator has no blocks" in bad.stderr
+
+
+def test_a_memory_measurement_runs_in_its_own_process_and_reports_the_step(tiny_weights, tmp_path):
+    from direction_finder.memory import measure_in_child
+
+    row = measure_in_child({"weights": str(tiny_weights), "batch_size": 1, "chunk_size": 4, "checkpoint": True})
+    # a fresh process: torch and the weights (the baseline) below the peak of two steps
+    assert 0 < row["baseline_mb"] <= row["peak_mb"] and row["step_mb"] == row["peak_mb"] - row["baseline_mb"]
+    assert row["step_s"] > 0
+    failed = measure_in_child({"weights": str(tmp_path / "none"), "batch_size": 1, "chunk_size": 4,
+                               "checkpoint": False})  # fmt: skip
+    assert list(failed) == ["error"] and "\n" not in failed["error"]
+
+
+def test_bench_memory_takes_only_published_resolutions():
+    result = runner.invoke(app, ["bench", "--model", "synthetic", "--memory", "128,300"])
+    assert result.exit_code == 1 and "--memory 300: BigGAN-deep comes in 128, 256 and 512 px" in result.stderr
