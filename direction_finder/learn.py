@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -33,9 +34,9 @@ from direction_finder.checkpoint import (
 from direction_finder.config import HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, LearnConfig
 from direction_finder.directions import Directions, canonical_signs, orthonormal_directions, save_directions
 from direction_finder.distributed import DistContext, RankFailed
-from direction_finder.errors import RunStopped, UsageError
+from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
 from direction_finder.generators import Checkpointable, describe, working_dtype
-from direction_finder.objective import HeldOut, draw_batch, heldout_penalty, train_step
+from direction_finder.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
 from direction_finder.runs import BEST_NAME, LAST_NAME, RunFiles, directions_metadata, remove_unfinished, run_lock
 
 
@@ -163,6 +164,7 @@ class _Loop:
             self.optimizer.load_state_dict(self.state.optimizer)
         self.rng = torch.Generator()
         self.rng.set_state(self.state.rng)
+        self.layout = config  # what steps run with: config, unless out of memory made it smaller
         self.heldout = None
         if config.eval_every:
             self.heldout = HeldOut.draw(
@@ -246,7 +248,13 @@ class _Loop:
     def step(self, step: int) -> float:
         """One optimisation step (0-based `step`); its loss. A non-finite loss stops the run."""
         batch = draw_batch(self.generator, self.config, self.rng, self.dist)
-        loss = float(train_step(self.generator, self.A, self.optimizer, self.config, batch, self.dist))
+        while True:
+            try:
+                loss = float(train_step(self.generator, self.A, self.optimizer, self.layout, batch, self.dist))
+                break
+            except torch.OutOfMemoryError:
+                if not self._smaller_layout(step):
+                    raise
         if not math.isfinite(loss):
             kept = ""
             if self.files is not None:
@@ -260,6 +268,19 @@ class _Loop:
                 "lower `lr` or `eta`, or check the generator's weights"
             )
         return loss
+
+    def _smaller_layout(self, step: int) -> bool:
+        """After an out-of-memory error: a smaller layout (objective.smaller_layout), said in one line;
+        False under torchrun (other ranks would wait in the all-reduce) or with nothing smaller
+        left. The saved config keeps the asked-for layout."""
+        smaller = smaller_layout(self.layout, self.generator) if self._ranks == 1 else None
+        if smaller is None:
+            return False
+        self.layout, change = smaller
+        if self.A.device.type == "cuda":
+            torch.cuda.empty_cache()
+        warnings.warn(f"out of memory at step {step + 1}: {change}, and the step taken again", HpdirsWarning, 2)
+        return True
 
     def evaluate(self, done: int) -> tuple[float, Tensor] | None:
         """The held-out penalty after step `done` and the directions it was measured for, when an

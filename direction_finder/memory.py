@@ -1,11 +1,12 @@
 """Peak memory of one learning step, per resolution, layout and activation checkpointing.
 
-Each measurement runs in a fresh process, because a process's peak resident set on a CPU only
-ever grows: the child loads a BigGAN-deep (random full-size weights, the published
-architecture, so the same memory as the real ones), reads its resident set (the baseline: torch,
-weights), takes two learning steps and reads the peak again. The step's own memory is the
-difference. On CUDA the allocator's `max_memory_allocated` is read instead. The second step is
-timed (the first pays for one-time set-up).
+Each measurement runs in a fresh process, so that nothing else the process did counts: the
+child loads a BigGAN-deep (random full-size weights, the published architecture, so the same
+memory as the real ones), reads its resident set (the baseline: torch, weights), restarts the
+kernel's count of its peak (Linux, /proc/self/clear_refs; loading peaks above what stays),
+takes two learning steps and reads the peak again. The step's own memory is the difference.
+On CUDA the allocator's `max_memory_allocated` is read instead. The second step is timed (the
+first pays for one-time set-up).
 
     python -m direction_finder.memory '{"weights": DIR, "batch_size": 1, "chunk_size": 4, ...}'
 """
@@ -28,8 +29,29 @@ import torch
 Note = Callable[[str], None]
 
 
-def _resident_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _status_mb(field: str) -> float | None:
+    """A size from /proc/self/status (VmRSS: now, VmHWM: the peak), in MiB; None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Start the peak resident set again from the current one (Linux: clear_refs 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mb() -> float:
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_here(spec: dict[str, Any]) -> dict[str, Any]:
@@ -55,8 +77,10 @@ def measure_here(spec: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         baseline = torch.cuda.memory_allocated(device) / 2**20
-    else:
-        baseline = _resident_mb()
+    else:  # loading the weights peaks above what stays: the step's peak is counted from here
+        baseline = _status_mb("VmRSS") or _peak_mb()
+        if not _reset_peak():
+            baseline = _peak_mb()
     seconds = 0.0
     for step in range(2):
         batch = draw_batch(generator, config, rng)
@@ -65,7 +89,7 @@ def measure_here(spec: dict[str, Any]) -> dict[str, Any]:
         if cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start if step == 1 else seconds
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _resident_mb()
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _peak_mb()
     return {"baseline_mb": baseline, "peak_mb": peak, "step_mb": peak - baseline, "step_s": seconds}
 
 
@@ -115,7 +139,7 @@ def memory_table(
             out["resolutions"][str(resolution)] = rows
             for chunk in (1, 2 * k):
                 plain, saved = rows[f"{chunk} per call"], rows[f"{chunk} per call, checkpointed"]
-                if "error" not in plain and "error" not in saved:
+                if "error" not in plain and "error" not in saved and plain["step_mb"] > 0 and plain["step_s"] > 0:
                     saved["memory_vs_plain"] = saved["step_mb"] / plain["step_mb"]
                     saved["time_vs_plain"] = saved["step_s"] / plain["step_s"]
     return out

@@ -10,6 +10,7 @@ Only A is optimised (Adam); the generator is frozen.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from torch import Tensor
 from direction_finder.config import LearnConfig
 from direction_finder.directions import orthonormal_directions
 from direction_finder.distributed import DistContext
+from direction_finder.generators.base import Checkpointable
 from direction_finder.penalty import hessian_penalty, rademacher
 
 
@@ -144,6 +146,21 @@ def train_step(
         dist.mean_(A.grad)
     optimizer.step()
     return reported
+
+
+def smaller_layout(config: LearnConfig, generator: Any) -> tuple[LearnConfig, str] | None:
+    """What a step that ran out of memory tries next: half the perturbed batches per call, else
+    activation checkpointing (switched on in the generator); None when neither is left. Either
+    changes only how the same sum is computed. An out-of-memory error leaves A, Adam and the
+    batch untouched (the gradient is written only at the end of the backward), so the same step
+    can be taken again."""
+    chunk = int(config.chunk_size or 1)
+    if chunk > 1:
+        return dataclasses.replace(config, chunk_size=chunk // 2), f"`chunk_size` {chunk} -> {chunk // 2}"
+    if not config.checkpoint_activations and isinstance(generator, Checkpointable):
+        generator.set_checkpointing(True)
+        return dataclasses.replace(config, checkpoint_activations=True), "`checkpoint_activations` on"
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """Activation checkpointing: the same loss and gradient as the plain backward, and the option's
 path from the command line to the generator."""
 
+import dataclasses
+import json
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -82,3 +85,40 @@ def test_a_memory_measurement_runs_in_its_own_process_and_reports_the_step(tiny_
 def test_bench_memory_takes_only_published_resolutions():
     result = runner.invoke(app, ["bench", "--model", "synthetic", "--memory", "128,300"])
     assert result.exit_code == 1 and "--memory 300: BigGAN-deep comes in 128, 256 and 512 px" in result.stderr
+
+
+class Tight(SyntheticGenerator):
+    """Raises the allocator's out-of-memory error for calls of more than `rows` images, as a device
+    whose memory holds that many would (a CUDA device; this machine has none)."""
+
+    rows = 4
+
+    def __call__(self, z):
+        if z.shape[0] > self.rows:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate for {z.shape[0]} images")
+        return super().__call__(z)
+
+
+def test_out_of_memory_halves_the_layout_and_takes_the_same_step(tmp_path):
+    from direction_finder import learn
+    from direction_finder.errors import HpdirsWarning
+
+    config = LearnConfig(steps=6, batch_size=2, chunk_size=4, eval_every=0)  # all 4 perturbed batches: 8 rows
+    tight = Tight(z_dim=8, factors=4, size=8, seed=0)
+    tight.rows = 2  # 8 rows -> 4 -> 2 per call: two back-offs in the first step, none after
+    with pytest.warns(HpdirsWarning) as said:
+        backed = learn(tight, config, out_dir=tmp_path / "run")
+    messages = [str(w.message) for w in said]
+    assert messages == ["out of memory at step 1: `chunk_size` 4 -> 2, and the step taken again",
+                        "out of memory at step 1: `chunk_size` 2 -> 1, and the step taken again"]  # fmt: skip
+    free = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=0)
+    # the same steps as a run that used one perturbed batch per call from the start ...
+    assert torch.equal(backed.matrix, learn(free, dataclasses.replace(config, chunk_size=1)).matrix)
+    # ... and, but for the order of float32 sums, as the un-chunked run the memory could not hold:
+    # each of the 6 steps' penalties carries a second difference's rounding (measured: 1.5e-5)
+    unchunked = learn(free, config).matrix
+    assert_close_to_scale(backed.matrix, unchunked, 6 * second_difference_error(0.1), "directions")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["chunk_size"] == 4  # as asked
+    tight.rows = 1  # one perturbed batch of 2 is already too many, and this generator cannot checkpoint
+    with pytest.raises(torch.OutOfMemoryError), pytest.warns(HpdirsWarning):
+        learn(tight, config)
