@@ -46,7 +46,7 @@ def full_config(resolution: int = 128) -> dict[str, Any]:
     from pytorch_pretrained_biggan import BigGANConfig
 
     config = BigGANConfig().to_dict()
-    if resolution == 256:
+    if resolution in (256, 512):
         config["layers"] = [
             [False, 16, 16],
             [True, 16, 16],
@@ -61,9 +61,14 @@ def full_config(resolution: int = 128) -> dict[str, Any]:
             [False, 2, 1],
             [True, 1, 1],
         ]
-        config["attention_layer_position"] = 8
+        if resolution == 512:
+            # one more block pair at 1 x channel_width, as the 256 px pattern continues (BigGAN-deep,
+            # Brock et al. 2019, Table 9); not checked against the published config.json, which no
+            # machine here can download: memory and time measured on it are the architecture's
+            config["layers"] += [[False, 1, 1], [True, 1, 1]]
+        config["attention_layer_position"] = 8  # self-attention at 64 x 64
     elif resolution != 128:
-        raise ValueError("full_config knows 128 and 256 px")
+        raise ValueError("full_config knows 128, 256 and 512 px")
     config["output_dim"] = resolution
     config["layers"] = [list(layer) for layer in config["layers"]]
     return config
