@@ -134,18 +134,21 @@ def _dominance(
     settings: CompareSettings,
     progress: measures.Progress,
 ) -> dict[str, Statistic]:
-    h = measures.hessians(
-        generator,
-        Q,
-        top,
-        points.z,
-        settings.epsilon,
-        centre=points.centre,
-        batch_size=int(settings.batch_size or 1),
-        layer=settings.layer,
-        progress=progress,
-    )
-    share, diagonal, off = measures.dominance_per_sample(h)
+    parts = []
+    for s in range(points.z.shape[0]):  # one sample's Hessians at a time: (1, *output, N', N') float64
+        h = measures.hessians(
+            generator,
+            Q,
+            top,
+            points.z[s : s + 1],
+            settings.epsilon,
+            centre=points.centre[s : s + 1],
+            batch_size=int(settings.batch_size or 1),
+            layer=settings.layer,
+            progress=progress,
+        )
+        parts.append(measures.dominance_per_sample(h))
+    share, diagonal, off = (torch.cat(column) for column in zip(*parts, strict=True))
     return {"D_percent": Statistic.mean(share), "D_R": Statistic.ratio(diagonal, off)}
 
 
