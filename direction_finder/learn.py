@@ -255,6 +255,8 @@ class _Loop:
             except torch.OutOfMemoryError:
                 if not self._smaller_layout(step):
                     raise
+            if self.A.device.type == "cuda":  # the failed attempt's tensors went with its exception
+                torch.cuda.empty_cache()
         if not math.isfinite(loss):
             kept = ""
             if self.files is not None:
@@ -277,8 +279,6 @@ class _Loop:
         if smaller is None:
             return False
         self.layout, change = smaller
-        if self.A.device.type == "cuda":
-            torch.cuda.empty_cache()
         warnings.warn(f"out of memory at step {step + 1}: {change}, and the step taken again", HpdirsWarning, 2)
         return True
 
