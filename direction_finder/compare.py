@@ -193,8 +193,7 @@ def compare(
     n_max = max(s.matrix.shape[0] for s in sets)
     started = time.perf_counter()
     if settings.is_precise:
-        count = Counter(sum(images_needed(s.matrix.shape[0], 1, settings) for s in sets) - settings.precise_samples
-                        * (len(sets) - 1), on_images)  # fmt: skip
+        count = Counter(images_needed([s.matrix.shape[0] for s in sets], settings), on_images)
         probe = Probe.draw(generator, n_max, settings)
         points = hessian_points(generator, probe.z, settings, count)  # shared by every set
         reports = [evaluate_precise(generator, s, probe, points, settings, count) for s in sets]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -172,6 +172,24 @@ class HessianPoints:
     centre: Tensor  # (H, ...)
 
 
+def _penalties(
+    generator: Any,
+    Q: Tensor,
+    z: Tensor,
+    index: Tensor,
+    eta: Tensor,
+    vectors: Tensor,
+    settings: CompareSettings,
+    progress: measures.Progress,
+) -> Tensor:
+    """measures.penalties with the settings' k, epsilon, batch and layer: (S,) float64."""
+    batch = int(settings.batch_size or 1)
+    return measures.penalties(
+        generator, Q, z, index, eta, vectors,
+        k=settings.k, epsilon=settings.epsilon, batch_size=batch, layer=settings.layer, progress=progress,
+    )  # fmt: skip
+
+
 def evaluate_precise(
     generator: Any,
     s: DirectionSet,
@@ -184,18 +202,15 @@ def evaluate_precise(
     n, samples = Q.shape[0], probe.z.shape[0]
     every = torch.stack(
         [
-            measures.penalties(
+            _penalties(
                 generator,
                 Q,
                 probe.z,
                 torch.full((samples,), i, dtype=torch.long),
                 probe.eta,
                 probe.vectors[i][..., :n],
-                k=settings.k,
-                epsilon=settings.epsilon,
-                batch_size=int(settings.batch_size or 1),
-                layer=settings.layer,
-                progress=progress,
+                settings,
+                progress,
             )
             for i in range(n)
         ]
@@ -233,18 +248,8 @@ def evaluate_budgeted(
     index = probe.indices(n)
     values = torch.stack(
         [
-            measures.penalties(
-                generator,
-                Q,
-                probe.z,
-                index[:, c],
-                probe.eta[:, c],
-                probe.vectors[c][..., :n],
-                k=settings.k,
-                epsilon=settings.epsilon,
-                batch_size=int(settings.batch_size or 1),
-                layer=settings.layer,
-                progress=progress,
+            _penalties(
+                generator, Q, probe.z, index[:, c], probe.eta[:, c], probe.vectors[c][..., :n], settings, progress
             )
             for c in range(index.shape[1])
         ],
@@ -268,11 +273,12 @@ class Counter:
             self.on_images(min(self.done, total), total)
 
 
-def images_needed(n: int, sets: int, settings: CompareSettings) -> int:
-    """Images of a precise comparison of `sets` sets of n directions (the Hessians' centres shared)."""
-    m = min(settings.top, n)
+def images_needed(sizes: Sequence[int], settings: CompareSettings) -> int:
+    """Images of a precise comparison of sets of these sizes N (the Hessians' centres shared)."""
     samples = settings.precise_samples
-    return sets * (n * samples * (2 * settings.k + settings.sweep_steps) + samples * 2 * m * m) + samples
+    per_set = [n * samples * (2 * settings.k + settings.sweep_steps) + samples * 2 * min(settings.top, n) ** 2
+               for n in sizes]  # fmt: skip
+    return sum(per_set) + samples
 
 
 def hessian_points(generator: Any, z: Tensor, settings: CompareSettings, progress: measures.Progress) -> HessianPoints:
