@@ -17,7 +17,7 @@ import typer
 import typer.core
 from rich.console import Console
 
-from direction_finder.errors import HpdirsError, HpdirsWarning, RunStopped
+from direction_finder.errors import HpdirsError, HpdirsNote, HpdirsWarning, RunStopped
 
 # Library settings whose flag is not simply --name-with-dashes.
 FLAG_NAMES = {
@@ -120,7 +120,8 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
     """hpdirs' own warnings as one line; a library's (torch, PIL, ...) are for developers and
     shown only with HPDIRS_DEBUG=1."""
     if issubclass(category, HpdirsWarning):
-        err_console.print(f"[yellow]warning:[/] {flags(str(message))}", highlight=False, soft_wrap=True)
+        kind = "[cyan]note:[/]" if issubclass(category, HpdirsNote) else "[yellow]warning:[/]"
+        err_console.print(f"{kind} {flags(str(message))}", highlight=False, soft_wrap=True)
     elif os.environ.get("HPDIRS_DEBUG"):
         _default_showwarning(message, category, filename, lineno, file, line)
 

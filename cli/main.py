@@ -182,6 +182,8 @@ def learn(
     eval_every: o.EvalEvery = None,
     eval_samples: o.EvalSamples = None,
     chunk_size: o.ChunkSize = None,
+    micro_batch: o.MicroBatch = None,
+    max_memory: o.MaxMemory = None,
     checkpoint_activations: o.CheckpointActivations = None,
     layer: o.Layer = None,
     device: o.Device = o.DEVICE,
@@ -216,6 +218,8 @@ def learn(
         eval_every=eval_every,
         eval_samples=eval_samples,
         chunk_size=chunk_size,
+        micro_batch=micro_batch,
+        max_memory=max_memory,
         checkpoint_activations=checkpoint_activations,
         layer=layer,
     )
@@ -290,6 +294,7 @@ def render(
     size: o.Size = None,
     label: o.Label = RENDER.label,
     batch_size: o.RenderBatch = None,
+    max_memory: o.ImageMemory = None,
     out: o.RenderOut = None,
     latents: o.Latents = None,
     model: o.ModelOverride = None,
@@ -309,7 +314,20 @@ def render(
 
     with user_errors():
         settings = RenderSettings(
-            directions, axes or [], samples, seed, eta, frames, fps, align, format, size, label, batch_size, latents
+            directions,
+            axes or [],
+            samples,
+            seed,
+            eta,
+            frames,
+            fps,
+            align,
+            format,
+            size,
+            label,
+            batch_size,
+            latents,
+            max_memory,
         )
         plugged = plugin(model_arg, output_range)
         choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
@@ -341,6 +359,7 @@ def compare(
     k: o.CompareK = COMPARE.k,
     sweep_steps: o.SweepSteps = COMPARE.sweep_steps,
     batch_size: o.CompareBatch = None,
+    max_memory: o.ImageMemory = None,
     layer: o.CompareLayer = None,
     gifs: o.Gifs = True,
     out: o.CompareOut = None,
@@ -365,7 +384,7 @@ def compare(
     with user_errors():
         given = str(latents) if latents is not None else None
         settings = CompareSettings(
-            samples, seed, top, eta, epsilon, k, sweep_steps, batch_size, layer, given, budget, precise
+            samples, seed, top, eta, epsilon, k, sweep_steps, batch_size, layer, given, budget, precise, max_memory
         )
         plugged = plugin(model_arg, output_range)
         choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)

@@ -105,6 +105,10 @@ CheckpointEvery = Annotated[int | None, option("Steps between checkpoints.", lea
 EvalEvery = Annotated[int | None, option("Steps between held-out evaluations (0: never).", learned("eval_every"))]
 EvalSamples = Annotated[int | None, option("Samples in the fixed held-out set.", learned("eval_samples"))]
 ChunkSize = Annotated[int | None, option("Perturbed batches per generator call (1..2k).", CHUNK_SHOWN)]
+MICRO_HELP = "Samples per backward pass; the passes' gradients are summed (less memory, same step)."
+MicroBatch = Annotated[int | None, option(MICRO_HELP, "the whole batch")]
+MAX_MEMORY_HELP = "Fit each step into this much memory, e.g. 8GiB: chooses --chunk-size, --micro-batch, checkpointing."
+MaxMemory = Annotated[str | None, option(MAX_MEMORY_HELP, "no limit")]
 CHECKPOINT_HELP = "Recompute each block's activations in the backward: less memory, same numbers, ~1 more forward."
 CheckpointActivations = Annotated[
     bool | None, option(CHECKPOINT_HELP, "off", "--checkpoint-activations/--no-checkpoint-activations")
@@ -128,7 +132,10 @@ Axes = Annotated[str | None, option("Also render these axis-aligned z components
 Format = Annotated[str, option("Comma-separated: gif, mp4, png.", None, "--format")]
 Size = Annotated[int | None, option("Pixels per image in the outputs.", "the model's resolution")]
 Label = Annotated[bool, option("Print direction index and eta above each frame.", None, "--label/--no-label")]
-RenderBatch = Annotated[int | None, option("Images per generator call.", "4 on CPU, 32 on GPU")]
+BATCH_SHOWN = "4 on CPU, 32 on GPU, fewer where they would not fit the memory"
+RenderBatch = Annotated[int | None, option("Images per generator call.", BATCH_SHOWN)]
+IMAGE_MEMORY_HELP = "Memory the default --batch-size must fit, e.g. 8GiB."
+ImageMemory = Annotated[str | None, option(IMAGE_MEMORY_HELP, "on GPU its free memory, else no limit", "--max-memory")]
 RenderOut = Annotated[Path | None, option("Output folder.", "RUN/render, or render-<file> beside a file")]
 
 LATENTS_HELP = "A .npy of latents (n, z_dim) to use instead of seeded samples (render: n <= 64)."
@@ -152,7 +159,7 @@ CompareEta = Annotated[float, option("Base points and sweeps within [-eta, eta].
 CompareEpsilon = Annotated[float, option("Finite-difference step.")]
 CompareK = Annotated[int, option("Rademacher vectors per sample.", None, "--k")]
 SweepSteps = Annotated[int, option("Coefficient values in the activeness sweep (precise).")]
-CompareBatch = Annotated[int | None, option("Images per generator call.", "4 on CPU, 32 on GPU")]
+CompareBatch = Annotated[int | None, option("Images per generator call.", BATCH_SHOWN)]
 LAYER_MEASURE = "Measure on this layer's activation instead of pixels (see `hpdirs learn --help`)."
 CompareLayer = Annotated[str | None, option(LAYER_MEASURE, "pixel space")]
 Gifs = Annotated[bool, option("Write the side-by-side GIFs.", None, "--gifs/--no-gifs")]

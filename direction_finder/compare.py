@@ -60,11 +60,11 @@ from direction_finder.heldout import (
 )  # fmt: skip
 from direction_finder.latents import read_latents
 from direction_finder.measures import diagonal_dominance, matching
-from direction_finder.render import default_render_batch
+from direction_finder.render import render_batch
 from direction_finder.report import side_by_side, write_compare_html, write_reports
 from direction_finder.runs import open_directions
 from direction_finder.stats import BETTER, Difference
-from direction_finder.validation import check_fields
+from direction_finder.validation import check_fields, parse_memory
 
 BASELINES = ("axes", "random", "sefa", "curvature")
 DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature costs 16 z_dim images more: asked for by name
@@ -82,13 +82,16 @@ class CompareSettings:
     epsilon: float = 0.1
     k: int = 2
     sweep_steps: int = 7  # coefficient values in the activeness sweep (precise)
-    batch_size: int | None = None  # images per generator call; None: default_render_batch(device)
+    batch_size: int | None = None  # images per generator call; None: render_batch(generator, None, max_memory)
     layer: str | None = None
     latents: str | None = None  # a .npy (n, z_dim): the user's held-out samples (precise, samples = n)
     budget: str | None = None  # `10m`, `90s` or an image count; None: DEFAULT_BUDGET (unless precise)
     precise: bool = False
+    max_memory: str | None = None  # "8GiB": the default batch_size is made to fit it
 
     def __post_init__(self) -> None:
+        if self.max_memory is not None:
+            parse_memory(self.max_memory)
         check_fields(
             self,
             {
@@ -186,7 +189,9 @@ def compare(
     for other in (learned, *[o.matrix for o in others]):
         check_z_dim(other, generator)
     check_layer(generator, settings.layer)
-    settings = dataclasses.replace(settings, batch_size=settings.batch_size or default_render_batch(generator.device))
+    settings = dataclasses.replace(
+        settings, batch_size=render_batch(generator, settings.batch_size, settings.max_memory)
+    )
     n = learned.shape[0]
     extra, notes = baseline_sets(generator, n, baselines, settings.seed)
     sets = [DirectionSet(name, learned.float()), *others, *extra]
@@ -255,7 +260,9 @@ def run_compare(
     baselines = parse_baselines(baselines)
     check_z_dim(learned, generator)  # before anything is created
     settings = with_user_latents(settings, int(generator.z_dim))
-    settings = dataclasses.replace(settings, batch_size=settings.batch_size or default_render_batch(generator.device))
+    settings = dataclasses.replace(
+        settings, batch_size=render_batch(generator, settings.batch_size, settings.max_memory)
+    )
     out = writable_dir(out_dir)
     results = compare(
         generator, learned, baselines=baselines, settings=settings, on_images=on_images, name=name,

@@ -15,7 +15,7 @@ import torch
 from direction_finder.errors import UsageError
 from direction_finder.generators.base import Checkpointable, Factorisable, Layered
 from direction_finder.penalty import REDUCTIONS
-from direction_finder.validation import check_fields, one_of
+from direction_finder.validation import check_fields, one_of, parse_memory
 
 INITS = ("random", "axes", "sefa", "curvature")
 # Named presets of how A starts and how far each Adam step moves it; every other field is shared.
@@ -44,6 +44,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "seed": (0, 2**62),  # seeds derived from it (held-out, warm start) must fit a 64-bit generator
     "num_directions": (1, 1_000_000),  # and at most z_dim, checked against the generator
     "chunk_size": (1, 2048),
+    "micro_batch": (1, 65_536),
 }
 FLOAT_LIMITS: dict[str, float] = {
     "lr": 10.0,  # A's rows have norm ~1: a step of 10 already throws them anywhere
@@ -79,13 +80,22 @@ class LearnConfig:
     # keep only each generator block's input for the backward, recompute the rest: the same loss
     # and gradient for less memory and about one more forward
     checkpoint_activations: bool = False
+    # samples whose graph is kept at once: the batch's gradient is summed over passes of this
+    # many samples (the mean penalty is a mean of per-sample means); None: the whole batch
+    micro_batch: int | None = None
+    # a memory budget ("8GiB"): chunk_size, micro_batch and checkpointing are chosen to fit it
+    max_memory: str | None = None
 
     def __post_init__(self) -> None:
-        check_fields(self, LIMITS, FLOAT_LIMITS, optional=("num_directions", "chunk_size"))
+        check_fields(self, LIMITS, FLOAT_LIMITS, optional=("num_directions", "chunk_size", "micro_batch"))
         one_of("reduction", self.reduction, REDUCTIONS[:2])
         one_of("init", self.init, INITS)
         if not isinstance(self.checkpoint_activations, bool):
             raise UsageError(f"`checkpoint_activations` must be true or false, got {self.checkpoint_activations!r}")
+        if self.micro_batch is not None and self.micro_batch < self.batch_size and self.reduction == "max":
+            raise UsageError("`micro_batch` needs `reduction` mean (a maximum does not split into passes)")
+        if self.max_memory is not None:
+            parse_memory(self.max_memory)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,18 +116,21 @@ class LearnConfig:
         n = self.num_directions if self.num_directions is not None else z_dim
         if n > z_dim:
             raise UsageError(f"`num_directions` {n} is more than z_dim {z_dim}; use at most {z_dim}")
+        if self.max_memory is not None and (self.chunk_size is not None or self.micro_batch is not None):
+            raise UsageError("`max_memory` chooses `chunk_size` and `micro_batch` itself; give one or the other")
         chunk = (
             self.chunk_size
-            if self.chunk_size is not None
+            if self.chunk_size is not None or self.max_memory is not None  # None: chosen for the budget
             else default_chunk_size(generator.device, self.k, self.batch_size, self.layer)
         )
-        chunk = min(chunk, 2 * self.k)
+        chunk = min(chunk, 2 * self.k) if chunk is not None else None
+        micro = min(self.micro_batch, self.batch_size) if self.micro_batch is not None else None
         check_layer(generator, self.layer)
         if self.checkpoint_activations and not isinstance(generator, Checkpointable):
             raise UsageError("`checkpoint_activations`: this generator has no blocks to checkpoint; learn without it")
         if self.init == "sefa" and not isinstance(generator, Factorisable):
             raise UsageError("`init` sefa: this generator has no first linear layer to factorise; use `init` random")
-        return dataclasses.replace(self, num_directions=n, chunk_size=chunk)
+        return dataclasses.replace(self, num_directions=n, chunk_size=chunk, micro_batch=micro)
 
     def differences(self, other: LearnConfig) -> list[str]:
         """Fields that differ from `other` and would change the optimisation path."""

@@ -36,6 +36,10 @@ class HpdirsWarning(UserWarning):
     """Something the user should know, that does not stop the command (printed as one line)."""
 
 
+class HpdirsNote(HpdirsWarning):
+    """A choice the library made for the user (a layout that fits the memory), printed as one line."""
+
+
 class Terminated(KeyboardInterrupt):
     """A termination signal (SIGTERM from a scheduler, SIGHUP from a closed terminal) delivered
     as an interruption, so that it runs every cleanup Ctrl-C runs: the checkpoint of the last

@@ -35,7 +35,8 @@ from direction_finder.config import HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, 
 from direction_finder.directions import Directions, canonical_signs, orthonormal_directions, save_directions
 from direction_finder.distributed import DistContext, RankFailed
 from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
-from direction_finder.generators import Checkpointable, describe, working_dtype
+from direction_finder.generators import describe, working_dtype
+from direction_finder.layout import fit_layout
 from direction_finder.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
 from direction_finder.runs import BEST_NAME, LAST_NAME, RunFiles, directions_metadata, remove_unfinished, run_lock
 
@@ -99,8 +100,6 @@ def learn(
     across resumes, reaches it. Returns the last directions.
     """
     config = config.resolved(generator)
-    if isinstance(generator, Checkpointable):  # as the config says, for this run's backward passes
-        generator.set_checkpointing(config.checkpoint_activations)
     meta = describe(generator)
     if dist is not None and config.batch_size % dist.world:
         raise UsageError(
@@ -151,6 +150,8 @@ class _Loop:
         dist: DistContext | None,
     ) -> None:
         self.generator, self.config, self.meta, self.files, self.dist = generator, config, meta, files, dist
+        # what steps run with (the generator's checkpointing set to it); out of memory makes it smaller
+        self.layout = fit_layout(generator, config, config.batch_size // self._ranks)
         self.state, self.optimizer, self.A = _initial_state(generator, config, resuming=checkpoint is not None)
         if dist is not None and dist.world > 1 and checkpoint is None:
             # every rank must start from the same A; a warm start computed on each device may differ
@@ -164,7 +165,6 @@ class _Loop:
             self.optimizer.load_state_dict(self.state.optimizer)
         self.rng = torch.Generator()
         self.rng.set_state(self.state.rng)
-        self.layout = config  # what steps run with: config, unless out of memory made it smaller
         self.heldout = None
         if config.eval_every:
             self.heldout = HeldOut.draw(
@@ -275,7 +275,7 @@ class _Loop:
         """After an out-of-memory error: a smaller layout (objective.smaller_layout), said in one line;
         False under torchrun (other ranks would wait in the all-reduce) or with nothing smaller
         left. The saved config keeps the asked-for layout."""
-        smaller = smaller_layout(self.layout, self.generator) if self._ranks == 1 else None
+        smaller = smaller_layout(self.layout, self.generator, self.config.batch_size) if self._ranks == 1 else None
         if smaller is None:
             return False
         self.layout, change = smaller
@@ -289,7 +289,7 @@ class _Loop:
             return None
         with torch.no_grad():
             Q = orthonormal_directions(self.A)
-        return heldout_penalty(self.generator, Q, self.heldout, self.config, dist=self.dist), Q
+        return heldout_penalty(self.generator, Q, self.heldout, self.layout, self.layout.micro_batch, self.dist), Q
 
     def _advance(self, done: int, loss: float, seconds: float, heldout: tuple[float, Tensor] | None) -> None:
         """The state after step `done` (what a checkpoint written now holds), keeping the best

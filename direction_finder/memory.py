@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,32 +25,9 @@ from typing import Any
 
 import torch
 
+from direction_finder.layout import PeakMeter
+
 Note = Callable[[str], None]
-
-
-def _status_mb(field: str) -> float | None:
-    """A size from /proc/self/status (VmRSS: now, VmHWM: the peak), in MiB; None off Linux."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Start the peak resident set again from the current one (Linux: clear_refs 5)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_mb() -> float:
-    peak = _status_mb("VmHWM")
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_here(spec: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +41,7 @@ def measure_here(spec: dict[str, Any]) -> dict[str, Any]:
     config = LearnConfig(
         batch_size=spec["batch_size"],
         chunk_size=spec["chunk_size"],
+        micro_batch=spec.get("micro_batch"),
         checkpoint_activations=spec["checkpoint"],
         layer=spec.get("layer"),
     ).resolved(generator)
@@ -72,24 +49,17 @@ def measure_here(spec: dict[str, Any]) -> dict[str, Any]:
     rng = torch.Generator().manual_seed(0)
     A = torch.randn(int(generator.z_dim), int(generator.z_dim), generator=rng).to(device).requires_grad_()
     optimizer = torch.optim.Adam([A], lr=config.lr)
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        baseline = torch.cuda.memory_allocated(device) / 2**20
-    else:  # loading the weights peaks above what stays: the step's peak is counted from here
-        baseline = _status_mb("VmRSS") or _peak_mb()
-        if not _reset_peak():
-            baseline = _peak_mb()
     seconds = 0.0
-    for step in range(2):
-        batch = draw_batch(generator, config, rng)
-        start = time.perf_counter()
-        train_step(generator, A, optimizer, config, batch)
-        if cuda:
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - start if step == 1 else seconds
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _peak_mb()
+    meter = PeakMeter(device)
+    with meter:  # the peak is counted from the resident set after loading (loading peaks above it)
+        for step in range(2):
+            batch = draw_batch(generator, config, rng)
+            start = time.perf_counter()
+            train_step(generator, A, optimizer, config, batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - start if step == 1 else seconds
+    baseline, peak = meter.base_mb, meter.peak_mb
     return {"baseline_mb": baseline, "peak_mb": peak, "step_mb": peak - baseline, "step_s": seconds}
 
 

@@ -119,44 +119,65 @@ def train_step(
     returned without a step, so the caller can stop with A untouched.
 
     Under torch.distributed the loss and the gradient of A are averaged over the ranks' equal
-    slices (= the global batch's mean loss and its gradient) before the step.
+    slices (= the global batch's mean loss and its gradient) before the step. With
+    config.micro_batch below the batch, the samples go through in passes whose gradients are
+    summed at Q before one backward through Gram-Schmidt: the same gradient, to rounding.
     """
     Q = orthonormal_directions(A)  # (N, z_dim): re-orthonormalised in every forward
-    loss = direction_penalty(
-        generator,
-        Q,
-        batch.z,
-        batch.index,
-        batch.eta,
-        k=config.k,
-        epsilon=config.epsilon,
-        reduction=config.reduction,
-        vectors=batch.vectors,
-        chunk_size=config.chunk_size,
-        layer=config.layer,
-    )
+    samples = batch.z.shape[0]
+    micro = min(int(config.micro_batch or samples), samples)
+    leaf = Q if micro == samples else Q.detach().requires_grad_()  # passes sum their gradients here
+    loss = torch.zeros((), dtype=Q.dtype, device=Q.device)
+    for start in range(0, samples, micro):
+        part = slice(start, min(start + micro, samples))
+        share = (part.stop - part.start) / samples  # the mean over the batch = the shares' sum
+        value = direction_penalty(
+            generator,
+            leaf,
+            batch.z[part],
+            batch.index[part],
+            batch.eta[part],
+            k=config.k,
+            epsilon=config.epsilon,
+            reduction=config.reduction,
+            vectors=batch.vectors[:, part],
+            chunk_size=config.chunk_size,
+            layer=config.layer,
+        )
+        if micro == samples:
+            loss = value
+        else:  # this pass's graph is freed before the next pass is built
+            (value * share).backward()
+            loss = loss + value.detach() * share
     reported = loss.detach().clone()
     if dist is not None and dist.world > 1:
         dist.mean_(reported)  # every rank sees the same value, so all stop or step together
     if not torch.isfinite(reported):
         return reported
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if micro == samples:
+        loss.backward()
+    else:
+        Q.backward(leaf.grad)  # through Gram-Schmidt to A once, for the whole batch
     if dist is not None and dist.world > 1 and A.grad is not None:
         dist.mean_(A.grad)
     optimizer.step()
     return reported
 
 
-def smaller_layout(config: LearnConfig, generator: Any) -> tuple[LearnConfig, str] | None:
+def smaller_layout(config: LearnConfig, generator: Any, samples: int) -> tuple[LearnConfig, str] | None:
     """What a step that ran out of memory tries next: half the perturbed batches per call, else
-    activation checkpointing (switched on in the generator); None when neither is left. Either
-    changes only how the same sum is computed. An out-of-memory error leaves A, Adam and the
-    batch untouched (the gradient is written only at the end of the backward), so the same step
-    can be taken again."""
-    chunk = int(config.chunk_size or 1)
+    half the samples per pass (of `samples`, the step's batch), else activation checkpointing
+    (switched on in the generator); None when none is left. Each changes only how the same sum
+    is computed, in that order of cost: smaller calls, then a recomputed forward. An
+    out-of-memory error leaves A, Adam and the batch untouched (the gradient reaches A only at
+    the end of the backward), so the same step can be taken again."""
+    chunk, micro = int(config.chunk_size or 1), min(int(config.micro_batch or samples), samples)
     if chunk > 1:
         return dataclasses.replace(config, chunk_size=chunk // 2), f"`chunk_size` {chunk} -> {chunk // 2}"
+    if micro > 1 and config.reduction == "mean":
+        half = (micro + 1) // 2
+        return dataclasses.replace(config, micro_batch=half), f"`micro_batch` {micro} -> {half}"
     if not config.checkpoint_activations and isinstance(generator, Checkpointable):
         generator.set_checkpointing(True)
         return dataclasses.replace(config, checkpoint_activations=True), "`checkpoint_activations` on"

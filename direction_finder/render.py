@@ -26,6 +26,7 @@ from direction_finder.errors import HpdirsError, UsageError
 from direction_finder.gallery import write_gallery
 from direction_finder.generators import GeneratorChoice, ProgressCallback
 from direction_finder.latents import read_latents, write_latents
+from direction_finder.layout import inference_batch
 from direction_finder.media import (
     add_label,
     grid_frame,
@@ -38,7 +39,7 @@ from direction_finder.media import (
     write_png,
 )
 from direction_finder.runs import open_directions
-from direction_finder.validation import check_fields, integer, positive, within
+from direction_finder.validation import check_fields, integer, parse_memory, positive, within
 
 RENDER_FORMAT = "hpdirs.render/1"  # render.json
 FORMATS = ("gif", "mp4", "png")
@@ -57,6 +58,16 @@ ACCELERATOR_RENDER_BATCH = 32
 def default_render_batch(device: torch.device | str) -> int:
     """Images per generator call: small on a CPU, large on an accelerator."""
     return ACCELERATOR_RENDER_BATCH if torch.device(device).type in ("cuda", "mps") else CPU_RENDER_BATCH
+
+
+def render_batch(generator: Any, asked: int | None, max_memory: str | None = None) -> int:
+    """Images per generator call: as asked; else the device's default, made smaller where its
+    images would not fit max_memory (on CUDA, without one, the device's free memory): a 512 px
+    BigGAN-deep's images take far more than a 128 px one's."""
+    if asked is not None:
+        return asked
+    budget = parse_memory(max_memory) if max_memory is not None else None
+    return inference_batch(generator, default_render_batch(generator.device), budget)
 
 
 def parse_indices(text: str, limit: int, what: str = "directions") -> list[int]:
@@ -148,10 +159,13 @@ class RenderSettings:
     formats: str | Sequence[str] = field(default_factory=lambda: ["gif", "png"])
     size: int | None = None  # pixels per image in the outputs; None = the generator's
     label: bool = True
-    batch_size: int | None = None  # images per generator call; None: default_render_batch(device)
+    batch_size: int | None = None  # images per generator call; None: render_batch(generator, None, max_memory)
     latents: str | os.PathLike | None = None  # a .npy (n, z_dim): the user's samples instead of seeded ones
+    max_memory: str | None = None  # "8GiB": the default batch_size is made to fit it
 
     def __post_init__(self) -> None:
+        if self.max_memory is not None:
+            parse_memory(self.max_memory)
         check_fields(
             self,
             {
@@ -229,7 +243,8 @@ def render(
         z = read_latents(settings.latents, z_dim, MAX_SAMPLES).to(generator.device)  # (S, z_dim)
     else:
         z = generator.sample_z(settings.samples, torch.Generator().manual_seed(settings.seed))  # (S, z_dim)
-    settings = dataclasses.replace(settings, samples=int(z.shape[0]))
+    batch = render_batch(generator, settings.batch_size, settings.max_memory)
+    settings = dataclasses.replace(settings, samples=int(z.shape[0]), batch_size=batch)
     sheet_images = SHEET_COLUMNS * len(tracks) if "png" in settings.formats else 0
     total = len(tracks) * settings.frames * settings.samples + sheet_images
     done = 0
@@ -254,7 +269,7 @@ def render(
                     z,
                     etas,
                     align=settings.align,
-                    batch_size=settings.batch_size or default_render_batch(generator.device),
+                    batch_size=int(settings.batch_size or 1),
                 )
             ):
                 pixels = to_uint8(frame, settings.size)  # (S, h, w, 3)
@@ -362,7 +377,7 @@ def _write_sheet(
     rows = []
     for track in tracks:
         frames = sweep(generator, track.vector, z, etas, align=False,
-                       batch_size=settings.batch_size or default_render_batch(generator.device))  # fmt: skip
+                       batch_size=int(settings.batch_size or 1))  # fmt: skip
         rows.append(np.concatenate([to_uint8(frame, settings.size) for frame in frames]))  # (C, h, w, 3)
         done += SHEET_COLUMNS
         if on_images is not None:

@@ -8,6 +8,7 @@ library caller reads the parameter they passed and the command line can show its
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -71,3 +72,19 @@ def plain(message: str) -> str:
     import re
 
     return re.sub(r"`([a-z_]+)`", r"\1", message)
+
+
+_SIZE_UNITS = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}  # bare K/M/G/T: binary, as in Slurm
+
+
+def parse_memory(text: str, name: str = "max_memory") -> float:
+    """`8GiB`, `512MiB`, `16GB` (decimal), `8G` (binary) or a bare number of MiB; in MiB."""
+    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?)(b?)", str(text).strip().lower())
+    if match is None or (match.group(3) and not match.group(4)) or (match.group(4) and not match.group(2)):
+        raise UsageError(f"`{name}` {text!r} is not a memory size; write e.g. 8GiB, 512MiB or 16GB")
+    number, unit, binary, byte = match.groups()
+    factor = 10 ** {"k": 3, "m": 6, "g": 9, "t": 12}[unit] if byte and not binary else _SIZE_UNITS[unit]
+    mib = float(number) * factor / 2**20
+    if not 16 <= mib <= 2**30:
+        raise UsageError(f"`{name}` {text!r} must be from 16MiB to 1PiB")
+    return mib

@@ -119,6 +119,12 @@ def test_out_of_memory_halves_the_layout_and_takes_the_same_step(tmp_path):
     unchunked = learn(free, config).matrix
     assert_close_to_scale(backed.matrix, unchunked, 6 * second_difference_error(0.1), "directions")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["chunk_size"] == 4  # as asked
-    tight.rows = 1  # one perturbed batch of 2 is already too many, and this generator cannot checkpoint
+    tight.rows = 1  # one perturbed batch of 2 samples is already too many: one sample per pass next
+    with pytest.warns(HpdirsWarning) as said:
+        split = learn(tight, config)
+    assert [str(w.message).split(": ", 1)[1] for w in said][-1] == "`micro_batch` 2 -> 1, and the step taken again"
+    assert torch.equal(split.matrix, learn(free, dataclasses.replace(config, chunk_size=1, micro_batch=1)).matrix)
+    assert_close_to_scale(split.matrix, unchunked, 6 * second_difference_error(0.1), "directions")
+    tight.rows = 0  # not even one image fits, and this generator cannot checkpoint
     with pytest.raises(torch.OutOfMemoryError), pytest.warns(HpdirsWarning):
         learn(tight, config)

@@ -1,0 +1,231 @@
+"""Fitting a learning step, or a batch of images, into a memory budget.
+
+A learning step keeps, for the backward, the graph of every perturbed image of the samples in
+one pass, and each generator call needs working memory for the images in it. So a step's peak
+above what was resident before it is close to
+
+    2k * micro_batch * kept  +  chunk_size * micro_batch * call        (MiB)
+
+with `kept` the MiB the graph keeps per image and `call` the transient MiB per image of a call
+(measured at 512 px, the fit is within 0.1% at both ends of the layouts: README, Memory). The
+two coefficients are measured on the device itself, from two small steps of one sample (one and
+all 2k perturbed batches per call, after a step not counted), once without activation checkpointing and, only where that
+cannot fit, once with it. The layout chosen is the one that fits with SAFETY to spare and runs
+fastest: no recomputed forward if any layout fits without it, then the most images per call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import math
+import resource
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from direction_finder.config import LearnConfig
+from direction_finder.errors import HpdirsNote, UsageError
+from direction_finder.generators.base import Checkpointable
+from direction_finder.objective import Batch, direction_penalty
+from direction_finder.penalty import rademacher
+from direction_finder.validation import parse_memory
+
+SAFETY = 1.25  # the step's modelled memory times this must fit: allocator rounding, fragmentation
+CALIBRATION_SEED = 7  # the calibration's own draws: the run's random stream is not touched
+
+
+def _status_mb(field: str) -> float | None:
+    """A size from /proc/self/status (VmRSS: now, VmHWM: the peak), in MiB; None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _release_freed() -> None:
+    """Hand the C heap's freed pages back to the kernel (glibc's malloc_trim), so that the resident
+    set counts only what is live: a step that reuses memory an earlier one freed then shows it."""
+    with contextlib.suppress(AttributeError, OSError):  # not glibc: freed memory may then stay counted
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+class PeakMeter:
+    """The peak memory of what runs inside `with`, above what was in use when it began: the
+    allocator's count on CUDA, the resident set on Linux (its peak restarted through
+    /proc/self/clear_refs). `ok` is False where neither can be read."""
+
+    def __init__(self, device: torch.device | str) -> None:
+        self.device = torch.device(device)
+        self.base_mb = self.peak_mb = 0.0
+        self.ok = self.device.type == "cuda" or _status_mb("VmHWM") is not None
+
+    def __enter__(self) -> PeakMeter:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base_mb = torch.cuda.memory_allocated(self.device) / 2**20
+        else:
+            _release_freed()
+            self.base_mb = _status_mb("VmRSS") or 0.0
+            try:  # loading weights peaks above what stays: the peak is counted from here
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                self.ok, self.base_mb = False, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            self.peak_mb = _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    @property
+    def used_mb(self) -> float:
+        return max(self.peak_mb - self.base_mb, 0.0)
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """The measured model of one layout family (with or without checkpointing), in MiB."""
+
+    base: float  # in use before a step: the weights, torch itself (CPU) and whatever else is held
+    kept: float  # kept for the backward, per perturbed image of a pass
+    call: float  # working memory of a generator call, per image in it
+    checkpointed: bool
+
+    def step(self, k: int, micro_batch: int, chunk_size: int) -> float:
+        """The modelled peak of a step above `base`."""
+        return 2 * k * micro_batch * self.kept + chunk_size * micro_batch * self.call
+
+
+def _one_step_mb(generator: Any, config: LearnConfig) -> float:
+    """The peak of one forward and backward of the penalty on one sample, above what was in use."""
+    rng = torch.Generator().manual_seed(CALIBRATION_SEED)
+    n, z_dim = int(config.num_directions or generator.z_dim), int(generator.z_dim)
+    batch = Batch(generator.sample_z(1, rng), torch.zeros(1, dtype=torch.long), torch.ones(1),
+                  rademacher((config.k, 1, n), generator=rng))  # fmt: skip
+    Q = torch.eye(n, z_dim, device=generator.device).requires_grad_()
+    meter = PeakMeter(generator.device)
+    with meter:
+        loss = direction_penalty(generator, Q, batch.z, batch.index, batch.eta, k=config.k, epsilon=config.epsilon,
+                                 vectors=batch.vectors, chunk_size=config.chunk_size, layer=config.layer)  # fmt: skip
+        loss.backward()
+        del loss
+    return meter.used_mb
+
+
+def calibrate(generator: Any, config: LearnConfig, checkpointed: bool) -> StepMemory:
+    """Measure `kept` and `call` from steps of one sample at one and all 2k perturbed batches per
+    call, after one step that is not counted (the first pays for one-time allocations)."""
+    if not PeakMeter(generator.device).ok:
+        raise UsageError(
+            f"`max_memory`: memory cannot be measured on {generator.device} here (it needs CUDA, or Linux "
+            "for a CPU); set `chunk_size`, `micro_batch` and `checkpoint_activations` yourself"
+        )
+    if isinstance(generator, Checkpointable):
+        generator.set_checkpointing(checkpointed)
+    _one_step_mb(generator, dataclasses.replace(config, chunk_size=1))  # one-time allocations: not counted
+    base = PeakMeter(generator.device).__enter__().base_mb
+    widest = 2 * config.k
+    one, all_ = (_one_step_mb(generator, dataclasses.replace(config, chunk_size=c)) for c in (1, widest))
+    call = max(all_ - one, 0.0) / (widest - 1)  # each further image in the call
+    kept = max(one - call, 0.0) / widest
+    return StepMemory(base, kept, call, checkpointed)
+
+
+def choose_layout(models: list[StepMemory], budget_mb: float, config: LearnConfig) -> LearnConfig | None:
+    """The fastest layout whose step fits the budget: no recomputed forward where that fits,
+    then the most images per generator call, then the fewest samples per pass. None: none fits."""
+    k, samples = config.k, config.batch_size
+    micros = _halvings(samples) if config.reduction == "mean" else [samples]  # a maximum cannot be split
+    for model in sorted(models, key=lambda m: m.checkpointed):
+        options = [(chunk * micro, chunk, micro) for micro in micros for chunk in _halvings(2 * k)]
+        for _, chunk, micro in sorted(options, key=lambda o: (-o[0], o[2])):
+            if model.base + SAFETY * model.step(k, micro, chunk) <= budget_mb:
+                return dataclasses.replace(config, chunk_size=chunk, micro_batch=micro, max_memory=None,
+                                           checkpoint_activations=model.checkpointed)  # fmt: skip
+    return None
+
+
+def fit_layout(generator: Any, config: LearnConfig, samples: int) -> LearnConfig:
+    """The layout learning steps run with, the generator's checkpointing set to it: config's
+    own, or, under config.max_memory, chunk_size, micro_batch and checkpointing chosen to fit
+    it (said in one line). `samples`: the step's batch in this process."""
+    chosen = config
+    if config.max_memory is not None:
+        chosen = _fitted(generator, dataclasses.replace(config, batch_size=samples), parse_memory(config.max_memory))
+        chosen = dataclasses.replace(chosen, batch_size=config.batch_size)
+    if isinstance(generator, Checkpointable):
+        generator.set_checkpointing(chosen.checkpoint_activations)
+    return chosen
+
+
+def _fitted(generator: Any, config: LearnConfig, budget: float) -> LearnConfig:
+    models = [] if config.checkpoint_activations else [calibrate(generator, config, False)]
+    chosen = choose_layout(models, budget, config) if models else None
+    if chosen is None and isinstance(generator, Checkpointable):
+        models.append(calibrate(generator, config, True))
+        chosen = choose_layout(models[-1:], budget, config)
+    if chosen is None:
+        smallest = models[-1]
+        raise UsageError(
+            f"`max_memory` {config.max_memory}: even one sample per pass and one perturbed batch per call "
+            f"needs about {_gib(smallest.base + SAFETY * smallest.step(config.k, 1, 1))} here "
+            f"({_gib(smallest.base)} of it in use before the step); give more memory"
+        )
+    model = models[-1] if chosen.checkpoint_activations else models[0]
+    micro, chunk = int(chosen.micro_batch or 1), int(chosen.chunk_size or 1)
+    warnings.warn(
+        f"`max_memory` {config.max_memory}: {chunk} perturbed batches per call, {micro} of {config.batch_size} "
+        f"samples per pass, activation checkpointing {'on' if chosen.checkpoint_activations else 'off'} "
+        f"(about {_gib(model.base + model.step(config.k, micro, chunk))} modelled)",
+        HpdirsNote,
+        3,
+    )
+    return chosen
+
+
+def inference_batch(generator: Any, default: int, budget_mb: float | None) -> int:
+    """Images per generator call under no_grad that fit budget_mb (None: on CUDA, the device's
+    free memory; elsewhere `default`), at most `default`: one call of one and one of two images
+    measure the per-image memory."""
+    cuda = torch.device(generator.device).type == "cuda"
+    if budget_mb is None and not cuda:
+        return default
+    if not PeakMeter(generator.device).ok:
+        return default
+    if budget_mb is None:
+        free, _ = torch.cuda.mem_get_info(generator.device)
+        budget_mb = torch.cuda.memory_allocated(generator.device) / 2**20 + free / 2**20
+    z = generator.sample_z(2, torch.Generator().manual_seed(CALIBRATION_SEED)).to(generator.device)
+    used = []
+    for count in (1, 2):
+        meter = PeakMeter(generator.device)
+        with torch.no_grad(), meter:
+            generator(z[:count])
+        used.append(meter.used_mb)
+    per_image = max(used[1] - used[0], used[0] / 2, 1e-3)
+    fixed = max(used[0] - per_image, 0.0)
+    room = (budget_mb - meter.base_mb) / SAFETY - fixed
+    return max(1, min(default, math.floor(room / per_image)))
+
+
+def _halvings(n: int) -> list[int]:
+    """n, ceil(n / 2), ... 1."""
+    out = [n]
+    while out[-1] > 1:
+        out.append((out[-1] + 1) // 2)
+    return out
+
+
+def _gib(mb: float) -> str:
+    return f"{mb / 1024:.1f} GiB" if mb >= 1024 else f"{mb:.0f} MiB"
