@@ -47,12 +47,20 @@ RECIPES = {
     # levers measured around the curvature recipe (not hpdirs recipes)
     "curvature-lr0.003": {**recipe_fields("curvature"), **SHARED, "lr": 0.003},
     "curvature-k4": {**recipe_fields("curvature"), **SHARED, "batch_size": 4, "k": 4, "chunk_size": 8},
+    # Adam on the manifold of orthonormal Q (--optimizer riemannian), from each warm start
+    "curvature-riemannian": {**recipe_fields("curvature"), **SHARED, "optimizer": "riemannian"},
+    "sefa-riemannian": dict(init="sefa", lr=0.001, optimizer="riemannian", **SHARED),
 }
 
 
 def remeasure(folder: Path, measure) -> None:
     """Measure the sets a run saved with --matrices (in the order they were written)."""
-    for path in sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime):
+    measure_saved(sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime), measure)
+
+
+def measure_saved(paths: list[Path], measure) -> None:
+    """Measure sets saved by an earlier run (a safetensors file each, as --matrices writes them)."""
+    for path in paths:
         saved = load_file(path)
         with safe_open(path, "pt") as f:
             recipe = f.metadata()["recipe"]
@@ -61,12 +69,13 @@ def remeasure(folder: Path, measure) -> None:
 
 
 def learn_and_measure(g: EyeGenerator, budgets: list[float], recipes, seed: int, measure,
-                      baselines: bool = True) -> None:
+                      baselines: list[str] | None = None, warm_start: bool = True) -> None:
     """The baselines, the curvature warm start alone, then each recipe after each budget."""
-    if baselines:
-        sets, _ = baseline_sets(g, g.z_dim, ["axes", "random", "sefa"], seed=seed)
-        for s in sets:
-            measure(s.name, s.matrix, recipe="baseline", budget_min=0, steps=0)
+    baselines = ["axes", "random", "sefa"] if baselines is None else baselines
+    sets, _ = baseline_sets(g, g.z_dim, baselines, seed=seed)
+    for s in sets:
+        measure(s.name, s.matrix, recipe="baseline", budget_min=0, steps=0)
+    if warm_start:
         start = time.perf_counter()
         warm = curvature_directions(g, g.z_dim, seed=WARMSTART_SEED_OFFSET)  # as learn's init="curvature", seed 0
         measure("curvature warm start", warm, recipe="baseline",
@@ -90,7 +99,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=123, help="seed of the probe")
     parser.add_argument("--out", default="results/quality.json")
     parser.add_argument("--matrices", default="results/matrices", help="folder the measured sets are saved in")
-    parser.add_argument("--no-baselines", action="store_true", help="measure only the recipes")
+    parser.add_argument("--baselines", default="axes,random,sefa", help="closed-form sets measured with the recipes")
+    parser.add_argument("--no-warm-start", action="store_true", help="do not measure the curvature warm start alone")
+    parser.add_argument("--also", default="", help="comma-separated saved sets (.safetensors) to measure with them")
     parser.add_argument("--remeasure", action="store_true", help="measure the sets saved in --matrices, learn nothing")
     args = parser.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -113,7 +124,8 @@ def main() -> None:
         remeasure(Path(args.matrices), keep)
     else:
         learn_and_measure(g, budgets, filter(None, args.recipes.split(",")), args.seed, keep,
-                          baselines=not args.no_baselines)
+                          baselines=[b for b in args.baselines.split(",") if b], warm_start=not args.no_warm_start)
+        measure_saved([Path(p) for p in args.also.split(",") if p], keep)
     start = time.perf_counter()
     results = compare(g, sets[0].matrix, baselines=[], settings=settings, name=sets[0].name, others=sets[1:],
                       on_images=lambda done, total: print(f"{done}/{total} images", flush=True)

@@ -100,6 +100,8 @@ Epsilon = Annotated[float | None, option("Finite-difference step.", learned("eps
 K = Annotated[int | None, option("Rademacher vectors per sample (>= 2).", learned("k"), "--k")]
 Recipe = Annotated[str | None, option(RECIPE_HELP, DEFAULT_RECIPE)]
 Init = Annotated[str | None, option(INIT_HELP, learned("init"))]
+OPTIMIZER_HELP = "adam (on A, as the paper) or riemannian (Adam on the manifold of orthonormal directions)."
+Optimizer = Annotated[str | None, option(OPTIMIZER_HELP, learned("optimizer"))]
 Seed = Annotated[int | None, option("Seed of every random draw.", learned("seed"))]
 CheckpointEvery = Annotated[int | None, option("Steps between checkpoints.", learned("checkpoint_every"))]
 EvalEvery = Annotated[int | None, option("Steps between held-out evaluations (0: never).", learned("eval_every"))]

@@ -14,6 +14,7 @@ import torch
 
 from direction_finder.errors import UsageError
 from direction_finder.generators.base import Checkpointable, Factorisable, Layered
+from direction_finder.manifold import OPTIMIZERS
 from direction_finder.penalty import REDUCTIONS
 from direction_finder.validation import check_fields, one_of, parse_memory
 
@@ -85,11 +86,14 @@ class LearnConfig:
     micro_batch: int | None = None
     # a memory budget ("8GiB"): chunk_size, micro_batch and checkpointing are chosen to fit it
     max_memory: str | None = None
+    # "adam": Adam on A, as the paper; "riemannian": Adam on the manifold of orthonormal Q
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         check_fields(self, LIMITS, FLOAT_LIMITS, optional=("num_directions", "chunk_size", "micro_batch"))
         one_of("reduction", self.reduction, REDUCTIONS[:2])
         one_of("init", self.init, INITS)
+        one_of("optimizer", self.optimizer, OPTIMIZERS)
         if not isinstance(self.checkpoint_activations, bool):
             raise UsageError(f"`checkpoint_activations` must be true or false, got {self.checkpoint_activations!r}")
         if self.micro_batch is not None and self.micro_batch < self.batch_size and self.reduction == "max":

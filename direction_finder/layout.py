@@ -7,10 +7,14 @@ above what was resident before it is close to
     2k * micro_batch * kept  +  chunk_size * micro_batch * call        (MiB)
 
 with `kept` the MiB the graph keeps per image and `call` the transient MiB per image of a call
-(measured at 512 px, the fit is within 0.1% at both ends of the layouts: README, Memory). The
-two coefficients are measured on the device itself, from two small steps of one sample (one and
-all 2k perturbed batches per call, after a step not counted), once without activation checkpointing and, only where that
-cannot fit, once with it. The layout chosen is the one that fits with SAFETY to spare and runs
+(against steps of more samples measured in fresh processes, the model stays between half and
+SAFETY times what they take: a call's overhead is shared by its images). The
+two coefficients are measured on the device itself, from two small steps of one sample (one
+perturbed batch per call, then as many per call as cannot pass the budget; after a step not
+counted), once without activation checkpointing and, only where that cannot fit, once with it.
+The budget bounds the learning steps; the first calibration steps, one sample in calls of one
+perturbed batch, are the one thing that may pass it (on CUDA an out-of-memory error there only
+rules that family out). The layout chosen is the one that fits with SAFETY to spare and runs
 fastest: no recomputed forward if any layout fits without it, then the most images per call.
 """
 
@@ -108,24 +112,35 @@ class StepMemory:
 
 
 def _one_step_mb(generator: Any, config: LearnConfig) -> float:
-    """The peak of one forward and backward of the penalty on one sample, above what was in use."""
+    """The peak of one forward and backward of the penalty on one sample, above what was in use;
+    infinite where the device ran out of memory."""
     rng = torch.Generator().manual_seed(CALIBRATION_SEED)
     n, z_dim = int(config.num_directions or generator.z_dim), int(generator.z_dim)
     batch = Batch(generator.sample_z(1, rng), torch.zeros(1, dtype=torch.long), torch.ones(1),
                   rademacher((config.k, 1, n), generator=rng))  # fmt: skip
     Q = torch.eye(n, z_dim, device=generator.device).requires_grad_()
     meter = PeakMeter(generator.device)
-    with meter:
-        loss = direction_penalty(generator, Q, batch.z, batch.index, batch.eta, k=config.k, epsilon=config.epsilon,
-                                 vectors=batch.vectors, chunk_size=config.chunk_size, layer=config.layer)  # fmt: skip
-        loss.backward()
-        del loss
+    try:
+        with meter:
+            loss = direction_penalty(generator, Q, batch.z, batch.index, batch.eta, k=config.k,
+                                     epsilon=config.epsilon, vectors=batch.vectors, chunk_size=config.chunk_size,
+                                     layer=config.layer)  # fmt: skip
+            loss.backward()
+            del loss
+    except torch.OutOfMemoryError:
+        return math.inf
+    finally:
+        if meter.device.type == "cuda":
+            torch.cuda.empty_cache()
     return meter.used_mb
 
 
-def calibrate(generator: Any, config: LearnConfig, checkpointed: bool) -> StepMemory:
-    """Measure `kept` and `call` from steps of one sample at one and all 2k perturbed batches per
-    call, after one step that is not counted (the first pays for one-time allocations)."""
+def calibrate(generator: Any, config: LearnConfig, checkpointed: bool, budget_mb: float = math.inf) -> StepMemory:
+    """Measure `kept` and `call` from steps of one sample: one perturbed batch per call, then the
+    most per call that cannot pass budget_mb (a call of c images needs at most c times one
+    image's step), after one step that is not counted (the first pays for one-time allocations).
+    Where no second step is safe, kept = 0 and call = the step: exact for that step, and for a
+    layout of m samples and c per call, m c times it, which bounds it from above."""
     if not PeakMeter(generator.device).ok:
         raise UsageError(
             f"`max_memory`: memory cannot be measured on {generator.device} here (it needs CUDA, or Linux "
@@ -133,11 +148,15 @@ def calibrate(generator: Any, config: LearnConfig, checkpointed: bool) -> StepMe
         )
     if isinstance(generator, Checkpointable):
         generator.set_checkpointing(checkpointed)
+    widest = 2 * config.k
     _one_step_mb(generator, dataclasses.replace(config, chunk_size=1))  # one-time allocations: not counted
     base = PeakMeter(generator.device).__enter__().base_mb
-    widest = 2 * config.k
-    one, all_ = (_one_step_mb(generator, dataclasses.replace(config, chunk_size=c)) for c in (1, widest))
-    call = max(all_ - one, 0.0) / (widest - 1)  # each further image in the call
+    one = _one_step_mb(generator, dataclasses.replace(config, chunk_size=1))
+    safe = [c for c in _halvings(widest) if c > 1 and base + SAFETY * c * one <= budget_mb]
+    if not safe or not math.isfinite(one):
+        return StepMemory(base, 0.0, one, checkpointed)
+    wide = _one_step_mb(generator, dataclasses.replace(config, chunk_size=safe[0]))
+    call = max(wide - one, 0.0) / (safe[0] - 1)  # each further image in the call
     kept = max(one - call, 0.0) / widest
     return StepMemory(base, kept, call, checkpointed)
 
@@ -170,17 +189,18 @@ def fit_layout(generator: Any, config: LearnConfig, samples: int) -> LearnConfig
 
 
 def _fitted(generator: Any, config: LearnConfig, budget: float) -> LearnConfig:
-    models = [] if config.checkpoint_activations else [calibrate(generator, config, False)]
+    models = [] if config.checkpoint_activations else [calibrate(generator, config, False, budget)]
     chosen = choose_layout(models, budget, config) if models else None
     if chosen is None and isinstance(generator, Checkpointable):
-        models.append(calibrate(generator, config, True))
+        models.append(calibrate(generator, config, True, budget))
         chosen = choose_layout(models[-1:], budget, config)
     if chosen is None:
         smallest = models[-1]
+        need = smallest.base + SAFETY * smallest.step(config.k, 1, 1)
+        needs = f"needs about {_gib(need)} here" if math.isfinite(need) else "does not fit this device"
         raise UsageError(
             f"`max_memory` {config.max_memory}: even one sample per pass and one perturbed batch per call "
-            f"needs about {_gib(smallest.base + SAFETY * smallest.step(config.k, 1, 1))} here "
-            f"({_gib(smallest.base)} of it in use before the step); give more memory"
+            f"{needs} ({_gib(smallest.base)} of it in use before the step); give more memory"
         )
     model = models[-1] if chosen.checkpoint_activations else models[0]
     micro, chunk = int(chosen.micro_batch or 1), int(chosen.chunk_size or 1)

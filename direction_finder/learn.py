@@ -37,6 +37,7 @@ from direction_finder.distributed import DistContext, RankFailed
 from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
 from direction_finder.generators import describe, working_dtype
 from direction_finder.layout import fit_layout
+from direction_finder.manifold import make_optimizer
 from direction_finder.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
 from direction_finder.runs import BEST_NAME, LAST_NAME, RunFiles, directions_metadata, remove_unfinished, run_lock
 
@@ -273,8 +274,7 @@ class _Loop:
 
     def _smaller_layout(self, step: int) -> bool:
         """After an out-of-memory error: a smaller layout (objective.smaller_layout), said in one line;
-        False under torchrun (other ranks would wait in the all-reduce) or with nothing smaller
-        left. The saved config keeps the asked-for layout."""
+        False under torchrun (other ranks would wait in the all-reduce) or with nothing left."""
         smaller = smaller_layout(self.layout, self.generator, self.config.batch_size) if self._ranks == 1 else None
         if smaller is None:
             return False
@@ -370,7 +370,7 @@ class _Loop:
 
 def _initial_state(
     generator: Any, config: LearnConfig, resuming: bool = False
-) -> tuple[RunState, torch.optim.Adam, Tensor]:
+) -> tuple[RunState, torch.optim.Optimizer, Tensor]:
     """Step 0: A, Adam and the sample stream. A resumed run replaces A, so no warm start is
     computed for it. The warm start's seconds start the run's learning time."""
     n, z_dim = int(config.num_directions or generator.z_dim), int(generator.z_dim)
@@ -380,7 +380,7 @@ def _initial_state(
     if config.init == "random":
         torch.nn.init.kaiming_normal_(A, generator=rng)  # std sqrt(2 / z_dim), as the reference
     elif resuming:
-        A = torch.zeros(n, z_dim)  # replaced by the checkpoint's A
+        A = torch.eye(n, z_dim)  # replaced by the checkpoint's A
     elif config.init == "sefa":  # closed-form warm start, refined by the penalty
         A = generator.sefa_directions(n).float().cpu()
     elif config.init == "curvature":
@@ -390,7 +390,7 @@ def _initial_state(
     else:
         A = torch.eye(n, z_dim)
     A = A.to(generator.device, working_dtype(generator)).requires_grad_(True)
-    optimizer = torch.optim.Adam([A], lr=config.lr)
+    optimizer = make_optimizer(config.optimizer, A, config.lr)  # riemannian: A made orthonormal itself
     state = RunState(
         0,
         A.detach().clone(),

@@ -40,16 +40,20 @@ def penalties(
     layer: str | None = None,
     progress: Progress | None = None,
 ) -> Tensor:
-    """The penalty of direction index[s] at sample s, for each s: (S,) float64.
+    """The penalty of direction index[s] at sample s, for each s: (S,) float64, in generator
+    calls of at most batch_size images (at least one sample's perturbed batch).
 
     Q (N, z_dim); z (S, z_dim); index (S,) long; eta (S,); vectors (k, S, N).
     """
     values = []
     samples = z.shape[0]
     Q = Q.to(generator.device)
+    # samples per group, so that a call (a group's perturbed batches, chunked) holds at most
+    # batch_size images: on an accelerator all 2k perturbed batches of a group go in one call
+    group = max(1, batch_size // default_chunk_size(generator.device, k, batch_size, layer))
     with torch.no_grad():
-        for s in range(0, samples, batch_size):
-            part = slice(s, s + batch_size)
+        for s in range(0, samples, group):
+            part = slice(s, s + group)
             count = z[part].shape[0]
             per_element = direction_penalty(
                 generator,
