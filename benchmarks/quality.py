@@ -49,7 +49,7 @@ RECIPES = {
     "curvature-k4": {**recipe_fields("curvature"), **SHARED, "batch_size": 4, "k": 4, "chunk_size": 8},
     # Adam on the manifold of orthonormal Q (--optimizer riemannian), from each warm start
     "curvature-riemannian": {**recipe_fields("curvature"), **SHARED, "optimizer": "riemannian"},
-    "sefa-riemannian": dict(init="sefa", lr=0.001, optimizer="riemannian", **SHARED),
+    "sefa-riemannian": {**recipe_fields("sefa"), **SHARED},  # hpdirs' --recipe sefa
 }
 
 

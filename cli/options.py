@@ -67,14 +67,18 @@ LAYER_HELP = (
     "at 4,8,8,16,16,32,32,64,64,128 px for biggan-deep-128 (block11 at 256 px for -256); "
     "`hpdirs bench` prints each with its shape."
 )
-RECIPE_ABOUT = {"paper": "Peebles et al.", "curvature": "the curvature warm start refined; README, Quality"}
+RECIPE_ABOUT = {
+    "paper": "Peebles et al.",
+    "curvature": "the curvature warm start refined; README, Quality",
+    "sefa": "SeFa refined on the manifold; the demo's",
+}
 RECIPE_HELP = (
-    "Preset of --init and --lr: "
+    "Preset of --init and --lr (and --optimizer): "
     + " or ".join(
-        f"{name} ({fields['init']}, {fields['lr']}: {RECIPE_ABOUT.get(name, 'see README')})"
+        f"{name} ({', '.join(str(v) for v in fields.values())}: {RECIPE_ABOUT.get(name, 'see README')})"
         for name, fields in RECIPES.items()
     )
-    + ". --init/--lr override it."
+    + ". --init/--lr/--optimizer override it."
 )
 INIT_HELP = (
     "random (Kaiming-normal, as the reference), axes, sefa (closed-form warm start; BigGAN), or curvature "

@@ -126,3 +126,15 @@ def test_recipes_preset_init_and_lr_and_explicit_options_win(tmp_path):
     assert (curvature["init"], curvature["lr"]) == ("curvature", 0.001)
     mixed = learned("--recipe", "curvature", "--lr", "0.02")
     assert (mixed["init"], mixed["lr"]) == ("curvature", 0.02)
+    assert curvature["optimizer"] == "adam"  # a recipe that names no optimiser keeps the paper's
+
+
+def test_the_sefa_recipe_starts_from_sefa_on_the_manifold(tiny_weights, tmp_path):
+    import json
+
+    result = runner.invoke(app, ["learn", "--weights", str(tiny_weights), "--class", "207", "--steps", "2",
+                                 "--batch-size", "1", "--eval-every", "0", "--recipe", "sefa", "--out", str(tmp_path),
+                                 "--name", "s"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    config = json.loads((tmp_path / "golden_retriever" / "s" / "config.json").read_text())["config"]
+    assert (config["init"], config["lr"], config["optimizer"]) == ("sefa", 0.001, "riemannian")

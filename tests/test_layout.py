@@ -62,14 +62,14 @@ PLAIN, SAVED = StepMemory(500, 100, 50, False), StepMemory(500, 30, 60, True)
 
 @pytest.mark.parametrize(
     ("budget", "chunk", "micro", "checkpointed"),
-    [
-        (6500, 4, 8, False),  # 500 + 1.25 * 8 * (4*100 + 4*50) = 6500: the whole layout, exactly
-        (6499, 4, 4, False),  # 16 images per call: 4 samples per pass costs less than 2 batches of 8
-        (3400, 4, 2, False),  # 8 per call: 500 + 1.25 * 2 * 600 = 2000
-        (1100, 1, 1, False),  # 500 + 1.25 * 450 = 1062.5: one image per call, still no recomputing
-        (1000, 4, 1, True),  # nothing plain fits; 500 + 1.25 * (4*30 + 4*60) = 950
-        (900, 2, 1, True),  # 500 + 1.25 * (4*30 + 2*60) = 800
-        (799, 1, 1, True),  # 500 + 1.25 * 180 = 725
+    [  # needed: 500 + SAFETY (1.5) * the step
+        (7700, 4, 8, False),  # 8 * (4*100 + 4*50) = 4800: the whole layout, exactly
+        (7699, 4, 4, False),  # 16 images per call: 4 samples per pass (2400) costs less than 2 batches of 8
+        (4000, 4, 2, False),  # 8 per call: 2 * 600 = 1200
+        (1200, 1, 1, False),  # 450: one image per call, still no recomputing
+        (1100, 4, 1, True),  # nothing plain fits; 4*30 + 4*60 = 360
+        (1000, 2, 1, True),  # 4*30 + 2*60 = 240
+        (800, 1, 1, True),  # 180
     ],
 )
 def test_a_smaller_budget_picks_a_smaller_layout(budget, chunk, micro, checkpointed):
@@ -83,11 +83,11 @@ def test_a_smaller_budget_picks_a_smaller_layout(budget, chunk, micro, checkpoin
 
 
 def test_no_layout_below_the_smallest_and_no_passes_under_max():
-    assert choose_layout([PLAIN, SAVED], 700, LearnConfig(batch_size=8)) is None
-    # a maximum is not a sum over passes: all 8 samples in one, 500 + 1.25 * 8 * 450 = 5000 at the least
-    chosen = choose_layout([PLAIN], 5000, LearnConfig(batch_size=8, reduction="max"))
+    assert choose_layout([PLAIN, SAVED], 769, LearnConfig(batch_size=8)) is None
+    # a maximum is not a sum over passes: all 8 samples in one, 500 + 1.5 * 8 * 450 = 5900 at the least
+    chosen = choose_layout([PLAIN], 5900, LearnConfig(batch_size=8, reduction="max"))
     assert chosen is not None and (chosen.micro_batch, chosen.chunk_size) == (8, 1)
-    assert choose_layout([PLAIN], 4999, LearnConfig(batch_size=8, reduction="max")) is None
+    assert choose_layout([PLAIN], 5899, LearnConfig(batch_size=8, reduction="max")) is None
 
 
 LEARN = ["learn", "--class", "207", "--steps", "2", "--batch-size", "2", "--eval-every", "1", "--eval-samples", "2",
@@ -151,3 +151,29 @@ def test_the_calibrated_model_bounds_a_step_measured_in_a_fresh_process(full_wei
                                          "checkpoint": checkpointed})["step_mb"]  # fmt: skip
             modelled = model.step(2, micro, chunk)
             assert 0.5 * modelled <= measured <= SAFETY * modelled, (checkpointed, micro, chunk, measured, modelled)
+
+
+class Counting(SyntheticGenerator):
+    """Records how many images each call asks for."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def __call__(self, z):
+        self.calls.append(z.shape[0])
+        return super().__call__(z)
+
+
+def test_render_takes_fewer_images_per_call_under_a_small_budget(tmp_path):
+    from direction_finder.render import RenderSettings, render
+
+    generator = Counting(z_dim=8, factors=4, size=8, seed=0)
+    settings = RenderSettings(directions="0-1", samples=6, frames=4, formats=["png"], label=False)
+    render(generator, torch.eye(8), settings, tmp_path / "default")
+    assert max(generator.calls) == 4  # a CPU's default
+    generator.calls.clear()
+    render(generator, torch.eye(8), dataclasses.replace(settings, max_memory="16MiB"), tmp_path / "small")
+    assert set(generator.calls[2:]) == {1}  # after the two measuring calls, one image at a time
+    with pytest.raises(UsageError, match="`max_memory` 'lots' is not a memory size"):
+        RenderSettings(max_memory="lots")
