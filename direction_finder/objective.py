@@ -131,19 +131,7 @@ def train_step(
     for start in range(0, samples, micro):
         part = slice(start, min(start + micro, samples))
         share = (part.stop - part.start) / samples  # the mean over the batch = the shares' sum
-        value = direction_penalty(
-            generator,
-            leaf,
-            batch.z[part],
-            batch.index[part],
-            batch.eta[part],
-            k=config.k,
-            epsilon=config.epsilon,
-            reduction=config.reduction,
-            vectors=batch.vectors[:, part],
-            chunk_size=config.chunk_size,
-            layer=config.layer,
-        )
+        value = _penalty_of(generator, leaf, batch, part, config)
         if micro == samples:
             loss = value
         else:  # this pass's graph is freed before the next pass is built
@@ -222,19 +210,7 @@ def heldout_penalty(
     with torch.no_grad():
         for s in range(mine.start, mine.stop, batch_size):
             part = slice(s, min(s + batch_size, mine.stop))
-            value = direction_penalty(
-                generator,
-                Q,
-                heldout.z[part],
-                heldout.index[part],
-                heldout.eta[part],
-                k=config.k,
-                epsilon=config.epsilon,
-                reduction=config.reduction,
-                vectors=heldout.vectors[:, part],
-                chunk_size=config.chunk_size,
-                layer=config.layer,
-            )
+            value = _penalty_of(generator, Q, heldout, part, config)
             if config.reduction == "mean":
                 total += float(value) * heldout.z[part].shape[0]
             else:
@@ -244,6 +220,24 @@ def heldout_penalty(
         (dist.sum_ if config.reduction == "mean" else dist.max_)(reduced)
         total = float(reduced.item())
     return total / count if config.reduction == "mean" else total
+
+
+def _penalty_of(generator: Any, Q: Tensor, draws: Batch | HeldOut, part: slice, config: LearnConfig) -> Tensor:
+    """The penalty, with config's estimator, layout and layer, on the samples `part` of a step's
+    draws or of the held-out set."""
+    return direction_penalty(
+        generator,
+        Q,
+        draws.z[part],
+        draws.index[part],
+        draws.eta[part],
+        k=config.k,
+        epsilon=config.epsilon,
+        reduction=config.reduction,
+        vectors=draws.vectors[:, part],
+        chunk_size=config.chunk_size,
+        layer=config.layer,
+    )
 
 
 def _directions(config: LearnConfig) -> int:
