@@ -40,7 +40,7 @@ from direction_finder.penalty import rademacher
 from direction_finder.validation import parse_memory
 
 # the step's modelled memory times this must fit: allocator rounding and fragmentation. At 512 px
-# a batch of 4 in passes of 1 took 1.23x the one-pass step it was modelled from (README, Memory).
+# a batch of 4 in passes of 1 took 1.2x the one-pass step it was modelled from (README, Memory).
 SAFETY = 1.5
 CALIBRATION_SEED = 7  # the calibration's own draws: the run's random stream is not touched
 
