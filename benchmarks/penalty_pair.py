@@ -1,0 +1,66 @@
+"""The held-out penalty alone, of saved direction sets against a reference, with every image spent on it.
+
+compare's budget gives most images to the Hessians of D% and D_R. To tell a small difference in the
+penalty itself, this draws S held-out samples (latent, one uniformly drawn direction, eta, k
+Rademacher vectors: the same for every set) and reports each set's mean penalty and its paired
+difference from the reference, with 95% t intervals (direction_finder.stats).
+
+    python penalty_pair.py --samples 3000 results/matrices-riemannian/sefa.safetensors \
+        "results/matrices-batch32/sefa-b32 @ 10 min.safetensors"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch
+from omniart import EyeGenerator
+from safetensors.torch import load_file
+
+from direction_finder.measures import penalties
+from direction_finder.penalty import rademacher
+from direction_finder.report import with_interval
+from direction_finder.stats import Statistic
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", help="the saved set the others are compared with")
+    parser.add_argument("others", nargs="+")
+    parser.add_argument("--samples", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=321)
+    parser.add_argument("--class-name", default="blue")
+    parser.add_argument("--out", default="results/penalty-pair.json")
+    args = parser.parse_args()
+    g = EyeGenerator(args.class_name)
+    paths = [args.reference, *args.others]
+    sets = {Path(p).stem: load_file(p)["matrix"].float() for p in paths}
+    n = next(iter(sets.values())).shape[0]
+    rng = torch.Generator().manual_seed(args.seed)
+    z = g.sample_z(args.samples, rng)
+    index = torch.randint(n, (args.samples,), generator=rng)
+    eta = (torch.rand(args.samples, generator=rng) * 2 - 1) * 5.0
+    vectors = rademacher((2, args.samples, n), generator=rng)
+    values, start = {}, time.perf_counter()
+    for name, Q in sets.items():
+        values[name] = Statistic.mean(penalties(g, Q, z, index, eta, vectors, k=2, epsilon=0.1, batch_size=32))
+        print(f"{name}: {with_interval(values[name], '.4g')} ({time.perf_counter() - start:.0f} s)", flush=True)
+    reference = Path(args.reference).stem
+    body = {"samples": args.samples, "seed": args.seed, "sets": {k: v.as_dict() for k, v in values.items()},
+            "minus_reference": {}}  # fmt: skip
+    for name, value in values.items():
+        if name != reference:
+            diff = value - values[reference]
+            body["minus_reference"][name] = {**diff.as_dict(), "p_value": diff.p_value()}
+            print(f"{name} − {reference}: {with_interval(diff, '.3g')} (p = {diff.p_value():.3g})")
+    Path(args.out).write_text(json.dumps(body, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
