@@ -63,6 +63,16 @@ def _release_freed() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+def in_use_mb(device: torch.device) -> float:
+    """What is in use now: torch's allocations on CUDA, else the resident set (freed heap handed
+    back first; 0 off Linux)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return torch.cuda.memory_allocated(device) / 2**20
+    _release_freed()
+    return _status_mb("VmRSS") or 0.0
+
+
 class PeakMeter:
     """The peak memory of what runs inside `with`, above what was in use when it began: the
     allocator's count on CUDA, the resident set on Linux (its peak restarted through
@@ -74,13 +84,10 @@ class PeakMeter:
         self.ok = self.device.type == "cuda" or _status_mb("VmHWM") is not None
 
     def __enter__(self) -> PeakMeter:
+        self.base_mb = in_use_mb(self.device)
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-            self.base_mb = torch.cuda.memory_allocated(self.device) / 2**20
         else:
-            _release_freed()
-            self.base_mb = _status_mb("VmRSS") or 0.0
             try:  # loading weights peaks above what stays: the peak is counted from here
                 Path("/proc/self/clear_refs").write_text("5")
             except OSError:
@@ -152,7 +159,7 @@ def calibrate(generator: Any, config: LearnConfig, checkpointed: bool, budget_mb
         generator.set_checkpointing(checkpointed)
     widest = 2 * config.k
     _one_step_mb(generator, dataclasses.replace(config, chunk_size=1))  # one-time allocations: not counted
-    base = PeakMeter(generator.device).__enter__().base_mb
+    base = in_use_mb(torch.device(generator.device))
     one = _one_step_mb(generator, dataclasses.replace(config, chunk_size=1))
     safe = [c for c in _halvings(widest) if c > 1 and base + SAFETY * c * one <= budget_mb]
     if not safe or not math.isfinite(one):
@@ -228,7 +235,7 @@ def inference_batch(generator: Any, default: int, budget_mb: float | None) -> in
         return default
     if budget_mb is None:
         free, _ = torch.cuda.mem_get_info(generator.device)
-        budget_mb = torch.cuda.memory_allocated(generator.device) / 2**20 + free / 2**20
+        budget_mb = in_use_mb(torch.device(generator.device)) + free / 2**20
     z = generator.sample_z(2, torch.Generator().manual_seed(CALIBRATION_SEED)).to(generator.device)
     used = []
     for count in (1, 2):
