@@ -316,21 +316,10 @@ def render(
 
     with user_errors():
         settings = RenderSettings(
-            directions,
-            axes or [],
-            samples,
-            seed,
-            eta,
-            frames,
-            fps,
-            align,
-            format,
-            size,
-            label,
-            batch_size,
-            latents,
-            max_memory,
-        )
+            directions=directions, axes=axes or [], samples=samples, seed=seed, eta=eta, frames=frames, fps=fps,
+            align=align, formats=format, size=size, label=label, batch_size=batch_size, latents=latents,
+            max_memory=max_memory,
+        )  # fmt: skip
         plugged = plugin(model_arg, output_range)
         choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
         with download_progress() as progress, images_bar("rendering") as bar:
@@ -386,8 +375,9 @@ def compare(
     with user_errors():
         given = str(latents) if latents is not None else None
         settings = CompareSettings(
-            samples, seed, top, eta, epsilon, k, sweep_steps, batch_size, layer, given, budget, precise, max_memory
-        )
+            samples=samples, seed=seed, top=top, eta=eta, epsilon=epsilon, k=k, sweep_steps=sweep_steps,
+            batch_size=batch_size, layer=layer, latents=given, budget=budget, precise=precise, max_memory=max_memory,
+        )  # fmt: skip
         plugged = plugin(model_arg, output_range)
         choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
         with download_progress() as progress, images_bar("measuring", transient=True, stderr=json_out) as bar:
