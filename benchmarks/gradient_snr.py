@@ -15,7 +15,7 @@ From the M gradients it reports, with a jackknife 95% interval where one applies
 - a line search along the averaged gradient on held-out samples (common random numbers, paired
   intervals): does the direction the M batches agree on lower the held-out penalty?
 
-    ../.venv/bin/python gradient_snr.py --batches 150 --out results/gradient-snr.json
+    ../.venv/bin/python gradient_snr.py --batches 600 --out results/gradient-snr.json
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,7 +63,7 @@ def signal_squared(y: Tensor) -> float:
     return float((total @ total - (y * y).sum()) / (m * (m - 1)))
 
 
-def jackknife(y: Tensor, statistic) -> tuple[float, float]:
+def jackknife(y: Tensor, statistic: Callable[[Tensor], float]) -> tuple[float, float]:
     """A statistic of the rows of y and the half-width of its jackknife 95% interval."""
     m = y.shape[0]
     value = statistic(y)
@@ -80,7 +81,7 @@ def jackknife(y: Tensor, statistic) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", default="sefa", help="'sefa' or a saved set (.safetensors with a 'matrix')")
-    parser.add_argument("--batches", type=int, default=150)
+    parser.add_argument("--batches", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--epsilon", type=float, default=0.1, help="the training epsilon of the gradients")
