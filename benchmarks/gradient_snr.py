@@ -35,9 +35,10 @@ from omniart import EyeGenerator
 from safetensors.torch import load_file
 from torch import Tensor
 
+from direction_finder.config import LearnConfig
 from direction_finder.manifold import cayley_step, tangent
 from direction_finder.measures import penalties
-from direction_finder.objective import direction_penalty
+from direction_finder.objective import Batch, HeldOut, direction_penalty, draw_batch
 from direction_finder.penalty import rademacher
 from direction_finder.report import with_interval
 from direction_finder.stats import Statistic
@@ -45,13 +46,14 @@ from direction_finder.stats import Statistic
 Z95 = 1.96
 
 
-def gradient(
-    g: EyeGenerator, Q0: Tensor, z: Tensor, index: Tensor, eta: Tensor, vectors: Tensor, epsilon: float
-) -> Tensor:
-    """The tangent part of d(mean penalty)/dQ at Q0 for one batch, flattened: (N * z_dim,) float64."""
+def gradient(g: EyeGenerator, Q0: Tensor, batch: Batch, vectors: Tensor, epsilon: float) -> Tensor:
+    """The tangent part of d(mean penalty)/dQ at Q0 for one batch's samples with the Rademacher
+    vectors (k, B, N), flattened: (N * z_dim,) float64."""
     Q = Q0.clone().requires_grad_(True)
     k = vectors.shape[0]
-    loss = direction_penalty(g, Q, z, index, eta, k=k, epsilon=epsilon, vectors=vectors, chunk_size=2 * k)
+    loss = direction_penalty(
+        g, Q, batch.z, batch.index, batch.eta, k=k, epsilon=epsilon, vectors=vectors, chunk_size=2 * k
+    )
     loss.backward()
     return tangent(Q0, Q.grad).flatten().double()
 
@@ -96,17 +98,16 @@ def main() -> None:
     args = parser.parse_args()
     g = EyeGenerator(args.class_name)
     Q0 = g.sefa_directions(g.z_dim).float() if args.set == "sefa" else load_file(args.set)["matrix"].float()
-    n, B = Q0.shape[0], args.batch_size
+    n = Q0.shape[0]
+    config = LearnConfig(batch_size=args.batch_size, k=args.k, epsilon=args.epsilon, num_directions=n)
     rng = torch.Generator().manual_seed(args.seed)
     first, second = [], []
     start = time.perf_counter()
     for b in range(args.batches):
-        z = g.sample_z(B, rng)
-        index = torch.randint(n, (B,), generator=rng)
-        eta = (torch.rand(B, generator=rng) * 2 - 1) * 5.0
-        vectors = rademacher((2, args.k, B, n), generator=rng)
-        first.append(gradient(g, Q0, z, index, eta, vectors[0], args.epsilon))
-        second.append(gradient(g, Q0, z, index, eta, vectors[1], args.epsilon))
+        batch = draw_batch(g, config, rng)  # as learning draws a step's samples
+        again = rademacher(tuple(batch.vectors.shape), generator=rng)  # the same samples, other vectors
+        first.append(gradient(g, Q0, batch, batch.vectors, args.epsilon))
+        second.append(gradient(g, Q0, batch, again, args.epsilon))
         if (b + 1) % 25 == 0:
             print(f"{b + 1}/{args.batches} batches ({time.perf_counter() - start:.0f} s)", flush=True)
     seconds_per_batch = (time.perf_counter() - start) / (2 * args.batches)
@@ -119,7 +120,7 @@ def main() -> None:
     ratio = signal * budget_batches / noise  # |g|^2 / (tr Sigma / batches) for the budget's average
     upper = (signal + signal_hw) * budget_batches / noise  # the same at the interval's upper end
     body = {
-        "set": args.set, "batches": args.batches, "batch_size": B, "k": args.k, "epsilon": args.epsilon,
+        "set": args.set, "batches": args.batches, "batch_size": args.batch_size, "k": args.k, "epsilon": args.epsilon,
         "signal_squared": signal, "signal_squared_halfwidth": signal_hw, "noise_trace_per_batch": noise,
         "noise_share_from_vectors": from_vectors / noise, "seconds_per_batch": seconds_per_batch,
         "batches_for_snr_1": noise / signal if signal > 0 else None,  # None: no signal measured
@@ -141,16 +142,13 @@ def main() -> None:
         return
     direction = both.mean(0).reshape(Q0.shape).double()
     direction = direction / direction.norm()  # (N, z_dim), unit tangent (Frobenius)
-    held = torch.Generator().manual_seed(args.seed + 1)
-    S = args.heldout
-    z, index = g.sample_z(S, held), torch.randint(n, (S,), generator=held)
-    eta, vectors = (torch.rand(S, generator=held) * 2 - 1) * 5.0, rademacher((2, S, n), generator=held)
+    held = HeldOut.draw(g, n, args.heldout, k=2, eta=5.0, seed=args.seed + 1)
 
     def heldout(Q: Tensor) -> Tensor:
-        return penalties(g, Q, z, index, eta, vectors, k=2, epsilon=0.1, batch_size=32)
+        return penalties(g, Q, held.z, held.index, held.eta, held.vectors, k=2, epsilon=0.1, batch_size=32)
 
     base = heldout(Q0)
-    body["heldout"] = {"samples": S, "at_set": Statistic.mean(base).as_dict(), "steps": {}}
+    body["heldout"] = {"samples": args.heldout, "at_set": Statistic.mean(base).as_dict(), "steps": {}}
     print(f"held-out penalty at the set: {with_interval(Statistic.mean(base), '.4g')}")
     for t in steps:
         moved = cayley_step(Q0.double(), direction, t).float()  # Frobenius distance ~ t from Q0

@@ -19,12 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch
 from omniart import EyeGenerator
 from safetensors.torch import load_file
 
 from direction_finder.measures import penalties
-from direction_finder.penalty import rademacher
+from direction_finder.objective import HeldOut
 from direction_finder.report import with_interval
 from direction_finder.stats import Statistic
 
@@ -42,14 +41,11 @@ def main() -> None:
     paths = [args.reference, *args.others]
     sets = {Path(p).stem: load_file(p)["matrix"].float() for p in paths}
     n = next(iter(sets.values())).shape[0]
-    rng = torch.Generator().manual_seed(args.seed)
-    z = g.sample_z(args.samples, rng)
-    index = torch.randint(n, (args.samples,), generator=rng)
-    eta = (torch.rand(args.samples, generator=rng) * 2 - 1) * 5.0
-    vectors = rademacher((2, args.samples, n), generator=rng)
+    held = HeldOut.draw(g, n, args.samples, k=2, eta=5.0, seed=args.seed)
     values, start = {}, time.perf_counter()
     for name, Q in sets.items():
-        values[name] = Statistic.mean(penalties(g, Q, z, index, eta, vectors, k=2, epsilon=0.1, batch_size=32))
+        each = penalties(g, Q, held.z, held.index, held.eta, held.vectors, k=2, epsilon=0.1, batch_size=32)
+        values[name] = Statistic.mean(each)
         print(f"{name}: {with_interval(values[name], '.4g')} ({time.perf_counter() - start:.0f} s)", flush=True)
     reference = Path(args.reference).stem
     body = {"samples": args.samples, "seed": args.seed, "sets": {k: v.as_dict() for k, v in values.items()},

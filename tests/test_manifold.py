@@ -41,7 +41,6 @@ def test_a_cayley_step_stays_orthonormal_and_moves_along_minus_the_step(n):
 
 
 def test_q_stays_orthonormal_to_float_precision_over_many_steps():
-    g = SyntheticGenerator(z_dim=10, factors=4, size=8, seed=0)
     for n in (6, 10):  # fewer directions than z_dim, and a whole rotation (last row from the others)
         A = torch.randn(n, 10, generator=torch.Generator().manual_seed(n)).requires_grad_()
         optimizer = RiemannianAdam([A], lr=0.05)
