@@ -218,3 +218,99 @@ def test_a_port_in_use_is_one_line(biggan_run, server):
     result = CliRunner().invoke(app, ["explore", str(biggan_run), "--device", "cpu", "--offline", "--port", port])
     assert result.exit_code == 1 and result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert result.stderr.count("\n") == 1
+
+
+def raw(server, method, path, headers, body=None):
+    """A request with exactly these headers (urllib would set Host itself)."""
+    import http.client
+
+    host, port = server.httpd.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=60)
+    connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    for key, value in {**headers, **({"Content-Length": str(len(body))} if body else {})}.items():
+        connection.putheader(key, value)
+    connection.endheaders(body)
+    response = connection.getresponse()
+    answer = response.status, response.read()
+    connection.close()
+    return answer
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example:{port}",
+                                  "localhost.evil.example:{port}", "127.0.0.1:1", "", "user@127.0.0.1:{port}",
+                                  "127.0.0.1:x", "[::1"])
+def test_a_foreign_host_header_is_refused_before_anything_is_served(server, host):
+    """DNS rebinding: another site's name pointed at 127.0.0.1 reaches the socket, never the page."""
+    port = server.httpd.server_address[1]
+    headers = {"Host": host.format(port=port)} if host else {}
+    status, body = raw(server, "GET", "/", headers)
+    assert status == 403 and server.token.encode() not in body
+    sent = {**headers, "X-Hpdirs-Token": server.token, "Content-Type": "application/json"}
+    assert raw(server, "POST", "/api/label", sent, b'{"index": 1, "name": "x"}')[0] == 403
+    assert load_directions(server.explorer.opened.path).labels == {}
+
+
+def test_the_names_of_this_server_are_accepted(server):
+    port = server.httpd.server_address[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        status, body = raw(server, "GET", "/", {"Host": host})
+        assert status == 200 and server.token.encode() in body
+    sent = {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}", "X-Hpdirs-Token": server.token,
+            "Content-Type": "application/json"}
+    assert raw(server, "POST", "/api/label", sent, b'{"index": 1, "name": "x"}')[0] == 200
+    rebound = {**sent, "Origin": f"http://evil.example:{port}"}  # the Host is ours, the page is not
+    assert raw(server, "POST", "/api/label", rebound, b'{"index": 2, "name": "y"}')[0] == 403
+    assert load_directions(server.explorer.opened.path).labels == {1: "x"}
+
+
+def test_every_interface_accepts_addresses_warns_and_still_refuses_names(biggan_run, tmp_path):
+    from direction_finder.errors import HpdirsWarning
+
+    run = tmp_path / "run"
+    shutil.copytree(biggan_run, run)
+    with pytest.warns(HpdirsWarning, match="anyone who can reach this machine can open it"):
+        running = make_server(open_explorer(run, GeneratorChoice(device="cpu", offline=True)), "0.0.0.0").start()
+    try:
+        port = running.httpd.server_address[1]
+        host, _ = running.httpd.server_address[:2]
+        running.httpd.server_address = ("127.0.0.1", port)  # raw() connects here
+        assert raw(running, "GET", "/api/meta", {"Host": f"127.0.0.1:{port}"})[0] == 200
+        assert raw(running, "GET", "/api/meta", {"Host": f"10.1.2.3:{port}"})[0] == 200  # an address: no rebinding
+        assert raw(running, "GET", "/api/meta", {"Host": f"evil.example:{port}"})[0] == 403
+    finally:
+        running.stop()
+
+
+def test_a_body_announced_and_never_sent_does_not_hold_a_thread(biggan_run, tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from direction_finder.explore import server as server_module
+
+    monkeypatch.setattr(server_module._Handler, "timeout", 0.5)
+    run = tmp_path / "run"
+    shutil.copytree(biggan_run, run)
+    running = make_server(open_explorer(run, GeneratorChoice(device="cpu", offline=True))).start()
+    try:
+        host, port = running.httpd.server_address[:2]
+        stalled = socket.create_connection((host, port), timeout=30)
+        stalled.sendall(f"POST /api/label HTTP/1.1\r\nHost: {host}:{port}\r\nX-Hpdirs-Token: {running.token}\r\n"
+                        "Content-Length: 100\r\n\r\n{".encode())
+        started = time.monotonic()
+        assert stalled.recv(1024) == b""  # closed by the server, without an answer
+        assert time.monotonic() - started < 20
+        stalled.close()
+        assert call(running, "/api/meta")[0] == 200
+    finally:
+        running.stop()
+
+
+def test_out_of_range_ports_are_one_line(biggan_run):
+    from typer.testing import CliRunner
+
+    from hpdirs_cli.main import app
+
+    for port in ("70000", "-1"):
+        result = CliRunner().invoke(app, ["explore", str(biggan_run), "--device", "cpu", "--offline", "--port", port])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert f"--port {port} is not a port" in result.stderr

@@ -86,19 +86,28 @@ LEARN = ["learn", "--steps", "4", "--batch-size", "2", "--eval-every", "2", "--e
 
 
 @pytest.mark.parametrize("model, extra", [("tests_plugin:make", ["--model-arg", "z_dim=5"]), ("toy", [])])
-def test_learn_render_compare_and_resume_a_plugin_without_naming_it_again(plugin_path, tmp_path, model, extra):
+def test_learn_render_compare_and_resume_a_plugin(plugin_path, tmp_path, model, extra):
+    """An installed plug-in is rebuilt from the run untold; a module:factory the run records is
+    imported only once the user names it again, and then with the arguments the run records."""
     ok([*LEARN, "--model", model, *extra, "--out", str(tmp_path), "--name", "run"])
     run = tmp_path / "toy" / "run"
     meta = load_directions(run).metadata
     assert meta["model"] == model and meta["model_args"] == ({"z_dim": 5} if extra else {})
     z_dim = 5 if extra else 6
     assert load_directions(run).z_dim == z_dim
-    ok(["render", str(run), "--directions", "0-1", "--samples", "2", "--frames", "3", "--device", "cpu"])
+    named = [] if model == "toy" else ["--model", model]
+    if named:
+        untold = runner.invoke(app, ["render", str(run), "--device", "cpu"], env={"COLUMNS": "200"})
+        assert untold.exit_code == 1 and f"run the command again with --model {model}" in untold.stderr
+        assert not (run / "render").exists()
+    ok(["render", str(run), *named, "--directions", "0-1", "--samples", "2", "--frames", "3", "--device", "cpu"])
     assert (run / "render" / "index.html").is_file()
-    ok(["compare", str(run), "--samples", "2", "--top", "2", "--baselines", "axes", "--no-gifs", "--device", "cpu"])
+    ok(["compare", str(run), *named, "--samples", "2", "--top", "2", "--baselines", "axes", "--no-gifs",
+        "--device", "cpu"])
     assert json.loads((run / "compare" / "report.json").read_text())["model"] == model
-    ok(["learn", "--resume", str(run), "--steps", "6"])
+    ok(["learn", "--resume", str(run), *named, "--steps", "6"])
     assert load_directions(run).metadata["step"] == 6
+    assert load_directions(run).z_dim == z_dim  # the recorded z_dim=5, not the factory's default
 
 
 def test_models_lists_builtin_and_installed_plugins(plugin_path):

@@ -12,13 +12,21 @@ POST /api/latents           a .npy body: the user's base latents (token and same
 
 View parameters: set (learned|axes|sefa), c (`3:1.5,7:-2`), seed, samples (1-4), latents=uploaded,
 class, truncation; client and seq (the page's request counter) let the newest position win.
+
+Other sites: a request whose Host header is not a name or address this server is bound to (or
+localhost) gets 403 before anything is served, so a page on another site that rebinds its own
+domain name to 127.0.0.1 reads nothing (DNS rebinding). Writes need the token in the page and an
+Origin, when sent, of an accepted host. An idle connection is closed after IDLE_TIMEOUT_S.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
+import socket
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -27,7 +35,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from direction_finder.errors import HpdirsError
+from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
 from direction_finder.explore.session import Explorer, View
 from direction_finder.validation import plain
 
@@ -37,6 +45,8 @@ ASSETS = {  # request path -> (file in the package's static folder, content type
     "/static/app.css": ("app.css", "text/css; charset=utf-8"),
 }
 MAX_BODY = 16 * 2**20  # bytes of an upload: 1024 latents of z_dim 2048 in float64 fit
+IDLE_TIMEOUT_S = 30.0  # a connection that sends nothing this long (a body announced, never sent) is closed
+WILDCARDS = ("", "0.0.0.0", "::")  # bound to every interface
 
 
 class BadRequest(ValueError):
@@ -106,9 +116,61 @@ class ExploreServer:
         self.explorer.close()
 
 
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class HostRule:
+    """Which Host headers (and Origins) name this server: the name or address it was bound to,
+    localhost and the loopback addresses, and, bound to every interface, any IP address and this
+    machine's own names. A rebinding attack needs a domain name of the attacker's, never listed."""
+
+    names: frozenset[str]
+    port: int
+    any_address: bool
+
+    @staticmethod
+    def of(host: str, port: int) -> HostRule:
+        names = {host.lower().strip("[]"), "localhost", "127.0.0.1", "::1"}
+        wildcard = host in WILDCARDS
+        if wildcard:
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        return HostRule(frozenset(names), port, wildcard)
+
+    def accepts(self, authority: str) -> bool:
+        """Whether `host[:port]` (a Host header, or an Origin's netloc) names this server."""
+        try:
+            parts = urlsplit(f"//{authority}")
+            name, port = (parts.hostname or ""), (parts.port or 80)
+        except ValueError:  # a port that is not a number, a bracket left open
+            return False
+        if port != self.port or parts.username is not None or parts.password is not None:
+            return False
+        return name in self.names or (self.any_address and _is_ip(name))
+
+
 def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> ExploreServer:
-    """Bind the explorer's server (port 0: a free port); serve with serve_forever() or start()."""
+    """Bind the explorer's server (port 0: a free port); serve with serve_forever() or start().
+
+    Bound to anything but a loopback address, the page is reachable from the network, and its
+    writes need only the token the page carries: a HpdirsWarning says so."""
     token = secrets.token_urlsafe(24)
+    if not 0 <= port <= 65535:
+        raise UsageError(f"`port` {port} is not a port; give 0 (a free one) to 65535")
 
     class Handler(_Handler):
         pass
@@ -116,14 +178,25 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> E
     Handler.explorer, Handler.token = explorer, token
     httpd = ThreadingHTTPServer((host, port), Handler)
     httpd.daemon_threads = True
+    Handler.hosts = HostRule.of(host, int(httpd.server_address[1]))
+    if not _is_loopback(host):
+        warnings.warn(
+            f"the explorer listens on {host or 'every interface'}: anyone who can reach this machine can open "
+            "it, and its writes (labels, uploads) need only the token in the page; use `host` 127.0.0.1 "
+            "(the default) and an SSH tunnel to reach it from elsewhere",
+            HpdirsWarning,
+            stacklevel=2,
+        )
     return ExploreServer(explorer, httpd, token)
 
 
 class _Handler(BaseHTTPRequestHandler):
     explorer: Explorer
     token: str
+    hosts: HostRule
     server_version = "hpdirs-explore"
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_S  # socketserver sets it on the connection: reads and writes time out
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL only
         pass
@@ -148,12 +221,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(status, {"error": " ".join(message.split())})
 
     def _guarded(self, answer: Callable[[], None]) -> None:
+        if not self.hosts.accepts(self.headers.get("Host", "")):
+            self.close_connection = True
+            self._error(HTTPStatus.FORBIDDEN, "refused: the Host header does not name this server")
+            return
         try:
             answer()
         except (BadRequest, HpdirsError, KeyError, IndexError) as exc:
             self._error(HTTPStatus.BAD_REQUEST, plain(str(exc).strip("'\"")))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the page went away or aborted a stale request
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True  # the page went away, aborted a stale request, or stalled
         except Exception as exc:
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
 
@@ -227,5 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not secrets.compare_digest(self.headers.get("X-Hpdirs-Token", ""), self.token):
             return False
         origin = self.headers.get("Origin")
-        host = self.headers.get("Host", "")
-        return origin is None or origin in (f"http://{host}", f"https://{host}")
+        if origin is None:
+            return True
+        scheme, _, authority = origin.partition("://")
+        return scheme == "http" and self.hosts.accepts(authority)

@@ -31,7 +31,7 @@ from direction_finder.generators.base import (
 )
 from direction_finder.generators.biggan import DEFAULT_MODEL, BigGANGenerator, load_biggan
 from direction_finder.generators.imagenet import ImageNetClass, resolve_class, search_classes
-from direction_finder.generators.plugins import is_plugin, load_plugin, parse_output_range
+from direction_finder.generators.plugins import is_plugin, load_plugin, parse_output_range, refuse_recorded_factory
 from direction_finder.generators.synthetic import SyntheticGenerator, parse_synthetic
 from direction_finder.generators.weights import MODEL_NAMES, ProgressCallback
 
@@ -79,9 +79,13 @@ def generator_for_metadata(
 ) -> Any:
     """The generator a directions file was learned with, from its metadata; each part overridable.
 
-    A file whose metadata lacks the model or class needs them given (UsageError says so).
+    A file whose metadata lacks the model or class needs them given (UsageError says so). A file
+    is data: a `module:factory` it records is imported only when the caller names it again as
+    `model` (built-in models and installed plug-ins need no such word).
     """
     name = model or metadata.get("model") or None
+    if model is None and isinstance(name, str):
+        refuse_recorded_factory(name, source)
     if is_plugin(name):  # a plug-in: its recorded arguments and range, unless given again
         assert isinstance(name, str)
         if kwargs.get("model_args") is None:
@@ -94,6 +98,8 @@ def generator_for_metadata(
     if not isinstance(name, str):
         raise UsageError(f"{source} names the model {name!r}, which is not a model name; pass `model`")
     synthetic = name.split(":", 1)[0] == "synthetic"
+    if model is None and not synthetic and not re.fullmatch(r"biggan-deep-\d+", name):
+        raise UsageError(f"{source} names the model {name!r}, which hpdirs does not know; pass `model`")
     if class_ is None and not synthetic:
         index = metadata.get("class_index")
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:

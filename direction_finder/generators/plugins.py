@@ -4,7 +4,8 @@ an installed package under the entry-point group `hpdirs.generators` (name -> fa
 The factory is called with the `--model-arg key=value` pairs (and `device=` when it takes one)
 and returns a Generator-protocol object. It is checked once on two seeded latents, so that a
 mistake is one line naming it, not a traceback later. Its spec, arguments and output range are
-recorded in every artifact, so `render RUN` and `--resume` rebuild it untold.
+recorded in every artifact. An installed plug-in is rebuilt from that record untold; a
+`module:factory` only when the user names it again (`--model`): a file never chooses code.
 """
 
 from __future__ import annotations
@@ -38,6 +39,20 @@ def installed_plugins() -> dict[str, str]:
 def is_plugin(model: str | None) -> bool:
     """Whether a model name is a factory spec or an installed plug-in's name."""
     return model is not None and (bool(SPEC.match(model)) or model in installed_plugins())
+
+
+def refuse_recorded_factory(recorded: str, source: str) -> None:
+    """Stop before importing a `module:factory` that a file (not the user) names.
+
+    A directions file or a run folder may come from anyone; importing what it names would let
+    it run any code (`os:system`). Installed plug-ins are vouched for by the user's own
+    installation; any other factory must be named again by the user, as `model`.
+    """
+    if SPEC.match(recorded) and recorded not in installed_plugins():
+        raise UsageError(
+            f"{source} was made with the plug-in generator {recorded}, and hpdirs never imports code "
+            f"that a file names; if you trust that code, run the command again with `model` {recorded}"
+        )
 
 
 def parse_model_args(items: Iterable[str]) -> dict[str, Any]:

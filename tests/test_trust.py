@@ -1,0 +1,111 @@
+"""A shared directions file or run folder is data: nothing recorded in it chooses code to run.
+
+The hostile files here record a `module:factory` that would run a shell command (`os:system`,
+`subprocess:getoutput`) with a marker file as its proof; every command that opens them must stop
+with one line that shows the recorded spec and how to name it, and the marker must not appear.
+"""
+
+import json
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from direction_finder import load_directions, save_directions
+from direction_finder.errors import UsageError
+from direction_finder.explore import open_explorer
+from hpdirs_cli.main import app
+
+runner = CliRunner()
+SYNTHETIC = "synthetic:z_dim=8,factors=3,size=8"
+LEARN = ["learn", "--model", SYNTHETIC, "--steps", "2", "--batch-size", "2", "--eval-every", "2",
+         "--eval-samples", "2", "--checkpoint-every", "2", "--device", "cpu"]
+
+
+def hostile(spec, marker):
+    """What a file records to make a reader's hpdirs run `touch MARKER`."""
+    call = {"os:system": "command", "subprocess:getoutput": "cmd"}[spec]
+    return {"model": spec, "model_args": {call: f"touch {marker}"}}
+
+
+def invoke(args):
+    return runner.invoke(app, args, env={"COLUMNS": "200"})
+
+
+def one_line_refusal(result, spec):
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert spec in result.stderr and f"--model {spec}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    result = invoke([*LEARN, "--out", str(out), "--name", "honest"])
+    assert result.exit_code == 0, result.stderr
+    return out / "synthetic" / "honest"
+
+
+@pytest.mark.parametrize("spec", ["os:system", "subprocess:getoutput"])
+@pytest.mark.parametrize("command", [
+    ["render", "{file}", "--samples", "1", "--frames", "2"],
+    ["compare", "{file}", "--samples", "2", "--top", "2", "--no-gifs"],
+    ["explore", "{file}", "--port", "0"],
+])
+def test_a_directions_file_that_names_a_factory_runs_nothing(run, tmp_path, spec, command):
+    marker = tmp_path / "ran"
+    file = tmp_path / "shared.safetensors"
+    directions = load_directions(run)
+    save_directions(file, directions.matrix, {**directions.metadata, **hostile(spec, marker)})
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = invoke([part.replace("{file}", str(file)) for part in command])
+    one_line_refusal(result, spec)
+    assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output folder either
+
+
+def test_resuming_a_run_folder_whose_config_names_a_factory_runs_nothing(run, tmp_path):
+    marker = tmp_path / "ran"
+    shared = tmp_path / "shared"
+    shutil.copytree(run, shared)
+    config = json.loads((shared / "config.json").read_text())
+    config["generator"].update(hostile("os:system", marker))
+    (shared / "config.json").write_text(json.dumps(config))
+    snapshot = {p.name: p.read_bytes() for p in shared.iterdir() if p.is_file()}
+    result = invoke(["learn", "--resume", str(shared), "--steps", "4"])
+    one_line_refusal(result, "os:system")
+    assert not marker.exists()
+    assert {p.name: p.read_bytes() for p in shared.iterdir() if p.is_file()} == snapshot
+
+
+def test_the_library_refuses_too_and_info_only_reads(run, tmp_path):
+    marker = tmp_path / "ran"
+    file = tmp_path / "shared.safetensors"
+    save_directions(file, load_directions(run).matrix, {**load_directions(run).metadata,
+                                                        **hostile("os:system", marker)})
+    with pytest.raises(UsageError, match="never imports code that a file names"):
+        open_explorer(file)
+    shown = invoke(["info", str(file), "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["metadata"]["model"] == "os:system"
+    assert not marker.exists()
+
+
+def test_an_unknown_builtin_name_in_a_file_is_refused_without_import(run, tmp_path):
+    file = tmp_path / "odd.safetensors"
+    save_directions(file, load_directions(run).matrix, {**load_directions(run).metadata, "model": "os.system"})
+    result = invoke(["render", str(file), "--samples", "1", "--frames", "2"])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "names the model 'os.system', which hpdirs does not know" in result.stderr
+
+
+def test_the_file_cannot_swap_the_factory_of_a_named_plugin(run, tmp_path):
+    """--model names the code; the file's recorded arguments are only data passed to it."""
+    marker = tmp_path / "ran"
+    file = tmp_path / "shared.safetensors"
+    save_directions(file, load_directions(run).matrix, {**load_directions(run).metadata,
+                                                        **hostile("os:system", marker)})
+    result = invoke(["render", str(file), "--model", SYNTHETIC, "--samples", "1", "--frames", "2",
+                     "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.stderr
+    assert not marker.exists() and (tmp_path / "out" / "index.html").is_file()
+    assert torch.equal(load_directions(file).matrix, load_directions(run).matrix)
