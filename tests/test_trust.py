@@ -95,7 +95,8 @@ def test_an_unknown_builtin_name_in_a_file_is_refused_without_import(run, tmp_pa
     file = tmp_path / "odd.safetensors"
     save_directions(file, load_directions(run).matrix, {**load_directions(run).metadata, "model": "os.system"})
     result = invoke(["render", str(file), "--samples", "1", "--frames", "2"])
-    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "names the model 'os.system', which hpdirs does not know" in result.stderr
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert "names the model 'os.system', which hpdirs does not know" in result.stderr
 
 
 def test_the_file_cannot_swap_the_factory_of_a_named_plugin(run, tmp_path):
