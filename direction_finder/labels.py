@@ -7,13 +7,17 @@ direction index:
      "files": {"directions.safetensors": {"3": "zoom", "7": "background"}}}
 
 A run folder's directions.safetensors and directions_best.safetensors are different matrices, so
-each has labels of its own. The file is written atomically; a damaged one is one clear error.
+each has labels of its own. The file is written atomically, and its read-modify-write holds an
+exclusive lock on the folder (flock), so writes from several threads or processes at once all
+land. A damaged or hand-edited file that breaks the rules below is one clear error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from direction_finder.directions import atomic_write
@@ -22,7 +26,6 @@ from direction_finder.errors import DirectionsFileError, UsageError
 LABELS_FORMAT = "hpdirs.labels/1"
 LABELS_NAME = "labels.json"
 MAX_LABEL = 64  # characters: a name, not a description
-_LABEL = re.compile(r"^[^\x00-\x1f\x7f]+$")  # printable: it is shown in captions, tables and pages
 
 
 def labels_path(directions_file: Path) -> Path:
@@ -42,11 +45,14 @@ def _read_all(path: Path) -> dict[str, dict[str, str]]:
             raise ValueError("it has no 'files' object")
         for name, labels in files.items():
             if not isinstance(labels, dict) or not all(
-                isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in labels.items()
+                isinstance(k, str) and k.isascii() and k.isdigit() and isinstance(v, str) for k, v in labels.items()
             ):
                 raise ValueError(f"the labels of {name} are not index -> name")
+            for value in labels.values():
+                if check_label(value) != value or value.isdigit():
+                    raise ValueError(f"{value!r} is not a label (1 to {MAX_LABEL} printable characters, not a number)")
         return {str(name): dict(labels) for name, labels in files.items()}
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, UsageError) as exc:
         raise DirectionsFileError(f"{path} is damaged ({exc}); fix it or delete it (the labels are lost)") from None
 
 
@@ -57,35 +63,58 @@ def read_labels(directions_file: str | Path) -> dict[int, str]:
 
 
 def check_label(label: str) -> str:
-    """A label, stripped: printable, 1..MAX_LABEL characters, not a bare number (an index)."""
+    """A label, stripped: 1..MAX_LABEL printable characters (str.isprintable: no control, format or
+    separator characters such as U+202E or U+2028, which would reorder or break the captions,
+    tables and pages it is shown in), not a bare number (an index)."""
     text = label.strip() if isinstance(label, str) else label
-    if not isinstance(text, str) or not text or len(text) > MAX_LABEL or not _LABEL.match(text):
+    if not isinstance(text, str) or not text or len(text) > MAX_LABEL or not text.isprintable():
         raise UsageError(f"a label is 1 to {MAX_LABEL} printable characters, got {label!r}")
     if text.isdigit():
         raise UsageError(f"label {text!r} is a number, which would read as an index; use a word")
     return text
 
 
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `folder` for one read-modify-write of its labels.json. flock locks an
+    open file description, so two threads of one process exclude each other as two processes do;
+    the lock goes with the descriptor, even when a process dies holding it."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: one writer at a time is the user's to keep
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def write_label(directions_file: str | Path, index: int, label: str | None, num_directions: int) -> dict[int, str]:
     """Name direction `index` of `directions_file` (None or "" removes its name); returns the
-    file's labels. Two directions of one file cannot share a name."""
+    file's labels. Two directions of one file cannot share a name. Safe to call from several
+    threads and processes at once: each call's change is kept."""
     path = Path(directions_file)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < num_directions:
         raise UsageError(f"direction {index!r} does not exist; this file has 0..{num_directions - 1}")
+    text = None if label is None or label == "" else check_label(label)  # only "" removes: "  " is a mistake
     store = labels_path(path)
-    everything = _read_all(store)
-    labels = {int(k): v for k, v in everything.get(path.name, {}).items()}
-    if label is None or not str(label).strip():
-        labels.pop(index, None)
-    else:
-        text = check_label(label)
-        taken = [i for i, name in labels.items() if name == text and i != index]
-        if taken:
-            raise UsageError(f"direction {taken[0]} is already named {text!r}; choose another name")
-        labels[index] = text
-    everything[path.name] = {str(i): labels[i] for i in sorted(labels)}
-    body = {"format": LABELS_FORMAT, "files": everything}
-    atomic_write(store, lambda tmp: tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n"))
+    with _locked(store.parent):
+        everything = _read_all(store)
+        labels = {int(k): v for k, v in everything.get(path.name, {}).items()}
+        if text is None:
+            labels.pop(index, None)
+        else:
+            taken = [i for i, name in labels.items() if name == text and i != index]
+            if taken:
+                raise UsageError(f"direction {taken[0]} is already named {text!r}; choose another name")
+            labels[index] = text
+        everything[path.name] = {str(i): labels[i] for i in sorted(labels)}
+        body = {"format": LABELS_FORMAT, "files": everything}
+        data = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        atomic_write(store, lambda tmp: tmp.write_bytes(data))
     return labels
 
 

@@ -52,6 +52,12 @@ def test_labels_round_trip_and_name_directions(file):
     (1, "42", "is a number"),
     (1, "x" * 65, "1 to 64 printable characters"),
     (1, "new\nline", "printable"),
+    (1, "right\u202eto left", "printable"),
+    (1, "zero\u200bwidth", "printable"),
+    (1, "line\u2028separator", "printable"),
+    (1, "next\x85line", "printable"),
+    (1, "   ", "printable"),  # only "" removes a name: blanks are a mistake, not a removal
+    (1, "bad\udcffbytes", "printable"),  # what argv holds for bytes that are not UTF-8
 ])
 def test_bad_labels_are_refused_and_change_nothing(file, index, label, message):
     write_label(file, 0, "background", 5)
@@ -111,3 +117,52 @@ def test_the_sheet_is_evenly_spaced_through_zero_and_its_middle_column_is_the_sa
     columns = {(x - margin - 2) // 10 for _, x in found}
     assert SHEET_COLUMNS // 2 in columns
     assert margin > 0 and (sheet[:14] < 128).any()  # names at the left, etas drawn above
+
+
+@pytest.mark.parametrize("value", ["", "  zoom", "right\u202eleft", "7", "x" * 65])
+def test_a_hand_edited_labels_file_is_checked_by_the_same_rules(file, value):
+    (file.parent / "labels.json").write_text(json.dumps({"format": LABELS_FORMAT,
+                                                         "files": {file.name: {"1": value}}}))
+    with pytest.raises(DirectionsFileError, match="labels.json is damaged"):
+        load_directions(file)
+
+
+def test_label_bytes_that_are_not_text_are_one_line(file):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable.encode(), b"-m", b"hpdirs_cli", b"label", str(file).encode(), b"1",
+                          b"caf\xe9"], capture_output=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.count(b"\n") == 1 and b"printable" in out.stderr, out.stderr
+    assert not (file.parent / "labels.json").exists()
+
+
+def test_concurrent_label_writes_from_threads_all_land(file):
+    from concurrent.futures import ThreadPoolExecutor
+
+    matrix = gram_schmidt(torch.randn(16, 20, generator=torch.Generator().manual_seed(0)))
+    wide = save_directions(file.parent / "wide.safetensors", matrix, {"model": "synthetic:z_dim=20"})
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: write_label(wide, i, f"name{i}", 16), range(16)))
+    assert read_labels(wide) == {i: f"name{i}" for i in range(16)}
+
+
+LABEL_LOOP = """
+import sys
+from direction_finder.labels import write_label
+path, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(first, first + count):
+    write_label(path, i, f"name{i}", 60)
+"""
+
+
+def test_concurrent_label_processes_lose_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    matrix = gram_schmidt(torch.randn(60, 64, generator=torch.Generator().manual_seed(0)))
+    wide = save_directions(tmp_path / "wide.safetensors", matrix, {"model": "synthetic:z_dim=64"})
+    processes = [subprocess.Popen([sys.executable, "-c", LABEL_LOOP, str(wide), str(20 * p), "20"])
+                 for p in range(3)]
+    assert [p.wait(timeout=120) for p in processes] == [0, 0, 0]
+    assert read_labels(wide) == {i: f"name{i}" for i in range(60)}

@@ -60,7 +60,7 @@ async function saveLabel(index, input) {
   const response = await fetch("/api/label", {
     method: "POST",
     headers: { "Content-Type": "application/json", "X-Hpdirs-Token": token },
-    body: JSON.stringify({ index, name: input.value }),
+    body: JSON.stringify({ index, name: input.value.trim() }),  // blank clears the name
   });
   const body = await response.json();
   if (!response.ok) { say(body.error); return; }
