@@ -172,3 +172,141 @@ def test_a_cached_file_of_another_model_is_not_taken(tiny_weights, tmp_path, mon
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub's own switch counts as offline
     with pytest.raises(WeightsError, match="offline and biggan-deep-128 is not in the cache"):
         w.resolve_weights("biggan-deep-128")
+
+
+class BadMirror:
+    """Serves the published files, but `target` in one of these ways: `html` (200 with an error
+    page), `cut` (half the body, no Content-Length, then the connection closes), `short` (announces
+    100 bytes fewer than it sends), `trickle` (one byte every 0.2 s)."""
+
+    def __init__(self, files, target, how):
+        import time
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                name = self.path.rsplit("/", 1)[-1]
+                data = files[name]
+                if name != target:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                if how == "html":
+                    data = b"<!doctype html><html><body>502 Bad Gateway</body></html>"
+                self.send_response(200)
+                if how in ("html", "trickle"):
+                    self.send_header("Content-Length", str(len(data)))
+                elif how == "short":
+                    self.send_header("Content-Length", str(len(data) - 100))
+                self.end_headers()
+                try:
+                    if how == "cut":
+                        self.wfile.write(data[: len(data) // 2])
+                    elif how == "trickle":
+                        for i in range(len(data)):
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    else:
+                        self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("target", ["config.json", "pytorch_model.bin"])
+@pytest.mark.parametrize("how", ["html", "cut", "short", "trickle"])
+def test_a_bad_body_never_gets_the_final_name_and_the_next_download_fetches_again(published, monkeypatch,
+                                                                                  target, how):
+    monkeypatch.setattr(w, "SLOW_GRACE_S", 1.0)
+    monkeypatch.setattr(w, "MIN_RATE", 1024)
+    monkeypatch.setattr(w, "S3", "http://127.0.0.1:9/{model}-{file}")  # nothing listens: the last mirror fails
+    bad = BadMirror(published, target, how)
+    try:
+        with pytest.raises(WeightsError, match=f"could not download {target.replace('.', '[.]')}"):
+            download(monkeypatch, bad.url + "/m")
+    finally:
+        bad.close()
+    folder = w.cache_root() / "biggan-deep-256"
+    assert not (folder / target).exists() and not list(folder.glob("*.partial"))
+    assert not (folder / "download.json").exists()
+    good = serve(published, "/m")
+    try:
+        files = download(monkeypatch, good.url + "/m")
+    finally:
+        good.close()
+    assert files.source == "download" and files.weights.read_bytes() == published["pytorch_model.bin"]
+
+
+def test_a_damaged_cache_entry_is_removed_not_kept(published, monkeypatch, tmp_path):
+    from direction_finder.generators.biggan import load_biggan
+
+    folder = w.cache_root() / "biggan-deep-128"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_bytes(published["config.json"])
+    (folder / "pytorch_model.bin").write_bytes(published["pytorch_model.bin"][:5000])  # left by an old version
+    with pytest.raises(WeightsError, match="was damaged and has been removed; run again to download it"):
+        load_biggan("biggan-deep-128", class_=207, device="cpu", offline=True)
+    assert not (folder / "pytorch_model.bin").exists() and not (folder / "config.json").exists()
+    (folder / "config.json").write_text("<html>")
+    (folder / "pytorch_model.bin").write_bytes(published["pytorch_model.bin"])
+    with pytest.raises(WeightsError, match="config.json was damaged and has been removed"):
+        w.resolve_weights("biggan-deep-128", offline=True)
+    with pytest.raises(WeightsError, match="offline and biggan-deep-128 is not in the cache"):
+        w.resolve_weights("biggan-deep-128", offline=True)
+
+
+@pytest.mark.parametrize("template, problem", [
+    ("https://x/{model}/{fil}", "unknown field {fil}"),
+    ("https://x/{model", "unexpected '{' in field name"),
+    ("https://x/{model.__class__}/{file}", "unknown field {model.__class__}"),
+    ("https://x/{model!r}/{file}", "unknown field {model}"),
+    ("https://x/{0}/{file}", "unknown field {0}"),
+])
+def test_a_malformed_mirror_template_is_one_line(monkeypatch, tmp_path, template, problem):
+    from typer.testing import CliRunner
+
+    from hpdirs_cli.main import app
+
+    monkeypatch.setenv("HPDIRS_WEIGHTS_URL", template)
+    result = CliRunner().invoke(app, ["download", "--model", "biggan-deep-256"])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "$HPDIRS_WEIGHTS_URL template" in result.stderr and problem in result.stderr
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"z_dim": "128"}, "z_dim is '128', not an integer"),
+    ({"eps": None}, "eps is None, not a number"),
+    ({"layers": [[1, 2, 3]]}, "layers holds [1, 2, 3]"),
+    ({"n_stats": True}, "n_stats is True"),
+    ({"channel_width": 0}, "channel_width is 0, not a positive integer"),
+])
+def test_a_weights_config_of_wrong_types_is_one_line(tiny_weights, tmp_path, change, message):
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from hpdirs_cli.main import app
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    result = CliRunner().invoke(app, ["learn", "--weights", str(folder), "--steps", "1", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -9,14 +9,9 @@ package's float `modf`, which picks the neighbouring statistics for 0.14, 0.28, 
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import pickle
 import warnings
-import zipfile
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +27,12 @@ from direction_finder.generators.weights import (
     Fetch,
     ProgressCallback,
     WeightsFiles,
+    build_biggan,
     check_model_name,
+    discard_cached,
+    load_exactly,
+    read_config,
+    read_state_dict,
     resolve_weights,
 )
 
@@ -257,60 +257,6 @@ class BigGANGenerator:
         }
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise WeightsError(f"{path} is not valid JSON ({exc}); re-download it or pass the right `weights`") from None
-    if not isinstance(config, dict):
-        raise WeightsError(f"{path} is not a BigGAN config (expected a JSON object)")
-    return config
-
-
-def build_biggan(config: Mapping[str, Any], source: str = "config") -> BigGANModule:
-    """A BigGAN-deep (pytorch-pretrained-biggan's module) with the architecture of `config`."""
-    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
-
-    try:
-        return BigGAN(BigGANConfig.from_dict(dict(config)))
-    except Exception as exc:  # a config the architecture cannot be built from
-        raise WeightsError(f"{source} does not describe a BigGAN-deep ({type(exc).__name__}: {exc})") from None
-
-
-def read_state_dict(path: Path) -> dict[str, Tensor]:
-    """torch.load with weights_only=True: nothing in the file can execute code."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(
-            f"{path} is damaged, truncated or not a weights file ({first}); delete it and "
-            "download again, or pass `weights` FOLDER"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise WeightsError(f"{path} does not hold a state dict of tensors; pass the right `weights`")
-    return state
-
-
-def _load_exactly(model: BigGANModule, state: dict[str, Tensor], path: Path) -> None:
-    expected, given = set(model.state_dict()), set(state)
-    missing, unexpected = sorted(expected - given), sorted(given - expected)
-    if missing or unexpected:
-
-        def names(keys: list[str]) -> str:
-            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-        parts = ([f"missing keys: {names(missing)}"] if missing else []) + (
-            [f"unexpected keys: {names(unexpected)}"] if unexpected else []
-        )
-        raise WeightsError(f"{path} does not match its config.json ({'; '.join(parts)}); pass the right `weights`")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())
-        raise WeightsError(f"{path} does not match its config.json ({detail[:300]})") from None
-
-
 def load_biggan(
     name: str | None = None,
     class_: str | int = "golden_retriever",
@@ -351,7 +297,15 @@ def load_biggan(
             f"{files.config} has num_classes={config.get('num_classes')}; hpdirs needs the 1000 ImageNet classes"
         )
     model = build_biggan(config, str(files.config))
-    _load_exactly(model, read_state_dict(files.weights), files.weights)
+    try:
+        load_exactly(model, read_state_dict(files.weights), files.weights)
+    except WeightsError:
+        if files.source != "cache":
+            raise
+        discard_cached(files.folder)  # our own cache entry: a damaged one must not stand
+        raise WeightsError(
+            f"the cached {files.weights} was damaged and has been removed; run again to download it"
+        ) from None
     index, used = truncation_grid(truncation, int(model.config.n_stats))
     model.eval()  # before folding: the folded weights are the ones eval mode computes
     _fold_spectral_norms(model)

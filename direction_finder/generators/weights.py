@@ -1,7 +1,10 @@
-"""Find BigGAN-deep weights: a local path, then the cache, then a download (atomic).
+"""Find BigGAN-deep weights: a local path, then the cache, then a download; and read them
+strictly (a config.json of the right types, a state dict of exactly the architecture's tensors).
 
 Never calls `BigGAN.from_pretrained`: it sends a HEAD request before it looks at its cache (so it
-cannot work offline) and loads with strict=False.
+cannot work offline) and loads with strict=False. A download gets its final name only after what
+arrived was read back as a whole config and a whole state dict of that config's keys, so an HTML
+error page, a cut body or a wrong length never stands in the cache.
 """
 
 from __future__ import annotations
@@ -9,11 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import string
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
 
 from direction_finder.errors import UsageError, WeightsError
 
@@ -32,6 +43,33 @@ S3 = "https://s3.amazonaws.com/models.huggingface.co/biggan/{model}-{file}"
 HUB = {"biggan-deep-128": "https://huggingface.co/osanseviero/BigGAN-deep-128/resolve/main/{file}"}
 MIRRORS_ENV = "HPDIRS_WEIGHTS_URL"  # your own mirrors, tried first: templates with {model}, {file}
 RETRIES = 3  # attempts per mirror when a connection drops half way (each resumes where it stopped)
+READ_TIMEOUT_S = 60.0  # one read that brings nothing this long ends the attempt
+SLOW_GRACE_S = 60.0  # after this long, a download slower on average than MIN_RATE is given up
+MIN_RATE = 16 * 1024  # bytes/s: a mirror that trickles is not waited on for hours
+# config.json of a BigGAN-deep: each field and the types it may have (bool is not an int here)
+CONFIG_FIELDS: dict[str, tuple[type, ...]] = {
+    "output_dim": (int,), "z_dim": (int,), "class_embed_dim": (int,), "channel_width": (int,),
+    "num_classes": (int,), "layers": (list,), "attention_layer_position": (int,), "eps": (float, int),
+    "n_stats": (int,),
+}  # fmt: skip
+
+
+def _fill(template: str, name: str, filename: str) -> str:
+    """A mirror template with {model} and {file} filled in; any other field, a conversion or a
+    format spec, or an unbalanced brace is a UsageError naming the template."""
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        fields, problem = [], str(exc)
+    else:
+        wrong = [f for f, spec, conv in fields if f not in ("model", "file") or spec or conv]
+        problem = f"unknown field {{{wrong[0]}}}" if wrong else ""
+    if problem:
+        raise UsageError(
+            f"${MIRRORS_ENV} template {template!r} is malformed ({problem}); use {{model}} and {{file}} only, "
+            "e.g. https://example.org/biggan/{model}-{file}"
+        )
+    return template.replace("{model}", name).replace("{file}", filename).replace("{{", "{").replace("}}", "}")
 
 
 def mirrors(name: str, filename: str) -> list[str]:
@@ -42,7 +80,7 @@ def mirrors(name: str, filename: str) -> list[str]:
     own = []
     for template in os.environ.get(MIRRORS_ENV, "").split():
         template = template if "{file}" in template else template.rstrip("/") + "/{file}"
-        own.append(template.format(model=name, file=filename))
+        own.append(_fill(template, name, filename))
     hub = [HUB[name].format(file=filename)] if name in HUB else []
     return own + hub + [S3.format(model=name, file=filename)]
 
@@ -141,6 +179,84 @@ def hub_cache(name: str) -> WeightsFiles | None:
     return None
 
 
+def check_config(config: Any, source: str) -> dict[str, Any]:
+    """A BigGAN-deep config.json's object, every field of the type the architecture needs (a
+    WeightsError naming the first that is not); fields it lacks take the package's defaults."""
+    if not isinstance(config, dict):
+        raise WeightsError(f"{source} is not a BigGAN config (expected a JSON object); pass the right `weights`")
+    for key, kinds in CONFIG_FIELDS.items():
+        value = config.get(key)
+        if key in config and (isinstance(value, bool) or not isinstance(value, kinds)):
+            kind = {int: "an integer", float: "a number", list: "a list"}[kinds[0]]
+            raise WeightsError(f"{source}: {key} is {value!r}, not {kind}; pass the right `weights`")
+        if key in config and kinds[0] is int and key != "attention_layer_position" and value < 1:
+            raise WeightsError(f"{source}: {key} is {value!r}, not a positive integer; pass the right `weights`")
+    layers = config.get("layers", [])
+    for layer in layers:
+        if (not isinstance(layer, list) or len(layer) != 3 or not isinstance(layer[0], bool)
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in layer[1:])):  # fmt: skip
+            raise WeightsError(
+                f"{source}: layers holds {layer!r}, not [upsample (bool), in (int), out (int)]; "
+                "pass the right `weights`"
+            )
+    return config
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """config.json, parsed and checked (check_config)."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        detail = " ".join(str(exc).split())[:160]
+        raise WeightsError(f"{path} is not valid JSON ({detail}); re-download it or pass the right `weights`") from None
+    return check_config(config, str(path))
+
+
+def build_biggan(config: Mapping[str, Any], source: str = "config") -> Any:
+    """A BigGAN-deep (pytorch-pretrained-biggan's module) with the architecture of `config`."""
+    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+
+    try:
+        return BigGAN(BigGANConfig.from_dict(dict(config)))
+    except Exception as exc:  # a config the architecture cannot be built from
+        raise WeightsError(f"{source} does not describe a BigGAN-deep ({type(exc).__name__}: {exc})") from None
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """torch.load with weights_only=True: nothing in the file can execute code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(
+            f"{path} is damaged, truncated or not a weights file ({first}); delete it and "
+            "download again, or pass `weights` FOLDER"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"{path} does not hold a state dict of tensors; pass the right `weights`")
+    return state
+
+
+def load_exactly(model: Any, state: dict[str, Tensor], path: Path) -> None:
+    """Load `state` into `model`: exactly its keys, each of its shape (a WeightsError otherwise)."""
+    expected, given = set(model.state_dict()), set(state)
+    missing, unexpected = sorted(expected - given), sorted(given - expected)
+    if missing or unexpected:
+
+        def names(keys: list[str]) -> str:
+            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+        parts = ([f"missing keys: {names(missing)}"] if missing else []) + (
+            [f"unexpected keys: {names(unexpected)}"] if unexpected else []
+        )
+        raise WeightsError(f"{path} does not match its config.json ({'; '.join(parts)}); pass the right `weights`")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise WeightsError(f"{path} does not match its config.json ({detail[:300]})") from None
+
+
 def local_weights(path: str | os.PathLike) -> WeightsFiles:
     """A folder with config.json + pytorch_model.bin, or either of those two files named directly."""
     p = Path(path).expanduser()
@@ -159,6 +275,11 @@ def _cached(folder: Path) -> WeightsFiles | None:
     config, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     if not (config.is_file() and weights.is_file()):
         return None
+    try:
+        read_config(config)
+    except WeightsError:  # not ours to keep: an entry left by an older version or by hand
+        discard_cached(folder)
+        raise WeightsError(f"the cached {config} was damaged and has been removed; run again to download it") from None
     record = folder / RECORD_NAME
     if record.is_file():  # written by our downloader: sizes must still match
         try:
@@ -174,8 +295,15 @@ def _cached(folder: Path) -> WeightsFiles | None:
     return WeightsFiles(config, weights, "cache")
 
 
+def discard_cached(folder: Path) -> None:
+    """Remove a damaged cache entry (only the files a download writes), so that it cannot stand."""
+    for name in (CONFIG_NAME, WEIGHTS_NAME, RECORD_NAME):
+        (folder / name).unlink(missing_ok=True)
+
+
 class SizeMismatch(OSError):
-    """The server sent another number of bytes than it announced: the file is not kept."""
+    """The server sent another number of bytes than it announced, or so slowly that it is given
+    up: the file is not kept, and the next mirror is tried."""
 
 
 def http_fetch(url: str, dest: Path, progress: ProgressCallback | None = None) -> None:
@@ -187,7 +315,8 @@ def http_fetch(url: str, dest: Path, progress: ProgressCallback | None = None) -
     if have:
         headers["Range"] = f"bytes={have}-"
     request = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(request, timeout=60) as response:
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=READ_TIMEOUT_S) as response:
         resumed = response.status == 206
         length = response.headers.get("Content-Length")
         total = (int(length) + (have if resumed else 0)) if length is not None else None
@@ -196,11 +325,14 @@ def http_fetch(url: str, dest: Path, progress: ProgressCallback | None = None) -
             raise SizeMismatch(f"the server resumed at another byte than {have} ({ranged!r})")
         done = have if resumed else 0
         with open(dest, "ab" if resumed else "wb") as out:
-            while chunk := response.read(1 << 20):
+            while chunk := response.read1(1 << 20):  # what one read brings: a trickle returns to this loop
                 out.write(chunk)
                 done += len(chunk)
                 if progress is not None:
                     progress(dest.name.split(".partial")[0], done, total)
+                elapsed = time.monotonic() - started
+                if elapsed > SLOW_GRACE_S and (done - (have if resumed else 0)) < MIN_RATE * elapsed:
+                    raise SizeMismatch(f"{done} bytes in {elapsed:.0f} s, slower than {MIN_RATE // 1024} KiB/s")
             out.flush()
             os.fsync(out.fileno())
     if total is not None and done < total:
@@ -226,8 +358,12 @@ def download(
         errors: list[str] = []
         for url in mirrors(name, filename):
             if _fetch_resuming(fetch, url, partial, progress, errors):
-                os.replace(partial, final)  # only a complete file gets the final name
-                break
+                problem = _arrived_whole(filename, partial, folder / CONFIG_NAME)
+                if problem is None:
+                    os.replace(partial, final)  # only a file read back whole gets the final name
+                    break
+                partial.unlink(missing_ok=True)
+                errors.append(f"{url} ({problem})")
         else:
             raise WeightsError(
                 f"could not download {filename} for {name}: tried {'; '.join(errors)}. Put "
@@ -238,6 +374,20 @@ def download(
     tmp.write_text(json.dumps(sizes))
     os.replace(tmp, folder / RECORD_NAME)
     return WeightsFiles(folder / CONFIG_NAME, folder / WEIGHTS_NAME, "download")
+
+
+def _arrived_whole(filename: str, partial: Path, config: Path) -> str | None:
+    """Why what arrived in `partial` is not the published file (None: it is): config.json must
+    parse as a BigGAN-deep config; the weights must load, strictly, into the architecture that
+    config describes."""
+    try:
+        if filename == CONFIG_NAME:
+            read_config(partial)
+        else:
+            load_exactly(build_biggan(read_config(config), str(config)), read_state_dict(partial), partial)
+    except WeightsError as exc:
+        return " ".join(str(exc).replace(str(partial), "what arrived").split())[:200]
+    return None
 
 
 def _fetch_resuming(fetch: Fetch, url: str, partial: Path, progress: ProgressCallback | None,
