@@ -16,6 +16,7 @@ from typing import IO, Any, cast
 import typer
 import typer.core
 from rich.console import Console
+from rich.text import Text
 
 from direction_finder.errors import HpdirsError, HpdirsNote, HpdirsWarning, RunStopped
 
@@ -35,18 +36,29 @@ def flags(message: str) -> str:
     return re.sub(r"`([a-z_]+)`", lambda m: FLAG_NAMES.get(m[1], "--" + m[1].replace("_", "-")), message)
 
 
+class OutputLost(OSError):
+    """stdout could not be written (a full device, an I/O error): what the user asked to see is
+    lost, so the command fails with one line on stderr instead of claiming success."""
+
+
 class _ReaderGone(io.TextIOBase):
     """sys.stdout or sys.stderr, looked up at each write, that goes quiet instead of failing once
     its reader has gone (`hpdirs learn ... | head`): a closed pipe must not end a run that is
     writing its results to files. The descriptor is pointed at /dev/null so that the
-    interpreter's own flush at exit does not fail either."""
+    interpreter's own flush at exit does not fail either. A stream closed before start-up
+    (`>&-`, where Python sets sys.stdout to None) is quiet from the start. Any other failure to
+    write stdout (ENOSPC, EIO) is an OutputLost, once."""
 
     def __init__(self, name: str) -> None:
         self.name, self.gone = name, False
 
     @property
-    def stream(self):
-        return getattr(sys, self.name)
+    def stream(self) -> Any:
+        stream = getattr(sys, self.name)
+        if stream is None:  # closed when hpdirs started: nothing can be shown there
+            self.gone = True
+            return io.StringIO()
+        return stream
 
     def _quiet(self) -> None:
         self.gone = True
@@ -57,20 +69,25 @@ class _ReaderGone(io.TextIOBase):
         except (OSError, ValueError, io.UnsupportedOperation):
             pass
 
+    def _failed(self, exc: OSError) -> None:
+        self._quiet()
+        if not isinstance(exc, BrokenPipeError) and self.name == "stdout":
+            raise OutputLost(exc.errno, f"cannot write to stdout ({exc.strerror or exc})") from None
+
     def write(self, text: str) -> int:
         if not self.gone:
             try:
                 self.stream.write(text)
-            except BrokenPipeError:
-                self._quiet()
+            except OSError as exc:
+                self._failed(exc)
         return len(text)
 
     def flush(self) -> None:
         if not self.gone:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
-                self._quiet()
+            except OSError as exc:
+                self._failed(exc)
 
     def isatty(self) -> bool:
         return not self.gone and self.stream.isatty()
@@ -97,6 +114,9 @@ class OneLineErrors(typer.core.TyperGroup):
         except typer.Abort:
             fail("aborted")
             sys.exit(1)
+        except OutputLost as exc:
+            fail(f"{exc.strerror}; the output is lost (free space, or send it elsewhere)")
+            sys.exit(1)
         except typer.TyperException as exc:  # click's UsageError and friends, bundled by typer
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
             command = getattr(getattr(exc, "ctx", None), "command_path", "hpdirs")
@@ -110,9 +130,29 @@ console = Console(file=cast(IO[str], _ReaderGone("stdout")))
 err_console = Console(file=cast(IO[str], _ReaderGone("stderr")))
 
 
+def shown(value: object) -> Text:
+    """Text that came from a file, a run or the command line, to show and nothing else: rich
+    markup stays literal (a `[/bold]` in a path must not end in a MarkupError) and characters
+    that are not printable (an escape sequence that would clear or retitle the terminal) appear
+    as escapes."""
+    return Text("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value)))
+
+
+def escaped(value: object) -> str:
+    """shown() as a markup string, for the places rich takes only a str (a table's headers)."""
+    from rich.markup import escape
+
+    return escape(shown(value).plain)
+
+
+def say(*parts: object) -> None:
+    """One line on stdout of plain text (see shown)."""
+    console.print(shown("".join(map(str, parts))), highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error on stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text("error: ", style="bold red") + shown(message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -120,8 +160,8 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
     """hpdirs' own warnings as one line; a library's (torch, PIL, ...) are for developers and
     shown only with HPDIRS_DEBUG=1."""
     if issubclass(category, HpdirsWarning):
-        kind = "[cyan]note:[/]" if issubclass(category, HpdirsNote) else "[yellow]warning:[/]"
-        err_console.print(f"{kind} {flags(str(message))}", highlight=False, soft_wrap=True)
+        kind = Text("note: ", style="cyan") if issubclass(category, HpdirsNote) else Text("warning: ", style="yellow")
+        err_console.print(kind + shown(flags(str(message))), highlight=False, soft_wrap=True)
     elif os.environ.get("HPDIRS_DEBUG"):
         _default_showwarning(message, category, filename, lineno, file, line)
 
@@ -157,6 +197,8 @@ def user_errors() -> Iterator[None]:
             what = f"an allocation of {asked.group(1)} {asked.group(2)} failed" if asked else "an allocation failed"
             raise fail(f"not enough memory ({what}); lower --batch-size (or --samples, --frames)") from None
         raise
+    except OutputLost:
+        raise  # stdout itself: said once, by OneLineErrors
     except OSError as exc:  # the environment (disk full, permissions), not a bug
         where = f" ({exc.filename})" if exc.filename else ""
         raise fail(f"{exc.strerror or exc}{where}; free space or fix permissions, or choose another --out") from None
@@ -182,6 +224,20 @@ def _terminate(signum: int, frame: Any) -> None:
     from direction_finder.errors import Terminated
 
     raise Terminated(signum)
+
+
+def hold_standard_descriptors() -> None:
+    """Put /dev/null on a standard descriptor (0, 1, 2) that was closed at start-up: otherwise the
+    next file hpdirs opens would get that number, and anything writing to stdout or stderr
+    below Python (torch's C++ warnings) would write into it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
 
 
 def deliver_termination_as_interruption() -> None:

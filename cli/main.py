@@ -28,6 +28,9 @@ from hpdirs_cli.console import (
     emit_json,
     err_console,
     fail,
+    hold_standard_descriptors,
+    say,
+    shown,
     user_errors,
 )
 from hpdirs_cli.options import BENCH, COMPARE, RENDER
@@ -146,7 +149,7 @@ def download(
         emit_json({"model": model, "folder": str(files.folder), "source": files.source,
                    "config": str(files.config), "weights": str(files.weights)})  # fmt: skip
         return
-    console.print(f"{model}: {files.folder} ({files.source})")
+    say(f"{model}: {files.folder} ({files.source})")
 
 
 def parse_duration(text: str) -> float:
@@ -236,10 +239,12 @@ def learn(
             except LearnInterrupted as exc:
                 raise typer.Exit(128 + int(exc.signum or signal.SIGINT)) from None
             return
-        with download_progress() as progress, LearnProgress() as shown:
-            plan = learn_run(request, dist=dist, progress=progress, on_start=shown.start, on_step=shown.step)
-    console.print(f"done: {plan.run_dir}/directions.safetensors (best by held-out: directions_best.safetensors)")
-    console.print(f"next: hpdirs render {plan.run_dir}", highlight=False)
+        with download_progress() as progress, LearnProgress() as shown_progress:
+            plan = learn_run(
+                request, dist=dist, progress=progress, on_start=shown_progress.start, on_step=shown_progress.step
+            )
+    say(f"done: {plan.run_dir}/directions.safetensors (best by held-out: directions_best.safetensors)")
+    say(f"next: hpdirs render {plan.run_dir}")
 
 
 @app.command()
@@ -277,8 +282,8 @@ def label(
 
     with user_errors():
         path, labels = name_direction(run_or_file, index, name)
-    shown = f"named {labels[index]!r}" if index in labels else "no longer named"
-    console.print(f"direction {index} of {path} is {shown}", highlight=False)
+    named = f"named {labels[index]!r}" if index in labels else "no longer named"
+    say(f"direction {index} of {path} is {named}")
 
 
 @app.command()
@@ -332,7 +337,7 @@ def render(
                 progress=progress,
                 on_images=lambda done, total: bar.update(task, completed=done, total=total),
             )
-    console.print(f"wrote {target}/index.html", highlight=False)
+    say(f"wrote {target}/index.html")
 
 
 @app.command()
@@ -439,7 +444,7 @@ def explore(
     stop = threading.Event()
     measuring = threading.Thread(target=explorer.measure_activeness, args=(stop,), daemon=True)
     measuring.start()
-    console.print(f"hpdirs explore: {server.url}  (Ctrl-C stops it)", highlight=False)
+    say(f"hpdirs explore: {server.url}  (Ctrl-C stops it)")
     if open_browser:
         webbrowser.open(server.url)
     try:
@@ -449,8 +454,8 @@ def explore(
     finally:
         stop.set()
         server.httpd.server_close()
+        explorer.close()  # queued images cancelled; waits for the forward in progress, if any
         measuring.join(timeout=60)  # torch must not be mid-forward in a thread when the interpreter exits
-        explorer.close()
     console.print("stopped", highlight=False)
 
 
@@ -495,7 +500,7 @@ def bench(
 
         def show_layers(layers: dict[str, tuple[int, int, int]]) -> None:
             names = ", ".join(f"{n} {c}x{h}x{w}" for n, (c, h, w) in layers.items())
-            (err_console if json_out else console).print(f"layers for --layer: {names}", highlight=False)
+            (err_console if json_out else console).print(shown(f"layers for --layer: {names}"), highlight=False)
 
         with download_progress() as progress, err_console.status("measuring") as status:
             results = bench_to_file(
@@ -510,11 +515,12 @@ def bench(
         emit_json(results)
         return
     print_bench(results)
-    console.print(f"wrote {out}", highlight=False)
+    say(f"wrote {out}")
 
 
 def main() -> None:
     """Console-script entry point (termination signals arrive as an interruption; see console)."""
+    hold_standard_descriptors()
     deliver_termination_as_interruption()
     if COMPLETE_VAR in os.environ:  # the shell asks for completions: typer's shell classes answer
         from typer._completion_classes import completion_init

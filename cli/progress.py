@@ -16,11 +16,12 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from direction_finder.generators import describe
 from direction_finder.learn import StepInfo
 from direction_finder.runner import RunPlan
-from hpdirs_cli.console import console, duration, err_console
+from hpdirs_cli.console import console, duration, err_console, shown
 
 
 @contextmanager
@@ -96,10 +97,13 @@ class LearnProgress:
         self.plan, config, about = plan, plan.config, describe(plan.generator)
         ranks = f" · {plan.dist.world} ranks ({plan.dist.backend})" if plan.dist is not None else ""
         console.print(
-            f"[bold]hpdirs learn[/] {about.get('model', '')} · {about.get('class_name', '')}"
-            f" · truncation {about.get('truncation', '')} · {config.num_directions} directions"
-            f" · {config.steps} steps × batch {config.batch_size} · device {plan.generator.device}{ranks}"
-            f" → {plan.run_dir}",
+            Text("hpdirs learn ", style="bold")
+            + shown(
+                f"{about.get('model', '')} · {about.get('class_name', '')}"
+                f" · truncation {about.get('truncation', '')} · {config.num_directions} directions"
+                f" · {config.steps} steps × batch {config.batch_size} · device {plan.generator.device}{ranks}"
+                f" → {plan.run_dir}"
+            ),
             highlight=False,
         )
         if plan.warmstart_images:

@@ -10,7 +10,7 @@ from rich.table import Table
 from direction_finder.compare import Comparison
 from direction_finder.directions import Directions
 from direction_finder.report import DIFFERENCE_HEADER, SUMMARY_HEADER, difference_rows, measured_line, summary_cells
-from hpdirs_cli.console import console
+from hpdirs_cli.console import console, escaped, say, shown
 
 METADATA_ORDER = [
     "format",
@@ -31,17 +31,18 @@ METADATA_ORDER = [
 
 def print_metadata(file: Path, directions: Directions) -> None:
     """Every metadata field of a directions file, nested ones as `key.sub`."""
-    table = Table("field", "value", title=f"{file}: {directions.num_directions} directions × z_dim {directions.z_dim}")
+    title = shown(f"{file}: {directions.num_directions} directions × z_dim {directions.z_dim}")
+    table = Table("field", "value", title=title)
     order = METADATA_ORDER
     items = sorted(directions.metadata.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
     for key, value in items:
         if isinstance(value, dict):
             for sub, sub_value in value.items():
-                table.add_row(f"{key}.{sub}", str(sub_value))
+                table.add_row(shown(f"{key}.{sub}"), shown(sub_value))
         else:
-            table.add_row(key, str(value))
+            table.add_row(shown(key), shown(value))
     for index, name in sorted(directions.labels.items()):
-        table.add_row(f"label.{index}", name)
+        table.add_row(f"label.{index}", shown(name))
     console.print(table)
 
 
@@ -51,25 +52,25 @@ def print_comparison(result: Comparison) -> None:
     info, results = result.info, result.results
     table = Table(
         *SUMMARY_HEADER,
-        title=f"{info.get('model', '')} · {info.get('class_name', '')} · top {result.settings.top}",
+        title=shown(f"{info.get('model', '')} · {info.get('class_name', '')} · top {result.settings.top}"),
         caption=measured_line(results.measured, result.settings),
     )
     for r in result.reports:
-        table.add_row(*summary_cells(r))
+        table.add_row(*map(shown, summary_cells(r)))
     console.print(table)
     if results.differences:
         reference = result.reports[0].name
         paired = Table(
-            *[h.format(reference=reference) for h in DIFFERENCE_HEADER],
-            title=f"{reference} − each set, paired, ± 95% half-width (better/worse for {reference}; n.s.: no "
-            "significant difference)",
-        )
+            *[escaped(h.format(reference=reference)) for h in DIFFERENCE_HEADER],
+            title=shown(f"{reference} − each set, paired, ± 95% half-width (better/worse for {reference}; n.s.: no "
+                        "significant difference)"),
+        )  # fmt: skip
         for row in difference_rows(results.differences):
-            paired.add_row(*row)
+            paired.add_row(*map(shown, row))
         console.print(paired)
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False)
-    console.print(f"wrote {result.out_dir}/compare.html, report.json, report.csv, differences.csv", highlight=False)
+        say(f"note: {note}")
+    say(f"wrote {result.out_dir}/compare.html, report.json, report.csv, differences.csv")
 
 
 def print_bench(r: dict[str, Any]) -> None:

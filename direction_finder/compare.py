@@ -41,6 +41,7 @@ from direction_finder.directions import (
     check_z_dim,
     gram_schmidt,
     load_directions,
+    removed_if_failed,
     resolve_directions_file,
     writable_dir,
 )
@@ -338,6 +339,11 @@ def compare_file(
     if against is not None:
         b_path = resolve_directions_file(against)
         b = load_directions(b_path)
+        if b_path.resolve() == opened.path.resolve() or torch.equal(b.matrix, opened.directions.matrix):
+            raise UsageError(
+                f"{run_or_file} and {against} hold the same directions, so every difference would be zero; "
+                "compare two different runs, or one run with the baselines (give one run only)"
+            )
         check_same_generator(opened.directions.metadata, b.metadata, generator)
         check_z_dim(b.matrix, opened.generator)
         name, other_name = source_name(run_or_file), source_name(against)
@@ -351,9 +357,10 @@ def compare_file(
         info["against_file"] = str(resolve_directions_file(against))
     if opened.directions.labels:
         info["labels"] = {str(i): label for i, label in sorted(opened.directions.labels.items())}
-    results = run_compare(
-        opened.generator, opened.directions.matrix, target, baselines=names, settings=settings, info=info,
-        gifs=gifs, on_images=on_images, name=name, other=other,
-    )  # fmt: skip
-    opened.refresh_card()
+    with removed_if_failed(target):
+        results = run_compare(
+            opened.generator, opened.directions.matrix, target, baselines=names, settings=settings, info=info,
+            gifs=gifs, on_images=on_images, name=name, other=other,
+        )  # fmt: skip
+    opened.refresh_card(target)
     return Comparison(results, info, target, with_user_latents(settings, opened.directions.z_dim))

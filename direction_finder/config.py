@@ -46,7 +46,8 @@ LIMITS: dict[str, tuple[int, int]] = {
     "eval_every": (0, 10**9),
     "eval_samples": (1, 1_000_000),
     "k": (2, 1024),  # a variance needs two samples
-    "seed": (0, 2**62),  # seeds derived from it (held-out, warm start) must fit a 64-bit generator
+    # torch's CPU generator (mt19937) keeps only a seed's low 32 bits: 2**32 would draw as 0 does
+    "seed": (0, 2**32 - 1),
     "num_directions": (1, 1_000_000),  # and at most z_dim, checked against the generator
     "chunk_size": (1, 2048),
     "micro_batch": (1, 65_536),
@@ -132,7 +133,12 @@ class LearnConfig:
             else default_chunk_size(generator.device, self.k, self.batch_size, self.layer)
         )
         chunk = min(chunk, 2 * self.k) if chunk is not None else None
-        micro = min(self.micro_batch, self.batch_size) if self.micro_batch is not None else None
+        if self.micro_batch is not None and self.micro_batch > self.batch_size:
+            raise UsageError(
+                f"`micro_batch` {self.micro_batch} is more than `batch_size` {self.batch_size}: it is the part of a "
+                f"batch that one pass takes; give at most {self.batch_size}"
+            )
+        micro = self.micro_batch
         check_layer(generator, self.layer)
         if self.checkpoint_activations and not isinstance(generator, Checkpointable):
             raise UsageError("`checkpoint_activations`: this generator has no blocks to checkpoint; learn without it")

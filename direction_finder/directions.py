@@ -8,10 +8,11 @@ direction n), optionally `raw` (A before orthonormalisation), and string metadat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,20 @@ def writable_dir(path: str | os.PathLike) -> Path:
     if not os.access(out, os.W_OK):
         raise UsageError(f"cannot write to {out}; choose another `out_dir`")
     return out
+
+
+@contextlib.contextmanager
+def removed_if_failed(folder: Path) -> Iterator[None]:
+    """Remove `folder` again when what was to fill it fails and it is still empty: a failed
+    command leaves no empty output folder behind (one that existed before is kept)."""
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):  # not empty (or gone): leave it
+                folder.rmdir()
+        raise
 
 
 def save_directions(

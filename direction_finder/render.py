@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from direction_finder.config import FLOAT_LIMITS, LIMITS
-from direction_finder.directions import atomic_write, check_z_dim, writable_dir
+from direction_finder.directions import atomic_write, check_z_dim, removed_if_failed, writable_dir
 from direction_finder.errors import HpdirsError, UsageError
 from direction_finder.gallery import write_gallery
 from direction_finder.generators import GeneratorChoice, ProgressCallback
@@ -404,14 +404,15 @@ def render_file(
     opened = open_directions(run_or_file, generator, progress)
     settings.rows(opened.directions.num_directions, opened.directions.z_dim)  # before the first image
     target = Path(out_dir) if out_dir is not None else opened.output_dir("render")
-    render(
-        opened.generator,
-        opened.directions.matrix,
-        settings,
-        target,
-        info=opened.info,
-        labels=opened.directions.labels,
-        on_images=on_images,
-    )
-    opened.refresh_card()
+    with removed_if_failed(target):
+        render(
+            opened.generator,
+            opened.directions.matrix,
+            settings,
+            target,
+            info=opened.info,
+            labels=opened.directions.labels,
+            on_images=on_images,
+        )
+    opened.refresh_card(target)
     return target

@@ -221,12 +221,17 @@ class RunFiles:
         if not path.is_file():
             return
         try:
-            with open(path, newline="") as f:
-                reader = csv.DictReader(f)
-                if reader.fieldnames != LOG_FIELDS:
-                    raise ValueError(f"its header is {reader.fieldnames}")
-                rows = list(reader)
+            text = path.read_text(encoding="utf-8")
+            # Every row is written with its newline: a last line without one was cut (a crash of
+            # another writer, a copy cut short), and its last number may be a prefix of the value.
+            text = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            if reader.fieldnames != LOG_FIELDS:
+                raise ValueError(f"its header is {reader.fieldnames}")
+            rows = list(reader)
             for row in rows:
+                if None in row or None in row.values():
+                    raise ValueError(f"a row has {len(row) - (None in row)} fields, not {len(LOG_FIELDS)}")
                 int(row["step"]), float(row["smoothed_loss"])  # what the loss curve reads
                 if row["heldout"]:
                     float(row["heldout"])
@@ -282,9 +287,12 @@ class OpenedDirections:
         """RUN/<kind> for a run folder, <kind>-<file stem> beside a file."""
         return self.path.parent / kind if self.from_run else self.path.parent / f"{kind}-{self.path.stem}"
 
-    def refresh_card(self) -> None:
-        """Rewrite the run's README.md (its links to render and compare), for a run folder."""
-        if self.from_run and (self.path.parent / CONFIG_NAME).is_file():
+    def refresh_card(self, written: Path) -> None:
+        """Rewrite the run's README.md (its links to render and compare), for a run folder, when
+        `written` (what render or compare wrote) is one of the run's own folders: a run that was
+        only read (`--out` elsewhere, perhaps a read-only run) is not written."""
+        inside = written.resolve().parent == self.path.parent.resolve()
+        if self.from_run and inside and (self.path.parent / CONFIG_NAME).is_file():
             from direction_finder.card import write_run_card
 
             write_run_card(self.path.parent)

@@ -1,8 +1,11 @@
 """The CLI as a user runs it: the installed console script and in-process via CliRunner."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from hpdirs_cli.main import app
@@ -138,3 +141,23 @@ def test_the_sefa_recipe_starts_from_sefa_on_the_manifold(tiny_weights, tmp_path
     assert result.exit_code == 0, result.stderr
     config = json.loads((tmp_path / "golden_retriever" / "s" / "config.json").read_text())["config"]
     assert (config["init"], config["lr"], config["optimizer"]) == ("sefa", 0.001, "riemannian")
+
+
+@pytest.mark.parametrize("redirect", [">&-", "2>&-", "<&-"])
+def test_a_standard_stream_closed_at_start_up_is_no_traceback(tmp_path, redirect):
+    script = f"hpdirs classes retriever --json {redirect}; echo rc=$?; hpdirs classes zzzqqq {redirect}; echo rc=$?"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
+    assert out.stdout.count("rc=0") == 1 and out.stdout.count("rc=1") == 1, out.stdout
+
+
+def test_json_to_a_full_device_is_one_line_and_a_failure():
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    for args in (["classes", "retriever", "--json"], ["classes", "retriever"]):
+        with open("/dev/full", "w") as full:
+            out = subprocess.run([sys.executable, "-m", "hpdirs_cli", *args], stdout=full, stderr=subprocess.PIPE,
+                                 text=True, timeout=120)
+        assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+        assert out.stderr.startswith("error: cannot write to stdout (No space left on device)")

@@ -117,6 +117,11 @@ def test_labels_round_trip_through_the_file(server):
     ("/api/image?truncation=3", "truncation must be a number from 0.02 to 1"),
     ("/api/image?latents=uploaded", "no latents were uploaded"),
     ("/api/sweep.gif?direction=../x", "is not an index"),
+    ("/api/sweep.gif?direction=%D9%A3", "is not an index"),  # a Unicode digit: str.isdigit, not int
+    ("/api/image?seq=%C2%B2", "seq='²' is not an index"),
+    ("/api/image?seq=" + "9" * 5000, "is not an index"),
+    ("/api/image?seed=" + "9" * 5000, "is not a number"),
+    ("/api/image?seed=4294967296", "seed must be an integer from 0 to 4,294,967,295"),
 ])
 def test_bad_parameters_are_a_400_with_one_line(server, path, message):
     status, kind, body = call(server, path)
@@ -314,3 +319,67 @@ def test_out_of_range_ports_are_one_line(biggan_run):
         result = CliRunner().invoke(app, ["explore", str(biggan_run), "--device", "cpu", "--offline", "--port", port])
         assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
         assert f"--port {port} is not a port" in result.stderr
+
+
+def test_bad_bodies_are_a_400_with_one_line(server):
+    import io as _io
+
+    token = {"X-Hpdirs-Token": server.token}
+    nested = b'{"index": ' + b"[" * 100_000 + b"]" * 100_000 + b', "name": "x"}'
+    status, _, body = call(server, "/api/label", nested, token)
+    assert status == 400 and "must be JSON" in json.loads(body)["error"]
+    header = {"descr": "<f4", "fortran_order": False, "shape": (10**13, 16)}
+    claimed = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(claimed, header)
+    status, _, body = call(server, "/api/latents", claimed.getvalue() + bytes(64), token)
+    assert status == 400 and "1 <= n <= 1024" in json.loads(body)["error"]
+    huge = _io.BytesIO()
+    np.save(huge, np.full((2, 16), 1e300))
+    status, _, body = call(server, "/api/latents", huge.getvalue(), token)
+    assert status == 400 and "float32's range" in json.loads(body)["error"]
+    assert json.loads(call(server, "/api/meta")[2])["uploaded_latents"] == 0
+    status, _, body = label(server, 1, "right\u202eleft")
+    assert status == 400 and "printable" in json.loads(body)["error"]
+
+
+def test_closing_stops_a_sweep_at_its_next_frame(biggan_run, tmp_path):
+    """Stop means stop: close() while a 16-frame GIF is being made waits for one forward, not 16."""
+    import threading
+    import time
+
+    from direction_finder.errors import UsageError
+    from direction_finder.explore import View
+
+    run = tmp_path / "run"
+    shutil.copytree(biggan_run, run)
+    explorer = open_explorer(run, GeneratorChoice(device="cpu", offline=True))
+    fast = explorer.opened.generator
+    calls = []
+
+    class Slow:  # the generator, 0.2 s a forward: a sweep takes 16 of them
+        def __getattr__(self, name):
+            return getattr(fast, name)
+
+        def __call__(self, z):
+            calls.append(time.monotonic())
+            time.sleep(0.2)
+            return fast(z)
+
+    explorer.generators[(None, None)] = Slow()
+    failure = []
+
+    def sweep():
+        try:
+            explorer.sweep_gif(View(), 1)
+        except UsageError as exc:
+            failure.append(str(exc))
+
+    worker = threading.Thread(target=sweep)
+    worker.start()
+    while len(calls) < 2:
+        time.sleep(0.01)
+    started = time.monotonic()
+    explorer.close()
+    worker.join(timeout=30)
+    assert time.monotonic() - started < 1.0 and len(calls) <= 3
+    assert failure == ["the explorer is stopping"]

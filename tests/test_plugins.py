@@ -56,6 +56,29 @@ def flat_output():
     toy = Toy()
     toy.__class__ = type("Flat", (Toy,), {"__call__": lambda self, z: z})
     return toy
+
+def checked(z_dim=6):
+    if z_dim < 1:
+        raise ValueError(f"z_dim must be positive, got {z_dim}")
+    return Toy(z_dim)
+
+def on_device(device="cpu"):
+    torch.zeros(1, device=device)  # an unusable device fails here, as real plug-ins do
+    return Toy(device=device)
+
+def exits():
+    import sys
+    sys.exit(3)
+
+def failing_sample():
+    toy = Toy()
+    toy.__class__ = type("NoDraw", (Toy,), {"sample_z": lambda self, n, generator=None: 1 / 0})
+    return toy
+
+def failing_forward():
+    toy = Toy()
+    toy.__class__ = type("NoForward", (Toy,), {"__call__": lambda self, z: torch.ones(2, 3) @ torch.ones(2, 3)})
+    return toy
 '''
 ENTRY_POINTS = "[hpdirs.generators]\ntoy = tests_plugin:make\n"
 
@@ -126,6 +149,15 @@ def test_models_lists_builtin_and_installed_plugins(plugin_path):
     (["--model", "tests_plugin:make", "--model-arg", "z_dim"], "--model-arg 'z_dim' is not key=value"),
     (["--model", "tests_plugin:make", "--output-range", "1,0"], "--output-range '1,0' must have low < high"),
     (["--class", "207", "--model-arg", "a=1"], "--model-arg and --output-range are for plug-in generators"),
+    (["--model", "tests_plugin:checked", "--model-arg", "z_dim=-3"],
+     "the factory raised ValueError: z_dim must be positive, got -3"),
+    (["--model", "tests_plugin:on_device", "--model-arg", "device=cuda:7"], "the factory raised "),
+    (["--model", "tests_plugin:exits"], "the factory called sys.exit(3); fix the plug-in"),
+    (["--model", "tests_plugin:failing_sample"], "sample_z(2) raised ZeroDivisionError: division by zero"),
+    (["--model", "tests_plugin:failing_forward"], "the generator's forward raised RuntimeError: mat1 and mat2"),
+    (["--model", "tests_plugin:make", "--micro-batch", "3"], "--micro-batch 3 is more than --batch-size 2"),
+    (["--model", "tests_plugin:make", "--seed", "4294967296"], "--seed must be an integer from 0 to 4,294,967,295"),
+    (["--model", "synthetic:z_dim=1000000"], "z_dim must be from 1 to 4096, got 1000000"),
 ])
 def test_each_bad_factory_or_generator_is_one_line(plugin_path, tmp_path, args, message):
     result = runner.invoke(app, [*LEARN, *args, "--out", str(tmp_path)], env={"COLUMNS": "200"})
@@ -143,7 +175,9 @@ def test_outputs_outside_minus_one_one_warn_and_output_range_maps_them(plugin_pa
                  "--name", "mapped"])
     assert "warning" not in mapped.stderr
     assert load_directions(tmp_path / "toy" / "mapped").metadata["output_range"] == [0.0, 255.0]
-    ok(["render", str(tmp_path / "toy" / "mapped"), "--samples", "1", "--frames", "2", "--device", "cpu"])
+    rendered = ok(["render", str(tmp_path / "toy" / "mapped"), "--model", "tests_plugin:make_0_255", "--samples", "1",
+                   "--frames", "2", "--device", "cpu"])
+    assert "warning" not in rendered.stderr  # the range the run records is used
 
 
 def _frames(path):

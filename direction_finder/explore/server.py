@@ -87,6 +87,14 @@ def view_from(query: dict[str, list[str]]) -> View:
     )
 
 
+def _index(name: str, text: str) -> int:
+    """A count or index from a query: ASCII digits only (str.isdigit also takes '²' and '٣'),
+    and short enough to be one."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise BadRequest(f"{name}={text[:40]!r} is not an index")
+    return int(text)
+
+
 @dataclass
 class ExploreServer:
     """A running explorer: its address and how to stop it."""
@@ -254,7 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, self.explorer.metadata())
         elif url.path == "/api/image":
             client, seq = (query.get("client") or [""])[-1][:64], (query.get("seq") or ["0"])[-1]
-            png = self.explorer.image(view_from(query), client, int(seq) if seq.isdigit() else 0)
+            png = self.explorer.image(view_from(query), client, _index("seq", seq))
             if png is None:
                 self._error(HTTPStatus.CONFLICT, "superseded by a newer request")
             else:
@@ -264,10 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, body, "application/octet-stream",
                        {"Content-Disposition": 'attachment; filename="latent.npy"'})  # fmt: skip
         elif url.path == "/api/sweep.gif":
-            direction = (query.get("direction") or [""])[-1]
-            if not direction.isdigit():
-                raise BadRequest(f"direction={direction!r} is not an index")
-            body = self.explorer.sweep_gif(view_from(query), int(direction))
+            direction = _index("direction", (query.get("direction") or [""])[-1])
+            body = self.explorer.sweep_gif(view_from(query), direction)
             self._send(HTTPStatus.OK, body, "image/gif",
                        {"Content-Disposition": f'attachment; filename="direction_{direction}.gif"'})  # fmt: skip
         else:
@@ -282,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.FORBIDDEN, "refused: this request does not come from the explorer's page")
             return
         length = self.headers.get("Content-Length", "")
-        if not length.isdigit() or int(length) > MAX_BODY:
+        if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
             raise BadRequest(f"a body of at most {MAX_BODY} bytes, with its Content-Length, is needed")
         body = self.rfile.read(int(length))
         if url.path == "/api/latents":
@@ -291,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             request = json.loads(body)
             index, name = request["index"], request["name"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
             raise BadRequest('the body must be JSON {"index": i, "name": "..."}') from None
         if not isinstance(index, int) or not isinstance(name, str):
             raise BadRequest('the body must be JSON {"index": i, "name": "..."}')

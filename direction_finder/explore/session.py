@@ -13,7 +13,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ class Explorer:
         # not thread-safe). A fresh thread per request would also pay for its own thread pool in
         # torch: about 80 ms a forward for biggan-deep-128 on a 2-core CPU (README, Performance).
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpdirs-render")
+        self.closing = threading.Event()  # set by close(): long jobs stop between forwards
         self.lock = threading.Lock()  # guards the cache, the uploaded latents and the request numbers
         self.cache: OrderedDict[View, bytes] = OrderedDict()
         self.generators: OrderedDict[tuple[int | None, float | None], Any] = OrderedDict()
@@ -200,9 +201,15 @@ class Explorer:
 
         def frames_of() -> list[np.ndarray]:
             z, generator = self.edited(view), self.generator_for(view)
-            with torch.no_grad():
-                return [grid_frame(to_uint8(generator(move(z, vector, e, False).to(generator.device)).float()))
-                        for e in etas]  # fmt: skip
+            frames = []
+            for e in etas:
+                if self.closing.is_set():  # the explorer stops: not 15 more forwards first
+                    raise UsageError("the explorer is stopping")
+                with torch.no_grad():
+                    frames.append(
+                        grid_frame(to_uint8(generator(move(z, vector, e, False).to(generator.device)).float()))
+                    )
+            return frames
 
         pictures = self.worker.submit(frames_of).result()
         with tempfile.TemporaryDirectory() as tmp:
@@ -232,25 +239,32 @@ class Explorer:
         images at -eta, 0 and +eta along each, over ACTIVENESS_SAMPLES seeded latents (pixels
         and samples averaged). One direction at a time takes the render thread, so sliders stay live."""
         generator = self.opened.generator
-        z = self.worker.submit(self.latents, View(samples=ACTIVENESS_SAMPLES)).result().to(generator.device)
 
         def images(latents: Tensor) -> Tensor:
             with torch.no_grad():
                 return generator(latents).double()
 
-        centre = self.worker.submit(images, z).result()
-        values = []
-        for q in self.sets["learned"]:
-            if stop is not None and stop.is_set():
+        try:
+            z = self.worker.submit(self.latents, View(samples=ACTIVENESS_SAMPLES)).result().to(generator.device)
+            centre = self.worker.submit(images, z).result()
+            values = []
+            for q in self.sets["learned"]:
+                if (stop is not None and stop.is_set()) or self.closing.is_set():
+                    return
+                q = q.to(z.device)
+                sides = self.worker.submit(images, torch.cat([z - self.eta * q, z + self.eta * q])).result()
+                stacked = torch.stack([sides[: len(z)], centre, sides[len(z) :]])  # (3, S, ...)
+                values.append(float(stacked.var(dim=0, unbiased=False).mean()))
+        except (CancelledError, RuntimeError):  # close() cancelled the queue, or it was already shut down
+            if self.closing.is_set():
                 return
-            q = q.to(z.device)
-            sides = self.worker.submit(images, torch.cat([z - self.eta * q, z + self.eta * q])).result()
-            stacked = torch.stack([sides[: len(z)], centre, sides[len(z) :]])  # (3, S, ...)
-            values.append(float(stacked.var(dim=0, unbiased=False).mean()))
+            raise
         self.activeness = values
 
     def close(self) -> None:
-        """Stop the render thread (after what it is doing)."""
+        """Stop the render thread: queued jobs are cancelled, a sweep stops at its next frame, so
+        this waits for one forward at most."""
+        self.closing.set()
         self.worker.shutdown(wait=True, cancel_futures=True)
 
 

@@ -22,17 +22,14 @@ from torch.utils.checkpoint import checkpoint
 from direction_finder.errors import HpdirsWarning, UsageError, WeightsError
 from direction_finder.generators.base import resolve_device, sefa
 from direction_finder.generators.imagenet import NUM_CLASSES, ImageNetClass, resolve_class
+from direction_finder.generators.published import build_biggan, load_exactly, read_config, read_state_dict
 from direction_finder.generators.weights import (
     MODEL_NAMES,
     Fetch,
     ProgressCallback,
     WeightsFiles,
-    build_biggan,
     check_model_name,
     discard_cached,
-    load_exactly,
-    read_config,
-    read_state_dict,
     resolve_weights,
 )
 

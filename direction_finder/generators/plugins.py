@@ -10,12 +10,13 @@ recorded in every artifact. An installed plug-in is rebuilt from that record unt
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -89,7 +90,7 @@ def load_factory(model: str) -> Callable[..., Any]:
     module_name, _, attribute = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"`model` {model}: cannot import {module_name} ({type(exc).__name__}: {first})") from None
     factory = getattr(module, attribute, None)
@@ -146,9 +147,13 @@ def load_plugin(
     if takes_device and "device" not in kwargs:
         kwargs["device"] = resolve_device(device)
     try:
-        made = factory(**kwargs)
+        inspect.signature(factory).bind(**kwargs)
     except TypeError as exc:
         raise UsageError(f"`model` {model}: the factory does not take these `model_args` ({exc})") from None
+    except ValueError:  # no signature to check against (a builtin): the call itself will say
+        pass
+    with _plugin_code(model, "the factory"):
+        made = factory(**kwargs)
     missing = [m for m in MEMBERS if m != "__call__" and not hasattr(made, m)]
     missing += [] if callable(made) else ["__call__"]
     if missing:
@@ -159,9 +164,25 @@ def load_plugin(
     z_dim = made.z_dim
     if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
         raise UsageError(f"`model` {model}: z_dim must be a positive int, got {z_dim!r}")
-    generator = PluginGenerator(made, model, kwargs_recorded(kwargs), output_range)
+    with _plugin_code(model, "its device"):
+        generator = PluginGenerator(made, model, kwargs_recorded(kwargs), output_range)
     _check_output(generator, model)
     return generator
+
+
+@contextlib.contextmanager
+def _plugin_code(model: str, what: str) -> Iterator[None]:
+    """Run a plug-in's own code: whatever it raises, and a sys.exit, become one UsageError that
+    names the plug-in, the call and the first line of the error. Ctrl-C stays an interruption."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except SystemExit as exc:
+        raise UsageError(f"`model` {model}: {what} called sys.exit({exc.code!r}); fix the plug-in") from None
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UsageError(f"`model` {model}: {what} raised {type(exc).__name__}: {first}") from exc
 
 
 def kwargs_recorded(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,11 +191,12 @@ def kwargs_recorded(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_output(generator: PluginGenerator, model: str) -> None:
-    z = generator.sample_z(2, torch.Generator().manual_seed(0))
+    with _plugin_code(model, "sample_z(2)"):
+        z = generator.sample_z(2, torch.Generator().manual_seed(0))
     if not isinstance(z, Tensor) or tuple(z.shape) != (2, generator.z_dim):
         shape = str(tuple(z.shape)) if isinstance(z, Tensor) else type(z).__name__
         raise UsageError(f"`model` {model}: sample_z(2) must return a (2, {generator.z_dim}) tensor, got {shape}")
-    with torch.no_grad():
+    with torch.no_grad(), _plugin_code(model, "the generator's forward"):
         y = generator(z)
     if not isinstance(y, Tensor) or y.dim() != 4 or y.shape[0] != 2 or not y.is_floating_point():
         shape = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, Tensor) else type(y).__name__

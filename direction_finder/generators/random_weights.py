@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from direction_finder.generators.biggan import build_biggan
 from direction_finder.generators.imagenet import NUM_CLASSES
+from direction_finder.generators.published import build_biggan
 from direction_finder.generators.weights import CONFIG_NAME, WEIGHTS_NAME
 
 

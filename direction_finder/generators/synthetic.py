@@ -12,6 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+# What parse_synthetic accepts: a test model, never large (a z_dim of 10**6 would be a 8 TB QR);
+# the seed within the 32 bits torch's CPU generator keeps.
+SYNTHETIC_LIMITS = {"z_dim": (1, 4096), "factors": (1, 4096), "size": (1, 1024), "seed": (0, 2**32 - 1)}
+
 
 class SyntheticGenerator:
     """z (n, z_dim) ~ N(0, I) -> images (n, 3, size, size) in [-1, 1].
@@ -78,9 +82,14 @@ def parse_synthetic(name: str, device: str | torch.device = "cpu") -> SyntheticG
     kwargs: dict[str, int] = {}
     for item in filter(None, options.split(",")):
         key, _, value = item.partition("=")
-        if key not in ("z_dim", "factors", "size", "seed") or not value.strip().lstrip("-").isdigit():
+        digits = value.strip().lstrip("-")
+        if key not in SYNTHETIC_LIMITS or not (digits.isascii() and digits.isdigit() and len(digits) < 20):
             raise UsageError(f"bad synthetic option {item!r}; use synthetic:z_dim=16,factors=4,size=8,seed=0")
         kwargs[key] = int(value)
+    for key, number in kwargs.items():
+        low, high = SYNTHETIC_LIMITS[key]
+        if not low <= number <= high:
+            raise UsageError(f"{name}: {key} must be from {low} to {high}, got {number}")
     try:
         return SyntheticGenerator(**kwargs, device=device)
     except ValueError as exc:

@@ -1,5 +1,4 @@
-"""Find BigGAN-deep weights: a local path, then the cache, then a download; and read them
-strictly (a config.json of the right types, a state dict of exactly the architecture's tensors).
+"""Find BigGAN-deep weights: a local path, then the cache, then a download.
 
 Never calls `BigGAN.from_pretrained`: it sends a HEAD request before it looks at its cache (so it
 cannot work offline) and loads with strict=False. A download gets its final name only after what
@@ -12,21 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import string
 import time
 import urllib.error
 import urllib.request
-import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor
 
 from direction_finder.errors import UsageError, WeightsError
+from direction_finder.generators.published import build_biggan, load_exactly, read_config, read_state_dict
 
 MODEL_NAMES: tuple[str, ...] = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
 CONFIG_NAME = "config.json"
@@ -46,12 +40,6 @@ RETRIES = 3  # attempts per mirror when a connection drops half way (each resume
 READ_TIMEOUT_S = 60.0  # one read that brings nothing this long ends the attempt
 SLOW_GRACE_S = 60.0  # after this long, a download slower on average than MIN_RATE is given up
 MIN_RATE = 16 * 1024  # bytes/s: a mirror that trickles is not waited on for hours
-# config.json of a BigGAN-deep: each field and the types it may have (bool is not an int here)
-CONFIG_FIELDS: dict[str, tuple[type, ...]] = {
-    "output_dim": (int,), "z_dim": (int,), "class_embed_dim": (int,), "channel_width": (int,),
-    "num_classes": (int,), "layers": (list,), "attention_layer_position": (int,), "eps": (float, int),
-    "n_stats": (int,),
-}  # fmt: skip
 
 
 def _fill(template: str, name: str, filename: str) -> str:
@@ -177,84 +165,6 @@ def hub_cache(name: str) -> WeightsFiles | None:
         if config.is_file() and weights.is_file() and _resolution_matches(config, name):
             return WeightsFiles(config, weights, "hugging face cache")
     return None
-
-
-def check_config(config: Any, source: str) -> dict[str, Any]:
-    """A BigGAN-deep config.json's object, every field of the type the architecture needs (a
-    WeightsError naming the first that is not); fields it lacks take the package's defaults."""
-    if not isinstance(config, dict):
-        raise WeightsError(f"{source} is not a BigGAN config (expected a JSON object); pass the right `weights`")
-    for key, kinds in CONFIG_FIELDS.items():
-        value = config.get(key)
-        if key in config and (isinstance(value, bool) or not isinstance(value, kinds)):
-            kind = {int: "an integer", float: "a number", list: "a list"}[kinds[0]]
-            raise WeightsError(f"{source}: {key} is {value!r}, not {kind}; pass the right `weights`")
-        if key in config and kinds[0] is int and key != "attention_layer_position" and value < 1:
-            raise WeightsError(f"{source}: {key} is {value!r}, not a positive integer; pass the right `weights`")
-    layers = config.get("layers", [])
-    for layer in layers:
-        if (not isinstance(layer, list) or len(layer) != 3 or not isinstance(layer[0], bool)
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in layer[1:])):  # fmt: skip
-            raise WeightsError(
-                f"{source}: layers holds {layer!r}, not [upsample (bool), in (int), out (int)]; "
-                "pass the right `weights`"
-            )
-    return config
-
-
-def read_config(path: Path) -> dict[str, Any]:
-    """config.json, parsed and checked (check_config)."""
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        detail = " ".join(str(exc).split())[:160]
-        raise WeightsError(f"{path} is not valid JSON ({detail}); re-download it or pass the right `weights`") from None
-    return check_config(config, str(path))
-
-
-def build_biggan(config: Mapping[str, Any], source: str = "config") -> Any:
-    """A BigGAN-deep (pytorch-pretrained-biggan's module) with the architecture of `config`."""
-    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
-
-    try:
-        return BigGAN(BigGANConfig.from_dict(dict(config)))
-    except Exception as exc:  # a config the architecture cannot be built from
-        raise WeightsError(f"{source} does not describe a BigGAN-deep ({type(exc).__name__}: {exc})") from None
-
-
-def read_state_dict(path: Path) -> dict[str, Tensor]:
-    """torch.load with weights_only=True: nothing in the file can execute code."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(
-            f"{path} is damaged, truncated or not a weights file ({first}); delete it and "
-            "download again, or pass `weights` FOLDER"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise WeightsError(f"{path} does not hold a state dict of tensors; pass the right `weights`")
-    return state
-
-
-def load_exactly(model: Any, state: dict[str, Tensor], path: Path) -> None:
-    """Load `state` into `model`: exactly its keys, each of its shape (a WeightsError otherwise)."""
-    expected, given = set(model.state_dict()), set(state)
-    missing, unexpected = sorted(expected - given), sorted(given - expected)
-    if missing or unexpected:
-
-        def names(keys: list[str]) -> str:
-            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-        parts = ([f"missing keys: {names(missing)}"] if missing else []) + (
-            [f"unexpected keys: {names(unexpected)}"] if unexpected else []
-        )
-        raise WeightsError(f"{path} does not match its config.json ({'; '.join(parts)}); pass the right `weights`")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())
-        raise WeightsError(f"{path} does not match its config.json ({detail[:300]})") from None
 
 
 def local_weights(path: str | os.PathLike) -> WeightsFiles:
