@@ -278,7 +278,7 @@ def label(
 
     Example: hpdirs label outputs/golden_retriever/first-try 3 zoom
     """
-    from direction_finder.labels import name_direction
+    from direction_finder.directions import name_direction
 
     with user_errors():
         path, labels = name_direction(run_or_file, index, name)

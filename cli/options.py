@@ -13,9 +13,10 @@ import typer
 
 from direction_finder.bench import BenchSettings
 from direction_finder.budget import DEFAULT_BUDGET
-from direction_finder.compare import BASELINES, DEFAULT_BASELINES, PRECISE_SAMPLES, CompareSettings
+from direction_finder.compare import BASELINES, DEFAULT_BASELINES
 from direction_finder.config import DEFAULT_RECIPE, RECIPES, default
 from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION, GeneratorChoice
+from direction_finder.records import PRECISE_SAMPLES, CompareSettings
 from direction_finder.render import RenderSettings
 from direction_finder.runner import RunRequest
 

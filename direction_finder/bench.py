@@ -28,11 +28,16 @@ import torch
 from torch import Tensor
 
 from direction_finder.config import LIMITS, LearnConfig, check_layer
-from direction_finder.directions import atomic_write
+from direction_finder.directions import gram_schmidt
 from direction_finder.errors import UsageError
+from direction_finder.explore.latency import explore_latency
+from direction_finder.files import atomic_write
 from direction_finder.generators import GeneratorChoice, Layered, ProgressCallback, display_name
+from direction_finder.layout import default_render_batch
+from direction_finder.memory import memory_table
 from direction_finder.objective import Batch, draw_batch, outputs, strict_fp32, train_step
 from direction_finder.penalty import hessian_penalty_reference
+from direction_finder.render import RenderSettings, render
 from direction_finder.validation import integer
 
 BENCH_FORMAT = "hpdirs.bench/1"
@@ -228,7 +233,6 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
     note("fp32 matmul peak")
     results["matmul_peak_gflops"] = matmul_peak(device)
     results["forward_images_per_s"] = {}
-    from direction_finder.render import default_render_batch
 
     render_batch = settings.render_batch or default_render_batch(device)
     settings = dataclasses.replace(settings, render_batch=render_batch)
@@ -286,14 +290,10 @@ def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note 
             results["render"]["images_per_s"] / results["forward_images_per_s"][str(settings.render_batch)]
         )
     if settings.explore:
-        from direction_finder.explore.latency import explore_latency
-
         note("explorer latency")
         results["explore"] = explore_latency(generator, (1, 4), settings.steps)
     results["peak_memory_mb"] = _peak_memory_mb(device)
     if settings.memory:
-        from direction_finder.memory import memory_table
-
         results["memory"] = memory_table(settings.memory, k=settings.k, device=device.type, note=note)
     return results
 
@@ -324,9 +324,6 @@ def _forward_flops(generator: Any) -> float:
 
 
 def _render_rate(generator: Any, settings: BenchSettings) -> dict[str, Any]:
-    from direction_finder.directions import gram_schmidt
-    from direction_finder.render import RenderSettings, render
-
     matrix = gram_schmidt(torch.randn(2, int(generator.z_dim), generator=torch.Generator().manual_seed(3)))
     options = RenderSettings(
         directions=[0, 1], samples=8, frames=8, formats=["gif", "png"], batch_size=settings.render_batch, label=True

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from direction_finder.directions import atomic_write
+from direction_finder.files import atomic_write
 
 CARD_NAME = "README.md"
 HUB_MODELS = {"biggan-deep-128": "osanseviero/BigGAN-deep-128"}  # base_model where a hub repo is known

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from direction_finder.config import LearnConfig
-from direction_finder.directions import write_bytes_atomic
 from direction_finder.errors import DirectionsFileError, UsageError
+from direction_finder.files import write_bytes_atomic
 from direction_finder.validation import plain
 
 CHECKPOINT_FORMAT = "hpdirs.checkpoint/1"

@@ -35,96 +35,34 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from direction_finder.budget import DEFAULT_BUDGET, Budget, parse_budget
-from direction_finder.config import FLOAT_LIMITS, LIMITS, WARMSTART_SEED_OFFSET, check_layer
-from direction_finder.directions import (
-    check_z_dim,
-    gram_schmidt,
-    load_directions,
-    removed_if_failed,
-    resolve_directions_file,
-    writable_dir,
-)
+from direction_finder.config import LIMITS, WARMSTART_SEED_OFFSET, check_layer
+from direction_finder.directions import check_z_dim, gram_schmidt, load_directions, resolve_directions_file
 from direction_finder.errors import UsageError
+from direction_finder.files import removed_if_failed, writable_dir
 from direction_finder.generators import Factorisable, GeneratorChoice, KnownTruth, ProgressCallback, display_name
+from direction_finder.generators.synthetic import recovery_score
 from direction_finder.heldout import (
-    METRICS,
     Counter,
-    DirectionSet,
     OnImages,
     Probe,
-    SetReport,
     evaluate_precise,
     hessian_points,
     images_needed,
     measure_budgeted,
 )  # fmt: skip
 from direction_finder.latents import read_latents
+from direction_finder.layout import render_batch
 from direction_finder.measures import diagonal_dominance, matching
-from direction_finder.render import render_batch
-from direction_finder.report import side_by_side, write_compare_html, write_reports
+from direction_finder.records import METRICS, CompareSettings, DirectionSet, Results, SetReport
+from direction_finder.report import PAIR_FRAMES, PAIR_SAMPLES, PAIRS, side_by_side, write_compare_html, write_reports
 from direction_finder.runs import open_directions
 from direction_finder.stats import BETTER, Difference
-from direction_finder.validation import check_fields, parse_memory
+from direction_finder.warmstart import curvature_directions
 
 BASELINES = ("axes", "random", "sefa", "curvature")
 DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature costs 16 z_dim images more: asked for by name
-PRECISE_SAMPLES = 8  # `precise` without `samples`
 # reached through here as well: the metrics' helpers and the per-set types
 __all__ = ["METRICS", "DirectionSet", "SetReport", "diagonal_dominance", "matching"]
-
-
-@dataclass(frozen=True)
-class CompareSettings:
-    samples: int | None = None  # every metric on these samples (precise); None: chosen by the budget
-    seed: int = 0
-    top: int = 8  # N': directions in the diagonal-dominance Hessians
-    eta: float = 5.0
-    epsilon: float = 0.1
-    k: int = 2
-    sweep_steps: int = 7  # coefficient values in the activeness sweep (precise)
-    batch_size: int | None = None  # images per generator call; None: render_batch(generator, None, max_memory)
-    layer: str | None = None
-    latents: str | None = None  # a .npy (n, z_dim): the user's held-out samples (precise, samples = n)
-    budget: str | None = None  # `10m`, `90s` or an image count; None: DEFAULT_BUDGET (unless precise)
-    precise: bool = False
-    max_memory: str | None = None  # "8GiB": the default batch_size is made to fit it
-
-    def __post_init__(self) -> None:
-        if self.max_memory is not None:
-            parse_memory(self.max_memory)
-        check_fields(
-            self,
-            {
-                "samples": (1, LIMITS["eval_samples"][1]),
-                "top": (1, LIMITS["num_directions"][1]),
-                "batch_size": LIMITS["batch_size"],
-                "k": LIMITS["k"],
-                "sweep_steps": (2, 1000),
-                "seed": LIMITS["seed"],
-            },
-            {"eta": FLOAT_LIMITS["eta"], "epsilon": FLOAT_LIMITS["epsilon"]},
-            optional=("samples", "batch_size"),
-        )
-        if self.budget is not None:
-            parse_budget(self.budget)
-            if self.is_precise:
-                raise UsageError(
-                    "`budget` and `samples` (or `precise`, `latents`) exclude each other: "
-                    "a budget chooses the samples; give one or the other"
-                )
-
-    @property
-    def is_precise(self) -> bool:
-        return self.precise or self.samples is not None or self.latents is not None
-
-    @property
-    def precise_samples(self) -> int:
-        return self.samples if self.samples is not None else PRECISE_SAMPLES
-
-    @property
-    def parsed_budget(self) -> Budget:
-        return parse_budget(self.budget if self.budget is not None else DEFAULT_BUDGET)
 
 
 def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -> tuple[list[DirectionSet], list[str]]:
@@ -138,8 +76,6 @@ def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -
             a = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed + 7919))
             sets.append(DirectionSet("random", gram_schmidt(a)))
         elif name == "curvature":
-            from direction_finder.warmstart import curvature_directions
-
             # the warm start learn's --init curvature begins from (at seed 0)
             sets.append(DirectionSet("curvature", curvature_directions(generator, n, seed=WARMSTART_SEED_OFFSET)))
         elif name == "sefa":
@@ -152,16 +88,6 @@ def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -
     if isinstance(generator, KnownTruth):
         sets.append(DirectionSet("truth", generator.basis[:n].clone()))
     return sets, notes
-
-
-@dataclass
-class Results:
-    """What compare() measured: a report per set, notes, paired differences, how it measured."""
-
-    reports: list[SetReport]
-    notes: list[str]
-    differences: list[Difference]
-    measured: dict[str, Any]  # mode, samples per metric, images, seconds
 
 
 def differences(reports: Sequence[SetReport]) -> list[Difference]:
@@ -211,8 +137,6 @@ def compare(
     measured["seconds"] = time.perf_counter() - started
     truth = next((s for s in sets if s.name == "truth"), None)
     if truth is not None:
-        from direction_finder.generators.synthetic import recovery_score
-
         for report, s in zip(reports, sets, strict=True):
             report.extra["recovery"] = recovery_score(s.matrix, generator.true_directions)
     return Results(reports, notes, differences(reports), measured)
@@ -238,8 +162,6 @@ def parse_baselines(chosen: str | Sequence[str]) -> list[str]:
 
 def gif_images(n: int, gifs: bool) -> int:
     """Images the side-by-side GIFs generate (reserved from a budget)."""
-    from direction_finder.report import PAIR_FRAMES, PAIR_SAMPLES, PAIRS
-
     return min(PAIRS, n) * 2 * PAIR_FRAMES * PAIR_SAMPLES if gifs else 0
 
 

@@ -8,11 +8,9 @@ direction n), optionally `raw` (A before orthonormalisation), and string metadat
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from direction_finder.errors import DirectionsFileError
+from direction_finder.errors import DirectionsFileError, UsageError
+from direction_finder.files import write_bytes_atomic
+from direction_finder.labels import read_labels, write_label
 
 FORMAT = "hpdirs.directions/1"
 ORTHONORMAL_TOLERANCE = 1e-4
@@ -163,92 +163,13 @@ def _to_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def current_umask() -> int:
-    """The process's umask, read without changing it where Linux reports it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere: set and restore at once
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call write(tmp_path) on a temp file beside `path`, fsync, then rename over `path`.
-
-    A crash, a signal or a full disk leaves the previous file intact and no partial file behind.
-    The temp file is made with mode 0600; it gets the mode of an ordinary file created under the
-    user's umask (0644 under umask 022) before anything is written, so a gallery can be served.
-    """
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-    finally:
-        os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # name the file the user asked for, not the temp file that is gone
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Bytes serialised in memory first, then written by Python's own file I/O: a full disk or a
-    file-size limit arrives as an OSError with its errno (torch.save and safetensors would raise
-    their own RuntimeError / SafetensorError that say only that writing failed)."""
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
 def check_z_dim(matrix: Tensor, generator: Any) -> None:
     """Directions (N, z_dim) must live in the generator's latent space."""
-    from direction_finder.errors import UsageError
-
     if matrix.shape[1] != int(generator.z_dim):
         raise UsageError(
             f"the directions have z_dim {matrix.shape[1]} but the generator has {generator.z_dim}; "
             "pass the `model` and `weights` they were learned with"
         )
-
-
-def writable_dir(path: str | os.PathLike) -> Path:
-    """Create the output folder `path` if needed; a UsageError if it cannot be written."""
-    from direction_finder.errors import UsageError
-
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create {out} ({exc.strerror}); choose another `out_dir`") from None
-    if not os.access(out, os.W_OK):
-        raise UsageError(f"cannot write to {out}; choose another `out_dir`")
-    return out
-
-
-@contextlib.contextmanager
-def removed_if_failed(folder: Path) -> Iterator[None]:
-    """Remove `folder` again when what was to fill it fails and it is still empty: a failed
-    command leaves no empty output folder behind (one that existed before is kept)."""
-    existed = folder.exists()
-    try:
-        yield
-    except BaseException:
-        if not existed:
-            with contextlib.suppress(OSError):  # not empty (or gone): leave it
-                folder.rmdir()
-        raise
 
 
 def save_directions(
@@ -321,8 +242,6 @@ def load_directions(path: str | os.PathLike) -> Directions:
     gram = matrix @ matrix.T
     if not torch.allclose(gram, torch.eye(matrix.shape[0]), atol=ORTHONORMAL_TOLERANCE):
         raise DirectionsFileError(f"{path}: the rows of 'directions' are not orthonormal; the file is damaged")
-    from direction_finder.labels import read_labels
-
     labels = {i: name for i, name in read_labels(path).items() if i < matrix.shape[0]}
     return Directions(matrix, _parse(meta), tensors.get("raw"), labels)
 
@@ -336,3 +255,11 @@ def resolve_directions_file(run_or_file: str | os.PathLike) -> Path:
             raise DirectionsFileError(f"run folder {path} has no directions.safetensors; is it an hpdirs run?")
         return candidate
     return path
+
+
+def name_direction(run_or_file: str | Path, index: int, label: str | None) -> tuple[Path, dict[int, str]]:
+    """`hpdirs label`: name direction `index` of a directions file (or a run's last directions);
+    an empty label removes the name. Returns the file and its labels."""
+    path = resolve_directions_file(run_or_file)
+    directions = load_directions(path)  # a file that is not ours is refused before any label is written
+    return path, write_label(path, index, label, directions.num_directions)

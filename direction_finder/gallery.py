@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from direction_finder.directions import atomic_write
+from direction_finder.files import atomic_write
 
 
 def write_gallery(out: Path, manifest: dict[str, Any]) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,45 +28,10 @@ from direction_finder.errors import HpdirsWarning
 from direction_finder.latents import read_latents
 from direction_finder.measures import matching
 from direction_finder.penalty import rademacher
+from direction_finder.records import CompareSettings, DirectionSet, SetReport
 from direction_finder.stats import Statistic
 
-if TYPE_CHECKING:
-    from direction_finder.compare import CompareSettings
-
-METRICS = ("heldout_penalty", "D_percent", "D_R", "top_activeness", "mean_activeness")
 OnImages = Callable[[int, int], None]  # (done, total) images
-
-
-@dataclass
-class DirectionSet:
-    name: str
-    matrix: Tensor  # (N, z_dim), orthonormal rows
-
-
-@dataclass
-class SetReport:
-    name: str
-    metrics: dict[str, Statistic]  # METRICS, each with its per-sample influence
-    activeness: list[float]  # per direction: mean over the samples it was measured on
-    top: list[int]  # indices of the most active directions, most active first
-    match_axis: list[int]
-    match_cosine: list[float]
-    per_direction_penalty: list[float] | None = None  # precise only
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def heldout_penalty(self) -> float:
-        return self.metrics["heldout_penalty"].value
-
-    def summary(self) -> dict[str, Any]:
-        """Every metric's value and 95% interval, flat (a CSV row)."""
-        row: dict[str, Any] = {"set": self.name}
-        for name in METRICS:
-            row[name] = self.metrics[name].value
-        row["mean_match_cosine"] = float(np.mean(self.match_cosine))
-        for name in METRICS:
-            row[f"{name}_ci95_low"], row[f"{name}_ci95_high"] = self.metrics[name].interval()
-        return {**row, **self.extra}
 
 
 def _stream(seed: int, part: int, index: int = 0) -> torch.Generator:

@@ -20,8 +20,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from direction_finder.directions import atomic_write
 from direction_finder.errors import DirectionsFileError, UsageError
+from direction_finder.files import atomic_write
 
 LABELS_FORMAT = "hpdirs.labels/1"
 LABELS_NAME = "labels.json"
@@ -116,13 +116,3 @@ def write_label(directions_file: str | Path, index: int, label: str | None, num_
         data = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         atomic_write(store, lambda tmp: tmp.write_bytes(data))
     return labels
-
-
-def name_direction(run_or_file: str | Path, index: int, label: str | None) -> tuple[Path, dict[int, str]]:
-    """`hpdirs label`: name direction `index` of a directions file (or a run's last directions);
-    an empty label removes the name. Returns the file and its labels."""
-    from direction_finder.directions import load_directions, resolve_directions_file
-
-    path = resolve_directions_file(run_or_file)
-    directions = load_directions(path)  # a file that is not ours is refused before any label is written
-    return path, write_label(path, index, label, directions.num_directions)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from direction_finder.errors import UsageError
+from direction_finder.files import write_bytes_atomic
 
 
 def _header(stream: BinaryIO, where: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -67,8 +68,6 @@ def read_latents(source: str | os.PathLike | bytes, z_dim: int, limit: int) -> T
 
 def write_latents(path: Path, z: Tensor) -> None:
     """z (n, z_dim) as a float32 .npy, written atomically: what --latents reads back."""
-    from direction_finder.directions import write_bytes_atomic
-
     buffer = io.BytesIO()
     np.save(buffer, z.detach().cpu().numpy().astype(np.float32))
     write_bytes_atomic(path, buffer.getvalue())

@@ -259,3 +259,24 @@ def _halvings(n: int) -> list[int]:
 
 def _gib(mb: float) -> str:
     return f"{mb / 1024:.1f} GiB" if mb >= 1024 else f"{mb:.0f} MiB"
+
+
+CPU_RENDER_BATCH = 4  # images per generator call on a CPU: small calls are fastest there (README, Performance)
+
+
+ACCELERATOR_RENDER_BATCH = 32
+
+
+def default_render_batch(device: torch.device | str) -> int:
+    """Images per generator call: small on a CPU, large on an accelerator."""
+    return ACCELERATOR_RENDER_BATCH if torch.device(device).type in ("cuda", "mps") else CPU_RENDER_BATCH
+
+
+def render_batch(generator: Any, asked: int | None, max_memory: str | None = None) -> int:
+    """Images per generator call: as asked; else the device's default, made smaller where its
+    images would not fit max_memory (on CUDA, without one, the device's free memory): a 512 px
+    BigGAN-deep's images take far more than a 128 px one's."""
+    if asked is not None:
+        return asked
+    budget = parse_memory(max_memory) if max_memory is not None else None
+    return inference_batch(generator, default_render_batch(generator.device), budget)

@@ -40,6 +40,7 @@ from direction_finder.layout import fit_layout
 from direction_finder.manifold import make_optimizer
 from direction_finder.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
 from direction_finder.runs import BEST_NAME, LAST_NAME, RunFiles, directions_metadata, remove_unfinished, run_lock
+from direction_finder.warmstart import curvature_directions
 
 
 class LearnInterrupted(RunStopped):
@@ -384,8 +385,6 @@ def _initial_state(
     elif config.init == "sefa":  # closed-form warm start, refined by the penalty
         A = generator.sefa_directions(n).float().cpu()
     elif config.init == "curvature":
-        from direction_finder.warmstart import curvature_directions
-
         A = curvature_directions(generator, n, seed=config.seed + WARMSTART_SEED_OFFSET).cpu()
     else:
         A = torch.eye(n, z_dim)

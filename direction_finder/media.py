@@ -14,8 +14,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from direction_finder.directions import atomic_write
 from direction_finder.errors import UsageError
+from direction_finder.files import atomic_write
 
 
 def ping_pong(count: int) -> list[int]:

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from direction_finder.config import FLOAT_LIMITS, LIMITS
-from direction_finder.directions import atomic_write, check_z_dim, removed_if_failed, writable_dir
+from direction_finder.config import LIMITS
+from direction_finder.directions import check_z_dim
 from direction_finder.errors import HpdirsError, UsageError
+from direction_finder.files import atomic_write, removed_if_failed, writable_dir
 from direction_finder.gallery import write_gallery
 from direction_finder.generators import GeneratorChoice, ProgressCallback
 from direction_finder.latents import read_latents, write_latents
-from direction_finder.layout import inference_batch
+from direction_finder.layout import render_batch
 from direction_finder.media import (
     add_label,
     grid_frame,
@@ -39,11 +40,11 @@ from direction_finder.media import (
     write_png,
 )
 from direction_finder.runs import open_directions
-from direction_finder.validation import check_fields, integer, parse_memory, positive, within
+from direction_finder.sweeps import eta_values, sweep
+from direction_finder.validation import check_fields, parse_memory, within
 
 RENDER_FORMAT = "hpdirs.render/1"  # render.json
 FORMATS = ("gif", "mp4", "png")
-MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
 MAX_SAMPLES = 64  # samples in one grid
 # GIF stores each frame's duration in centiseconds (1..65535), so 100 fps is the fastest it
 # shows; 0.01 fps (100 s a frame) is slower than anyone watches.
@@ -51,23 +52,6 @@ FPS_RANGE = (0.01, 100.0)
 SIZE_RANGE = (8, 1024)  # pixels per image in the outputs
 DEFAULT_DIRECTIONS = 8  # rendered when none are chosen: the first eight
 SHEET_COLUMNS = 9  # etas on the sheet: odd, so that the middle column is eta 0
-CPU_RENDER_BATCH = 4  # images per generator call on a CPU: small calls are fastest there (README, Performance)
-ACCELERATOR_RENDER_BATCH = 32
-
-
-def default_render_batch(device: torch.device | str) -> int:
-    """Images per generator call: small on a CPU, large on an accelerator."""
-    return ACCELERATOR_RENDER_BATCH if torch.device(device).type in ("cuda", "mps") else CPU_RENDER_BATCH
-
-
-def render_batch(generator: Any, asked: int | None, max_memory: str | None = None) -> int:
-    """Images per generator call: as asked; else the device's default, made smaller where its
-    images would not fit max_memory (on CUDA, without one, the device's free memory): a 512 px
-    BigGAN-deep's images take far more than a 128 px one's."""
-    if asked is not None:
-        return asked
-    budget = parse_memory(max_memory) if max_memory is not None else None
-    return inference_batch(generator, default_render_batch(generator.device), budget)
 
 
 def parse_indices(text: str, limit: int, what: str = "directions") -> list[int]:
@@ -97,48 +81,6 @@ def parse_formats(text: str | Sequence[str]) -> list[str]:
         shown = text if isinstance(text, str) else ",".join(map(str, text))
         raise UsageError(f"`formats` {shown!r}: choose from {', '.join(FORMATS)} (comma-separated)")
     return formats
-
-
-def eta_values(eta: float, frames: int) -> Tensor:
-    """frames evenly spaced values from -eta to +eta (the ping-pong return reuses them)."""
-    positive("eta", eta, FLOAT_LIMITS["eta"])  # the range learning accepts
-    integer("frames", frames, 2, MAX_FRAMES)
-    return torch.linspace(-eta, eta, frames)
-
-
-def move(z: Tensor, direction: Tensor, eta: Tensor | float, align: bool) -> Tensor:
-    """z (n, z_dim) moved to eta along a unit direction (z_dim,).
-
-    align=False: z + eta d. align=True (paper Fig. 7d): the component of z along d is removed
-    first, so every sample sits at the same coordinate eta along d.
-    """
-    d = direction.to(z.device, z.dtype)
-    if align:
-        z = z - (z @ d)[:, None] * d[None, :]
-    return z + torch.as_tensor(eta, dtype=z.dtype, device=z.device).reshape(-1, 1) * d[None, :]
-
-
-def sweep(
-    generator: Any, direction: Tensor, z: Tensor, etas: Tensor, *, align: bool = True, batch_size: int = 16
-) -> Iterator[Tensor]:
-    """Yield one frame per eta: the images (S, C, H, W) of all S samples at that eta.
-
-    Latents of consecutive frames are batched together, batch_size images per generator call.
-    """
-    samples = z.shape[0]
-    latents = torch.cat([move(z, direction, e, align) for e in etas])  # (F * S, z_dim)
-    pending: list[Tensor] = []
-    buffered = 0
-    with torch.no_grad():
-        for start in range(0, latents.shape[0], batch_size):
-            images = generator(latents[start : start + batch_size]).float()
-            pending.append(images)
-            buffered += images.shape[0]
-            while buffered >= samples:
-                stacked = torch.cat(pending)
-                yield stacked[:samples]
-                rest = stacked[samples:]
-                pending, buffered = ([rest] if rest.shape[0] else []), rest.shape[0]
 
 
 Indices = str | Sequence[int]  # `0-7,12` or a list of indices

@@ -13,17 +13,18 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from direction_finder.directions import atomic_write
+from direction_finder.files import atomic_write
 from direction_finder.measures import matching
 from direction_finder.media import add_label, ping_pong, tile, to_uint8, write_gif
-from direction_finder.render import sweep
+from direction_finder.records import CompareSettings, Results, SetReport
 from direction_finder.stats import Difference, Statistic
+from direction_finder.sweeps import sweep
 
 REPORT_FORMAT = "hpdirs.compare/2"  # report.json
 PAIRS, PAIR_SAMPLES, PAIR_FRAMES = 4, 3, 12  # side-by-side GIFs: directions, samples, frames per sweep
@@ -78,10 +79,6 @@ def measured_line(measured: dict[str, Any], settings: CompareSettings) -> str:
             f"{measured['jacobian_samples']} (seed {settings.seed})"
         )
     return f"{what} · {measured['images']:,} images in {measured['seconds']:.0f} s"
-
-
-if TYPE_CHECKING:
-    from direction_finder.compare import CompareSettings, Results, SetReport
 
 
 def _json_number(value: Any) -> Any:

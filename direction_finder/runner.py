@@ -13,9 +13,11 @@ from typing import Any
 
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
 from direction_finder.distributed import DistContext
+from direction_finder.errors import HpdirsError
 from direction_finder.generators import GeneratorChoice, ProgressCallback, class_slug
 from direction_finder.learn import OnStep, learn
-from direction_finder.runs import new_run_dir_on_all_ranks, read_run
+from direction_finder.runs import new_run_dir, read_run
+from direction_finder.warmstart import SAMPLES
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,6 @@ class RunPlan:
     @property
     def warmstart_images(self) -> int:
         """Images the curvature warm start generates before the first step (0 if none)."""
-        from direction_finder.warmstart import SAMPLES
-
         return 2 * SAMPLES * int(self.generator.z_dim) if self.config.init == "curvature" and not self.resumed else 0
 
 
@@ -89,3 +89,21 @@ def learn_run(
         time_limit_s=request.time_limit_s,
     )
     return plan
+
+
+def new_run_dir_on_all_ranks(
+    out_root: str | os.PathLike, class_slug: str, name: str | None, dist: DistContext | None
+) -> Path:
+    """new_run_dir, made by rank 0 only; every rank learns its name, or rank 0's error."""
+    if dist is None:
+        return new_run_dir(out_root, class_slug, name)
+    made: object = None
+    if dist.is_main:
+        try:
+            made = str(new_run_dir(out_root, class_slug, name))
+        except HpdirsError as exc:
+            made = exc
+    made = dist.broadcast(made)
+    if isinstance(made, HpdirsError):
+        raise made
+    return Path(str(made))

@@ -22,16 +22,17 @@ from typing import Any
 
 import torch
 
+from direction_finder.card import write_run_card
 from direction_finder.config import LearnConfig
 from direction_finder.directions import (
     Directions,
-    atomic_write,
     load_directions,
     resolve_directions_file,
 )
-from direction_finder.distributed import DistContext
-from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError
+from direction_finder.errors import DirectionsFileError, UsageError
+from direction_finder.files import atomic_write
 from direction_finder.generators import GeneratorChoice, ProgressCallback, describe
+from direction_finder.plot import loss_curve
 from direction_finder.validation import plain
 
 LAST_NAME = "directions.safetensors"
@@ -80,24 +81,6 @@ def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None =
         except OSError as exc:
             raise UsageError(f"cannot create {path} ({exc.strerror}); choose another `out_dir`") from None
     raise UsageError(f"too many runs named {stamp} in {parent}")
-
-
-def new_run_dir_on_all_ranks(
-    out_root: str | os.PathLike, class_slug: str, name: str | None, dist: DistContext | None
-) -> Path:
-    """new_run_dir, made by rank 0 only; every rank learns its name, or rank 0's error."""
-    if dist is None:
-        return new_run_dir(out_root, class_slug, name)
-    made: object = None
-    if dist.is_main:
-        try:
-            made = str(new_run_dir(out_root, class_slug, name))
-        except HpdirsError as exc:
-            made = exc
-    made = dist.broadcast(made)
-    if isinstance(made, HpdirsError):
-        raise made
-    return Path(str(made))
 
 
 def read_run(run_dir: str | os.PathLike) -> tuple[LearnConfig, dict[str, Any]]:
@@ -248,8 +231,6 @@ class RunFiles:
         )
 
     def write_log(self) -> None:
-        from direction_finder.plot import loss_curve
-
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
         writer.writeheader()
@@ -260,7 +241,6 @@ class RunFiles:
             "held-out penalty": [(int(r["step"]), float(r["heldout"])) for r in self.rows if r["heldout"]],
         }
         title = f"{self.meta.get('model', '')} {self.meta.get('class_name', '')}".strip()
-        from direction_finder.card import write_run_card
 
         write_run_card(self.dir)  # the run's README.md, with the steps done so far
         atomic_write(self.dir / CURVE_NAME, lambda tmp: loss_curve(series, tmp, title=title))
@@ -293,8 +273,6 @@ class OpenedDirections:
         only read (`--out` elsewhere, perhaps a read-only run) is not written."""
         inside = written.resolve().parent == self.path.parent.resolve()
         if self.from_run and inside and (self.path.parent / CONFIG_NAME).is_file():
-            from direction_finder.card import write_run_card
-
             write_run_card(self.path.parent)
 
 

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tolerances import FLOAT32_EPS, IMAGE_ULPS
 from typer.testing import CliRunner
 
 from direction_finder.directions import gram_schmidt
 from direction_finder.errors import UsageError
 from direction_finder.generators.synthetic import SyntheticGenerator
 from direction_finder.media import ping_pong, to_uint8
-from direction_finder.render import RenderSettings, move, parse_indices, render, sweep
+from direction_finder.render import RenderSettings, parse_indices, render
+from direction_finder.sweeps import move, sweep
 from hpdirs_cli.main import app
-from tolerances import FLOAT32_EPS, IMAGE_ULPS
 
 runner = CliRunner()
 

@@ -1,11 +1,11 @@
 """The curvature warm start: its identity, its optimiser, and what learn does with it."""
 
+import sys
 import time
 
 import pytest
 import torch
 
-import direction_finder.warmstart as warmstart
 from direction_finder.directions import canonical_signs, gram_schmidt, orthonormal_directions
 from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
 from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig
@@ -99,13 +99,14 @@ def test_learn_starts_from_the_warm_start_and_resume_does_not_recompute_it(tmp_p
     g = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=5)
     expected = curvature_directions(g, 8, seed=WARMSTART_SEED_OFFSET)
     config = LearnConfig(steps=1, batch_size=1, eval_every=0, init="curvature", lr=1e-12)
-    real = warmstart.curvature_directions
+    learn_module = sys.modules[learn.__module__]  # where learn looks the warm start up
+    real = learn_module.curvature_directions
 
     def slow(*args, **kwargs):  # a warm start that takes at least 0.5 s
         time.sleep(0.5)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(warmstart, "curvature_directions", slow)
+    monkeypatch.setattr(learn_module, "curvature_directions", slow)
     seen = []
     directions = learn(g, config, out_dir=tmp_path / "run", on_step=seen.append)
     # lr 1e-12 leaves A where it started: the same matrix, rounded to float32 unit vectors
@@ -116,7 +117,7 @@ def test_learn_starts_from_the_warm_start_and_resume_does_not_recompute_it(tmp_p
     def refuse(*args, **kwargs):
         raise AssertionError("the warm start was computed again on resume")
 
-    monkeypatch.setattr(warmstart, "curvature_directions", refuse)
+    monkeypatch.setattr(learn_module, "curvature_directions", refuse)
     resumed = learn(g, LearnConfig(steps=2, batch_size=1, eval_every=0, init="curvature", lr=1e-12),
                     out_dir=tmp_path / "run", resume=True, on_step=seen.append)
     torch.testing.assert_close(resumed.matrix, directions.matrix, atol=64 * FLOAT32_EPS, rtol=0)  # one more 1e-12 step

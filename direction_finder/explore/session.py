@@ -28,9 +28,9 @@ from direction_finder.errors import UsageError
 from direction_finder.generators import ClassConditional, Factorisable, GeneratorChoice, describe
 from direction_finder.labels import write_label
 from direction_finder.latents import read_latents
-from direction_finder.media import grid_frame, to_uint8, write_gif
-from direction_finder.render import move, ping_pong
+from direction_finder.media import grid_frame, ping_pong, to_uint8, write_gif
 from direction_finder.runs import OpenedDirections
+from direction_finder.sweeps import move
 from direction_finder.validation import integer, positive, within
 
 MAX_SAMPLES = 4  # images side by side

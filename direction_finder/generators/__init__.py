@@ -31,7 +31,13 @@ from direction_finder.generators.base import (
 )
 from direction_finder.generators.biggan import DEFAULT_MODEL, BigGANGenerator, load_biggan
 from direction_finder.generators.imagenet import ImageNetClass, resolve_class, search_classes
-from direction_finder.generators.plugins import is_plugin, load_plugin, parse_output_range, refuse_recorded_factory
+from direction_finder.generators.plugins import (
+    installed_plugins,
+    is_plugin,
+    load_plugin,
+    parse_output_range,
+    refuse_recorded_factory,
+)
 from direction_finder.generators.synthetic import SyntheticGenerator, parse_synthetic
 from direction_finder.generators.weights import MODEL_NAMES, ProgressCallback
 
@@ -140,8 +146,6 @@ def class_slug(generator: Any) -> str:
 
 def available_models() -> list[tuple[str, str, str]]:
     """(name for --model, where it comes from, what it is) of every model hpdirs can load here."""
-    from direction_finder.generators.plugins import installed_plugins
-
     models = [
         (name, "built-in", "BigGAN-deep, published weights (cache, download or --weights)") for name in MODEL_NAMES
     ]

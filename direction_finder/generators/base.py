@@ -10,6 +10,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from direction_finder.errors import UsageError
+
 
 @runtime_checkable
 class Generator(Protocol):
@@ -132,8 +134,6 @@ def sefa(weight: Tensor, n: int) -> Tensor:
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """ "auto" picks cuda > mps > cpu; an explicit device that is not present is a UsageError."""
-    from direction_finder.errors import UsageError
-
     name = str(device)
     if name == "auto":
         if torch.cuda.is_available():

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from direction_finder.errors import UsageError
+
 # What parse_synthetic accepts: a test model, never large (a z_dim of 10**6 would be a 8 TB QR);
 # the seed within the 32 bits torch's CPU generator keeps.
 SYNTHETIC_LIMITS = {"z_dim": (1, 4096), "factors": (1, 4096), "size": (1, 1024), "seed": (0, 2**32 - 1)}
@@ -74,8 +76,6 @@ class SyntheticGenerator:
 
 def parse_synthetic(name: str, device: str | torch.device = "cpu") -> SyntheticGenerator:
     """`synthetic` or `synthetic:z_dim=16,factors=6,size=8,seed=0` -> the generator it names."""
-    from direction_finder.errors import UsageError
-
     head, _, options = name.partition(":")
     if head != "synthetic":
         raise UsageError(f"{name!r} is not a synthetic model name")

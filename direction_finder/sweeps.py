@@ -1,0 +1,58 @@
+"""Sweeps along one direction: the eta values of a sweep, z moved along a direction (as the
+method edits, z + eta q), and the images of a sweep; what render, compare's measures and the
+explorer all draw."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from direction_finder.config import FLOAT_LIMITS
+from direction_finder.validation import integer, positive
+
+MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
+
+
+def eta_values(eta: float, frames: int) -> Tensor:
+    """frames evenly spaced values from -eta to +eta (the ping-pong return reuses them)."""
+    positive("eta", eta, FLOAT_LIMITS["eta"])  # the range learning accepts
+    integer("frames", frames, 2, MAX_FRAMES)
+    return torch.linspace(-eta, eta, frames)
+
+
+def move(z: Tensor, direction: Tensor, eta: Tensor | float, align: bool) -> Tensor:
+    """z (n, z_dim) moved to eta along a unit direction (z_dim,).
+
+    align=False: z + eta d. align=True (paper Fig. 7d): the component of z along d is removed
+    first, so every sample sits at the same coordinate eta along d.
+    """
+    d = direction.to(z.device, z.dtype)
+    if align:
+        z = z - (z @ d)[:, None] * d[None, :]
+    return z + torch.as_tensor(eta, dtype=z.dtype, device=z.device).reshape(-1, 1) * d[None, :]
+
+
+def sweep(
+    generator: Any, direction: Tensor, z: Tensor, etas: Tensor, *, align: bool = True, batch_size: int = 16
+) -> Iterator[Tensor]:
+    """Yield one frame per eta: the images (S, C, H, W) of all S samples at that eta.
+
+    Latents of consecutive frames are batched together, batch_size images per generator call.
+    """
+    samples = z.shape[0]
+    latents = torch.cat([move(z, direction, e, align) for e in etas])  # (F * S, z_dim)
+    pending: list[Tensor] = []
+    buffered = 0
+    with torch.no_grad():
+        for start in range(0, latents.shape[0], batch_size):
+            images = generator(latents[start : start + batch_size]).float()
+            pending.append(images)
+            buffered += images.shape[0]
+            while buffered >= samples:
+                stacked = torch.cat(pending)
+                yield stacked[:samples]
+                rest = stacked[samples:]
+                pending, buffered = ([rest] if rest.shape[0] else []), rest.shape[0]
