@@ -2,7 +2,7 @@
 
 At a few latents (w = 0, Q = the axes, N = z_dim) it compares the penalty measured with many
 Rademacher vectors against the part predicted by the rank-one tanh term alone,
-2 mean_p c_p (|g_p|^4 - sum_i g_p,i^4) (direction_finder.warmstart). The rest comes from the
+2 mean_p c_p (|g_p|^4 - sum_i g_p,i^4) (direction_finder.method.warmstart). The rest comes from the
 generator's own curvature; on a ReLU generator, from the kinks the finite differences cross.
 
     ../.venv/bin/python decompose.py --points 3 --k 48
@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from omniart import EyeGenerator  # noqa: E402
 
-from direction_finder.penalty import hessian_penalty, rademacher  # noqa: E402
-from direction_finder.warmstart import output_jacobian, tanh_curvature_weights  # noqa: E402
+from direction_finder.method.penalty import hessian_penalty, rademacher  # noqa: E402
+from direction_finder.method.warmstart import output_jacobian, tanh_curvature_weights  # noqa: E402
 
 
 def main() -> None:

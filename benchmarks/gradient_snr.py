@@ -36,12 +36,12 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from direction_finder.config import LearnConfig
-from direction_finder.manifold import cayley_step, tangent
-from direction_finder.measures import penalties
-from direction_finder.objective import Batch, HeldOut, direction_penalty, draw_batch
-from direction_finder.penalty import rademacher
-from direction_finder.report import with_interval
-from direction_finder.stats import Statistic
+from direction_finder.evaluation.measures import penalties
+from direction_finder.evaluation.report import with_interval
+from direction_finder.evaluation.stats import Statistic
+from direction_finder.learning.objective import Batch, HeldOut, direction_penalty, draw_batch
+from direction_finder.method.manifold import cayley_step, tangent
+from direction_finder.method.penalty import rademacher
 
 Z95 = 1.96
 

@@ -3,7 +3,7 @@
 compare's budget gives most images to the Hessians of D% and D_R. To tell a small difference in the
 penalty itself, this draws S held-out samples (latent, one uniformly drawn direction, eta, k
 Rademacher vectors: the same for every set) and reports each set's mean penalty and its paired
-difference from the reference, with 95% t intervals (direction_finder.stats).
+difference from the reference, with 95% t intervals (direction_finder.evaluation.stats).
 
     python penalty_pair.py --samples 3000 results/matrices-riemannian/sefa.safetensors \
         "results/matrices-batch32/sefa-b32 @ 10 min.safetensors"
@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from omniart import EyeGenerator
 from safetensors.torch import load_file
 
-from direction_finder.measures import penalties
-from direction_finder.objective import HeldOut
-from direction_finder.report import with_interval
-from direction_finder.stats import Statistic
+from direction_finder.evaluation.measures import penalties
+from direction_finder.evaluation.report import with_interval
+from direction_finder.evaluation.stats import Statistic
+from direction_finder.learning.objective import HeldOut
 
 
 def main() -> None:

@@ -28,12 +28,12 @@ from omniart import EyeGenerator  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from direction_finder.compare import CompareSettings, DirectionSet, baseline_sets, compare  # noqa: E402
 from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig, recipe_fields  # noqa: E402
-from direction_finder.learn import learn  # noqa: E402
-from direction_finder.report import with_interval  # noqa: E402
-from direction_finder.stats import BETTER, Difference  # noqa: E402
-from direction_finder.warmstart import curvature_directions  # noqa: E402
+from direction_finder.evaluation.compare import CompareSettings, DirectionSet, baseline_sets, compare  # noqa: E402
+from direction_finder.evaluation.report import with_interval  # noqa: E402
+from direction_finder.evaluation.stats import BETTER, Difference  # noqa: E402
+from direction_finder.learning.learn import learn  # noqa: E402
+from direction_finder.method.warmstart import curvature_directions  # noqa: E402
 
 # chunk_size 4: all 2k perturbed batches of 8 in one call of 32 images, the DCGAN's fastest
 # call size on this CPU (94 images/s against 71 in calls of 8); the same for every recipe.

@@ -15,11 +15,11 @@ import typer
 from rich.table import Table
 
 import direction_finder
-from direction_finder.bench import BenchSettings
-from direction_finder.compare import CompareSettings
 from direction_finder.errors import UsageError
+from direction_finder.evaluation.compare import CompareSettings
 from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, GeneratorChoice
-from direction_finder.render import RenderSettings
+from direction_finder.measuring.bench import BenchSettings
+from direction_finder.outputs.render import RenderSettings
 from hpdirs_cli import options as o
 from hpdirs_cli.console import (
     OneLineErrors,
@@ -204,9 +204,9 @@ def learn(
     Example: hpdirs learn --class golden_retriever --steps 2000 --batch-size 8
     Several GPUs: torchrun --nproc-per-node 4 -m hpdirs_cli learn --class golden_retriever --batch-size 64
     """
-    from direction_finder.distributed import job_from_env
-    from direction_finder.learn import LearnInterrupted
-    from direction_finder.runner import RunRequest, learn_run
+    from direction_finder.learning.distributed import job_from_env
+    from direction_finder.learning.learn import LearnInterrupted
+    from direction_finder.learning.runner import RunRequest, learn_run
 
     settings = _given(
         num_directions=num_directions,
@@ -256,7 +256,7 @@ def info(
 
     Example: hpdirs info outputs/golden_retriever/my-run/directions.safetensors
     """
-    from direction_finder.directions import load_directions
+    from direction_finder.artifacts.directions import load_directions
 
     with user_errors():
         directions = load_directions(file)
@@ -278,7 +278,7 @@ def label(
 
     Example: hpdirs label outputs/golden_retriever/first-try 3 zoom
     """
-    from direction_finder.directions import name_direction
+    from direction_finder.artifacts.directions import name_direction
 
     with user_errors():
         path, labels = name_direction(run_or_file, index, name)
@@ -317,7 +317,7 @@ def render(
 
     Example: hpdirs render outputs/golden_retriever/first-try --directions 0-7 --samples 6
     """
-    from direction_finder.render import render_file
+    from direction_finder.outputs.render import render_file
 
     with user_errors():
         settings = RenderSettings(
@@ -375,7 +375,7 @@ def compare(
 
     Example: hpdirs compare outputs/golden_retriever/first-try --budget 10m
     """
-    from direction_finder.compare import compare_file
+    from direction_finder.evaluation.compare import compare_file
 
     with user_errors():
         given = str(latents) if latents is not None else None
@@ -482,7 +482,7 @@ def bench(
 
     Example: hpdirs bench --model biggan-deep-128 --batch-size 1,4 --steps 3
     """
-    from direction_finder.bench import bench_to_file
+    from direction_finder.measuring.bench import bench_to_file
 
     with user_errors():
         try:

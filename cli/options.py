@@ -11,14 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from direction_finder.bench import BenchSettings
-from direction_finder.budget import DEFAULT_BUDGET
-from direction_finder.compare import BASELINES, DEFAULT_BASELINES
 from direction_finder.config import DEFAULT_RECIPE, RECIPES, default
+from direction_finder.evaluation.budget import DEFAULT_BUDGET
+from direction_finder.evaluation.compare import BASELINES, DEFAULT_BASELINES
+from direction_finder.evaluation.records import PRECISE_SAMPLES, CompareSettings
 from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION, GeneratorChoice
-from direction_finder.records import PRECISE_SAMPLES, CompareSettings
-from direction_finder.render import RenderSettings
-from direction_finder.runner import RunRequest
+from direction_finder.learning.runner import RunRequest
+from direction_finder.measuring.bench import BenchSettings
+from direction_finder.outputs.render import RenderSettings
 
 # The library's defaults of the commands whose every option is passed on.
 RENDER, COMPARE, BENCH = RenderSettings(), CompareSettings(), BenchSettings()

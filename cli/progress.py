@@ -19,8 +19,8 @@ from rich.progress import (
 from rich.text import Text
 
 from direction_finder.generators import describe
-from direction_finder.learn import StepInfo
-from direction_finder.runner import RunPlan
+from direction_finder.learning.learn import StepInfo
+from direction_finder.learning.runner import RunPlan
 from hpdirs_cli.console import console, duration, err_console, shown
 
 

@@ -7,9 +7,15 @@ from typing import Any
 
 from rich.table import Table
 
-from direction_finder.compare import Comparison
-from direction_finder.directions import Directions
-from direction_finder.report import DIFFERENCE_HEADER, SUMMARY_HEADER, difference_rows, measured_line, summary_cells
+from direction_finder.artifacts.directions import Directions
+from direction_finder.evaluation.compare import Comparison
+from direction_finder.evaluation.report import (
+    DIFFERENCE_HEADER,
+    SUMMARY_HEADER,
+    difference_rows,
+    measured_line,
+    summary_cells,
+)
 from hpdirs_cli.console import console, escaped, say, shown
 
 METADATA_ORDER = [

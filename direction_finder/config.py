@@ -14,8 +14,8 @@ import torch
 
 from direction_finder.errors import UsageError
 from direction_finder.generators.base import Checkpointable, Factorisable, Layered
-from direction_finder.manifold import OPTIMIZERS
-from direction_finder.penalty import REDUCTIONS
+from direction_finder.method.manifold import OPTIMIZERS
+from direction_finder.method.penalty import REDUCTIONS
 from direction_finder.validation import check_fields, one_of, parse_memory
 
 INITS = ("random", "axes", "sefa", "curvature")
@@ -23,7 +23,7 @@ INITS = ("random", "axes", "sefa", "curvature")
 # field is shared.
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"init": "random", "lr": 0.01},  # Peebles et al.: Kaiming-normal A, Adam lr 0.01
-    # the warm start of direction_finder.warmstart, refined with steps that keep its structure
+    # the warm start of direction_finder.method.warmstart, refined with steps that keep its structure
     # (measured on a real DCGAN within 10 CPU-minutes: README, Quality)
     "curvature": {"init": "curvature", "lr": 0.001},
     # SeFa's closed form (free: no images), refined on the manifold of orthonormal Q; what the
@@ -75,7 +75,7 @@ class LearnConfig:
     k: int = 2
     reduction: str = "mean"
     # "random": Kaiming-normal A (as the reference); "axes": A = I; "sefa": SeFa's closed form;
-    # "curvature": the warm start of direction_finder.warmstart (its cost counts as learning time)
+    # "curvature": the warm start of direction_finder.method.warmstart (its cost counts as learning time)
     init: str = RECIPES[DEFAULT_RECIPE]["init"]
     seed: int = 0
     checkpoint_every: int = 50

@@ -9,7 +9,6 @@ from direction_finder.generators import weights as weights_module
 from direction_finder.generators.biggan import load_biggan
 from direction_finder.generators.random_weights import full_config, save_random_biggan, tiny_config
 
-
 # A runner started in the background (`cmd &` without job control) ignores SIGINT, and ignored
 # signals pass to every child: the Ctrl-C tests' processes would then never see their SIGINT.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:

@@ -4,15 +4,15 @@ import json
 
 import pytest
 import torch
+from tolerances import FLOAT32_EPS, IMAGE_ULPS, assert_close_to_scale, second_difference_error
 from typer.testing import CliRunner
 
 from direction_finder import gram_schmidt, hessian_penalty, orthonormal_directions
-from direction_finder.bench import reference_step, sequential_gram_schmidt
-from direction_finder.errors import UsageError
 from direction_finder.config import LearnConfig
-from direction_finder.objective import direction_penalty, draw_batch, train_step
+from direction_finder.errors import UsageError
+from direction_finder.learning.objective import direction_penalty, draw_batch, train_step
+from direction_finder.measuring.bench import reference_step, sequential_gram_schmidt
 from hpdirs_cli.main import app
-from tolerances import FLOAT32_EPS, IMAGE_ULPS, assert_close_to_scale, second_difference_error
 
 
 def test_every_layout_gives_the_same_loss_and_gradient(tiny_biggan):

@@ -7,12 +7,12 @@ import warnings
 import pytest
 import torch
 from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+from tolerances import FLOAT32_EPS, IMAGE_ULPS
 
 from direction_finder.errors import HpdirsWarning, UsageError, WeightsError
 from direction_finder.generators.base import Generator
 from direction_finder.generators.biggan import load_biggan, read_config, truncation_grid
 from direction_finder.generators.random_weights import tiny_config
-from tolerances import FLOAT32_EPS, IMAGE_ULPS
 
 
 def package_model(folder):

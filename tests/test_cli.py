@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from tolerances import FLOAT32_EPS
 from typer.testing import CliRunner
 
 from hpdirs_cli.main import app
-from tolerances import FLOAT32_EPS
 
 runner = CliRunner()
 

@@ -4,13 +4,13 @@ import json
 
 import numpy as np
 import torch
+from tolerances import FLOAT32_EPS
 from typer.testing import CliRunner
 
 from direction_finder import LearnConfig, SyntheticGenerator, gram_schmidt, learn
-from direction_finder.compare import CompareSettings, Probe, compare
-from direction_finder.measures import diagonal_dominance, hessians, matching
+from direction_finder.evaluation.compare import CompareSettings, Probe, compare
+from direction_finder.evaluation.measures import diagonal_dominance, hessians, matching
 from hpdirs_cli.main import app
-from tolerances import FLOAT32_EPS
 
 runner = CliRunner()
 

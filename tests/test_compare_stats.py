@@ -9,13 +9,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from direction_finder import LearnConfig, SyntheticGenerator, gram_schmidt, learn
-from direction_finder.budget import costs, parse_budget, plan
-from direction_finder.compare import CompareSettings, compare
+from direction_finder import SyntheticGenerator, gram_schmidt
 from direction_finder.errors import HpdirsWarning, UsageError
-from direction_finder.measures import jacobian_gram, local_activeness
-from direction_finder.objective import direction_penalty
-from direction_finder.stats import Statistic
+from direction_finder.evaluation.budget import costs, parse_budget, plan
+from direction_finder.evaluation.compare import CompareSettings, compare
+from direction_finder.evaluation.measures import jacobian_gram, local_activeness
+from direction_finder.evaluation.stats import Statistic
+from direction_finder.learning.objective import direction_penalty
 from hpdirs_cli.main import app
 
 runner = CliRunner()

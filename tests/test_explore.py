@@ -14,7 +14,7 @@ from PIL import Image
 from direction_finder import load_directions
 from direction_finder.explore import make_server, open_explorer
 from direction_finder.generators import GeneratorChoice
-from direction_finder.runner import RunRequest, learn_run
+from direction_finder.learning.runner import RunRequest, learn_run
 
 
 @pytest.fixture(scope="module")

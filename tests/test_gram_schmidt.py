@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from tolerances import FLOAT32_EPS, FLOAT64_EPS
 
 from direction_finder import gram_schmidt
-from tolerances import FLOAT32_EPS, FLOAT64_EPS
 
 
 def classical_gram_schmidt(a: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,6 @@ import json
 import shutil
 
 import pytest
-
 from typer.testing import CliRunner
 
 from direction_finder.generators import weights as w
@@ -52,10 +51,6 @@ def test_bench_json_is_the_file(tiny_weights, tmp_path):
 
 
 def test_shell_completion_scripts_complete_commands_and_options():
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
     for shell, marker in [("bash", "complete -o default -F _hpdirs_completion hpdirs"), ("zsh", "#compdef hpdirs"),
                           ("fish", "complete --command hpdirs")]:
@@ -83,7 +78,7 @@ def test_a_real_bash_completes_through_the_installed_command():
 
 
 def test_a_run_folder_explains_itself_in_its_readme(tmp_path):
-    from direction_finder.card import reproduce_command
+    from direction_finder.artifacts.card import reproduce_command
 
     args = ["learn", "--model", "synthetic:z_dim=6,factors=2,size=4", "--steps", "4", "--eval-every", "2",
             "--eval-samples", "2", "--lr", "0.02", "--out", str(tmp_path), "--name", "card"]

@@ -11,11 +11,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from direction_finder import SyntheticGenerator, load_directions, save_directions
-from direction_finder.directions import gram_schmidt
+from direction_finder.artifacts.labels import LABELS_FORMAT, read_labels, write_label
 from direction_finder.errors import DirectionsFileError, UsageError
-from direction_finder.labels import LABELS_FORMAT, read_labels, write_label
-from direction_finder.media import to_uint8
-from direction_finder.render import SHEET_COLUMNS, RenderSettings, render
+from direction_finder.method.orthonormal import gram_schmidt
+from direction_finder.outputs.media import to_uint8
+from direction_finder.outputs.render import SHEET_COLUMNS, RenderSettings, render
 from hpdirs_cli.main import app
 
 runner = CliRunner()
@@ -149,7 +149,7 @@ def test_concurrent_label_writes_from_threads_all_land(file):
 
 LABEL_LOOP = """
 import sys
-from direction_finder.labels import write_label
+from direction_finder.artifacts.labels import write_label
 path, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for i in range(first, first + count):
     write_label(path, i, f"name{i}", 60)

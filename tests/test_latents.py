@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from direction_finder.artifacts.latents import read_latents, write_latents
 from direction_finder.errors import UsageError
-from direction_finder.latents import read_latents, write_latents
 
 
 def npy(array):

@@ -6,15 +6,15 @@ import json
 
 import pytest
 import torch
+from tolerances import assert_close_to_scale, second_difference_error
 from typer.testing import CliRunner
 
 from direction_finder import LearnConfig, SyntheticGenerator
 from direction_finder.errors import HpdirsNote, UsageError
-from direction_finder.layout import SAFETY, StepMemory, calibrate, choose_layout, inference_batch
-from direction_finder.objective import draw_batch, train_step
+from direction_finder.learning.layout import SAFETY, StepMemory, calibrate, choose_layout, inference_batch
+from direction_finder.learning.objective import draw_batch, train_step
 from direction_finder.validation import parse_memory
 from hpdirs_cli.main import app
-from tolerances import assert_close_to_scale, second_difference_error
 
 runner = CliRunner()
 
@@ -140,7 +140,7 @@ def test_the_calibrated_model_bounds_a_step_measured_in_a_fresh_process(full_wei
     """The model, fitted from steps of one sample, against layouts of more: within SAFETY above
     and not far below what a fresh process measures (biggan-deep-128, full size)."""
     from direction_finder.generators import load_biggan
-    from direction_finder.memory import measure_in_child
+    from direction_finder.measuring.memory import measure_in_child
 
     generator = load_biggan(None, 207, truncation=0.4, weights=full_weights, device="cpu")
     config = LearnConfig(batch_size=2, max_memory="64GiB").resolved(generator)
@@ -166,7 +166,7 @@ class Counting(SyntheticGenerator):
 
 
 def test_render_takes_fewer_images_per_call_under_a_small_budget(tmp_path):
-    from direction_finder.render import RenderSettings, render
+    from direction_finder.outputs.render import RenderSettings, render
 
     generator = Counting(z_dim=8, factors=4, size=8, seed=0)
     settings = RenderSettings(directions="0-1", samples=6, frames=4, formats=["png"], label=False)

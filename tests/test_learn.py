@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 from safetensors.numpy import load_file
+from tolerances import FLOAT32_EPS, assert_close_to_scale, second_difference_error
 
-from direction_finder.directions import canonical_signs, gram_schmidt, load_directions, orthonormal_directions
+from direction_finder.artifacts.directions import load_directions
+from direction_finder.artifacts.runs import new_run_dir
+from direction_finder.config import LearnConfig
 from direction_finder.errors import UsageError
 from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
-from direction_finder.config import LearnConfig
-from direction_finder.learn import LearnInterrupted, NonFiniteLoss, learn
-from direction_finder.objective import HeldOut, direction_penalty, draw_batch, heldout_penalty
-from direction_finder.runs import new_run_dir
-from tolerances import FLOAT32_EPS, assert_close_to_scale, second_difference_error
+from direction_finder.learning.learn import LearnInterrupted, NonFiniteLoss, learn
+from direction_finder.learning.objective import HeldOut, direction_penalty, draw_batch, heldout_penalty
+from direction_finder.method.orthonormal import canonical_signs, gram_schmidt, orthonormal_directions
 
 
 def test_objective_matches_a_direct_per_sample_computation(tiny_biggan):

@@ -3,14 +3,14 @@ stays orthonormal, that a resume is bitwise, and that it finds the synthetic tru
 
 import pytest
 import torch
+from tolerances import FLOAT32_EPS, FLOAT64_EPS
 
 from direction_finder import LearnConfig, SyntheticGenerator
-from direction_finder.directions import gram_schmidt
 from direction_finder.errors import UsageError
 from direction_finder.generators.synthetic import recovery_score
-from direction_finder.learn import LearnInterrupted, learn
-from direction_finder.manifold import RiemannianAdam, cayley_step, tangent
-from tolerances import FLOAT32_EPS, FLOAT64_EPS
+from direction_finder.learning.learn import LearnInterrupted, learn
+from direction_finder.method.manifold import RiemannianAdam, cayley_step, tangent
+from direction_finder.method.orthonormal import gram_schmidt
 
 
 def _orthonormal(n, d, seed):

@@ -6,14 +6,14 @@ import json
 
 import pytest
 import torch
+from tolerances import assert_close_to_scale, second_difference_error
 from typer.testing import CliRunner
 
 from direction_finder import LearnConfig, SyntheticGenerator
-from direction_finder.directions import orthonormal_directions
 from direction_finder.errors import UsageError
-from direction_finder.objective import direction_penalty
+from direction_finder.learning.objective import direction_penalty
+from direction_finder.method.orthonormal import orthonormal_directions
 from hpdirs_cli.main import app
-from tolerances import assert_close_to_scale, second_difference_error
 
 runner = CliRunner()
 
@@ -71,7 +71,7 @@ def test_the_option_reaches_the_generator_and_is_refused_where_there_are_no_bloc
 
 
 def test_a_memory_measurement_runs_in_its_own_process_and_reports_the_step(tiny_weights, tmp_path):
-    from direction_finder.memory import measure_in_child
+    from direction_finder.measuring.memory import measure_in_child
 
     row = measure_in_child({"weights": str(tiny_weights), "batch_size": 1, "chunk_size": 4, "checkpoint": True})
     # a fresh process: torch and the weights (the baseline) below the peak of two steps
@@ -100,8 +100,8 @@ class Tight(SyntheticGenerator):
 
 
 def test_out_of_memory_halves_the_layout_and_takes_the_same_step(tmp_path):
-    from direction_finder import learn
     from direction_finder.errors import HpdirsWarning
+    from direction_finder import learn
 
     config = LearnConfig(steps=6, batch_size=2, chunk_size=4, eval_every=0)  # all 4 perturbed batches: 8 rows
     tight = Tight(z_dim=8, factors=4, size=8, seed=0)

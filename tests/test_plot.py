@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from direction_finder.plot import log_ticks, loss_curve
+from direction_finder.artifacts.plot import log_ticks, loss_curve
 
 
 @pytest.mark.parametrize("low, high, expected", [

@@ -218,8 +218,9 @@ def test_project_gives_the_coordinates_along_the_directions(tmp_path):
 
 
 def test_import_hpdirs_and_python_m_hpdirs():
-    import direction_finder
     import hpdirs
+
+    import direction_finder
 
     assert hpdirs.load_directions is direction_finder.load_directions
     assert hpdirs.load_biggan is direction_finder.load_biggan and hpdirs.learn is direction_finder.learn

@@ -12,12 +12,12 @@ from PIL import Image
 from tolerances import FLOAT32_EPS, IMAGE_ULPS
 from typer.testing import CliRunner
 
-from direction_finder.directions import gram_schmidt
 from direction_finder.errors import UsageError
 from direction_finder.generators.synthetic import SyntheticGenerator
-from direction_finder.media import ping_pong, to_uint8
-from direction_finder.render import RenderSettings, parse_indices, render
-from direction_finder.sweeps import move, sweep
+from direction_finder.method.orthonormal import gram_schmidt
+from direction_finder.method.sweeps import move, sweep
+from direction_finder.outputs.media import ping_pong, to_uint8
+from direction_finder.outputs.render import RenderSettings, parse_indices, render
 from hpdirs_cli.main import app
 
 runner = CliRunner()

@@ -110,7 +110,7 @@ def _free_port() -> int:
 def _rank(rank: int, world: int, port: int, weights: str, out: str) -> None:
     import torch.distributed as dist
 
-    from direction_finder.distributed import DistContext, shutdown
+    from direction_finder.learning.distributed import DistContext, shutdown
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

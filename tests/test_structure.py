@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from direction_finder.bench import BenchSettings
-from direction_finder.compare import CompareSettings
+from direction_finder.artifacts.runs import open_directions
 from direction_finder.config import LearnConfig
 from direction_finder.errors import UsageError
+from direction_finder.evaluation.compare import CompareSettings
 from direction_finder.generators import (
     ClassConditional,
     Described,
@@ -27,9 +27,9 @@ from direction_finder.generators import (
     sefa,
 )
 from direction_finder.generators.synthetic import SyntheticGenerator
-from direction_finder.render import RenderSettings
-from direction_finder.runner import RunRequest, learn_run
-from direction_finder.runs import open_directions
+from direction_finder.learning.runner import RunRequest, learn_run
+from direction_finder.measuring.bench import BenchSettings
+from direction_finder.outputs.render import RenderSettings
 from direction_finder.validation import check_fields, integer, one_of, plain, positive, within
 from hpdirs_cli.console import flags
 
@@ -158,6 +158,81 @@ def test_no_capability_is_probed_by_name_outside_the_generators_package():
                 assert "generator" not in probed and probed not in ("g", "G"), f"{path}:{node.lineno}: {probed}"
 
 
-def test_library_modules_stay_small():
+# The stages, bottom up: a module imports only from its own stage and the stages below it. The
+# folders show the architecture; this keeps it true.
+STAGES = [
+    {"errors", "validation", "files"},
+    {"method", "generators"},
+    {"config"},
+    {"artifacts"},
+    {"learning"},
+    {"outputs"},
+    {"evaluation", "explore"},
+    {"measuring"},
+]
+
+
+def _library_imports() -> dict[str, set[str]]:
+    """module -> the library modules it imports, wherever in the file (lazy imports count too)."""
+    modules = {}
     for path in _python_files("direction_finder"):
-        assert len(path.read_text().splitlines()) <= 420, f"{path} has grown past one concern; split it"
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("direction_finder"):
+                assert node.module is not None
+                found |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules}
+                found |= {node.module} if node.module in modules else set()
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name in modules}
+        graph[name] = found - {name}
+    return graph
+
+
+def test_the_library_has_no_import_circle():
+    graph = _library_imports()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                circle = path[path.index(target):] + [target]
+                pytest.fail("import circle: " + " -> ".join(circle))
+            if target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def _stage(module: str) -> int | None:
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None  # the package's own __init__: it re-exports from every stage
+    return next(i for i, stage in enumerate(STAGES) if parts[1] in stage)
+
+
+def test_every_module_imports_only_from_its_stage_and_below():
+    for module, targets in _library_imports().items():
+        own = _stage(module)
+        if own is None:
+            continue
+        for target in targets:
+            below = _stage(target)
+            assert below is not None and below <= own, f"{module} (stage {own}) imports {target} (stage {below})"
+
+
+def test_every_library_module_is_in_a_stage_and_in_the_architecture_note():
+    note = (ROOT / "ARCHITECTURE.md").read_text()
+    for path in _python_files("direction_finder"):
+        relative = path.relative_to(ROOT / "direction_finder")
+        if relative.name == "__init__.py" and relative.parent != Path("."):
+            assert f"`{relative.parent}/`" in note, f"ARCHITECTURE.md has no line for {relative.parent}/"
+        elif relative.name != "__init__.py":
+            assert f"`{relative}`" in note, f"ARCHITECTURE.md has no line for {relative}"

@@ -5,15 +5,18 @@ import time
 
 import pytest
 import torch
-
-from direction_finder.directions import canonical_signs, gram_schmidt, orthonormal_directions
-from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
-from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig
-from direction_finder.learn import learn
-from direction_finder.warmstart import (
-    curvature_directions, kurtosis_rotation, output_jacobian, tanh_curvature_weights,
-)
 from tolerances import FLOAT32_EPS, FLOAT64_EPS
+
+from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig
+from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
+from direction_finder.learning.learn import learn
+from direction_finder.method.orthonormal import canonical_signs, gram_schmidt, orthonormal_directions
+from direction_finder.method.warmstart import (
+    curvature_directions,
+    kurtosis_rotation,
+    output_jacobian,
+    tanh_curvature_weights,
+)
 
 
 class TanhGenerator:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 
+from direction_finder.artifacts.runs import open_directions
 from direction_finder.explore.server import ExploreServer, make_server
 from direction_finder.explore.session import Explorer, View
 from direction_finder.generators import GeneratorChoice, ProgressCallback
-from direction_finder.runs import open_directions
 
 
 def open_explorer(

@@ -15,10 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from direction_finder.directions import Directions, gram_schmidt
+from direction_finder.artifacts.directions import Directions
+from direction_finder.artifacts.runs import OpenedDirections
 from direction_finder.explore.server import make_server
 from direction_finder.explore.session import Explorer, View, png_of
-from direction_finder.runs import OpenedDirections
+from direction_finder.method.orthonormal import gram_schmidt
 
 
 def _sync(device: torch.device) -> None:

@@ -23,14 +23,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from direction_finder.artifacts.labels import write_label
+from direction_finder.artifacts.latents import read_latents
+from direction_finder.artifacts.runs import OpenedDirections
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import UsageError
 from direction_finder.generators import ClassConditional, Factorisable, GeneratorChoice, describe
-from direction_finder.labels import write_label
-from direction_finder.latents import read_latents
-from direction_finder.media import grid_frame, ping_pong, to_uint8, write_gif
-from direction_finder.runs import OpenedDirections
-from direction_finder.sweeps import move
+from direction_finder.method.sweeps import move
+from direction_finder.outputs.media import grid_frame, ping_pong, to_uint8, write_gif
 from direction_finder.validation import integer, positive, within
 
 MAX_SAMPLES = 4  # images side by side

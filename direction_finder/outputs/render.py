@@ -20,15 +20,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from direction_finder.config import LIMITS
-from direction_finder.directions import check_z_dim
+from direction_finder.artifacts.directions import check_z_dim
+from direction_finder.artifacts.latents import read_latents, write_latents
+from direction_finder.artifacts.runs import open_directions
+from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import HpdirsError, UsageError
 from direction_finder.files import atomic_write, removed_if_failed, writable_dir
-from direction_finder.gallery import write_gallery
 from direction_finder.generators import GeneratorChoice, ProgressCallback
-from direction_finder.latents import read_latents, write_latents
-from direction_finder.layout import render_batch
-from direction_finder.media import (
+from direction_finder.learning.layout import render_batch
+from direction_finder.method.sweeps import sweep
+from direction_finder.outputs.gallery import write_gallery
+from direction_finder.outputs.media import (
     add_label,
     grid_frame,
     labelled_grid,
@@ -39,12 +41,11 @@ from direction_finder.media import (
     write_mp4,
     write_png,
 )
-from direction_finder.runs import open_directions
-from direction_finder.sweeps import eta_values, sweep
-from direction_finder.validation import check_fields, parse_memory, within
+from direction_finder.validation import check_fields, integer, parse_memory, positive, within
 
 RENDER_FORMAT = "hpdirs.render/1"  # render.json
 FORMATS = ("gif", "mp4", "png")
+MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
 MAX_SAMPLES = 64  # samples in one grid
 # GIF stores each frame's duration in centiseconds (1..65535), so 100 fps is the fastest it
 # shows; 0.01 fps (100 s a frame) is slower than anyone watches.
@@ -84,6 +85,13 @@ def parse_formats(text: str | Sequence[str]) -> list[str]:
 
 
 Indices = str | Sequence[int]  # `0-7,12` or a list of indices
+
+
+def eta_values(eta: float, frames: int) -> Tensor:
+    """frames evenly spaced values from -eta to +eta (the ping-pong return reuses them)."""
+    positive("eta", eta, FLOAT_LIMITS["eta"])  # the range learning accepts
+    integer("frames", frames, 2, MAX_FRAMES)
+    return torch.linspace(-eta, eta, frames)
 
 
 @dataclass

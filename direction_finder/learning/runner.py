@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from direction_finder.artifacts.runs import new_run_dir, read_run
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
-from direction_finder.distributed import DistContext
 from direction_finder.errors import HpdirsError
 from direction_finder.generators import GeneratorChoice, ProgressCallback, class_slug
-from direction_finder.learn import OnStep, learn
-from direction_finder.runs import new_run_dir, read_run
-from direction_finder.warmstart import SAMPLES
+from direction_finder.learning.distributed import DistContext
+from direction_finder.learning.learn import OnStep, learn
+from direction_finder.method.warmstart import SAMPLES
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ held-out data, with intervals, and paired differences against the first set.
 
 Every set is measured on the same seeded samples, base points and Rademacher vectors (common
 random numbers), so differences between sets are differences between the directions, and each
-difference gets a paired interval (direction_finder.stats).
+difference gets a paired interval (direction_finder.evaluation.stats).
 
 Metrics per set Q (N, z_dim):
 - held-out penalty: the training objective, mean over samples and directions;
@@ -14,7 +14,7 @@ Metrics per set Q (N, z_dim):
 - matching: for each direction, the axis z_j with the largest |cosine| and that cosine.
 
 Two ways to measure them:
-- under a budget (the default, direction_finder.budget): the penalty of one random direction
+- under a budget (the default, direction_finder.evaluation.budget): the penalty of one random direction
   per sample on many samples (unbiased for the mean over directions), the Hessians on a few
   samples, the top directions ranked by local activeness from one Jacobian shared by all sets;
 - precise (`samples` given, `precise`, or the user's `latents`): every metric on the same
@@ -35,13 +35,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from direction_finder.artifacts.directions import check_z_dim, load_directions, resolve_directions_file
+from direction_finder.artifacts.latents import read_latents
+from direction_finder.artifacts.runs import open_directions
 from direction_finder.config import LIMITS, WARMSTART_SEED_OFFSET, check_layer
-from direction_finder.directions import check_z_dim, gram_schmidt, load_directions, resolve_directions_file
 from direction_finder.errors import UsageError
-from direction_finder.files import removed_if_failed, writable_dir
-from direction_finder.generators import Factorisable, GeneratorChoice, KnownTruth, ProgressCallback, display_name
-from direction_finder.generators.synthetic import recovery_score
-from direction_finder.heldout import (
+from direction_finder.evaluation.measures import diagonal_dominance, matching
+from direction_finder.evaluation.probes import (
     Counter,
     OnImages,
     Probe,
@@ -50,14 +50,22 @@ from direction_finder.heldout import (
     images_needed,
     measure_budgeted,
 )  # fmt: skip
-from direction_finder.latents import read_latents
-from direction_finder.layout import render_batch
-from direction_finder.measures import diagonal_dominance, matching
-from direction_finder.records import METRICS, CompareSettings, DirectionSet, Results, SetReport
-from direction_finder.report import PAIR_FRAMES, PAIR_SAMPLES, PAIRS, side_by_side, write_compare_html, write_reports
-from direction_finder.runs import open_directions
-from direction_finder.stats import BETTER, Difference
-from direction_finder.warmstart import curvature_directions
+from direction_finder.evaluation.records import METRICS, CompareSettings, DirectionSet, Results, SetReport
+from direction_finder.evaluation.report import (
+    PAIR_FRAMES,
+    PAIR_SAMPLES,
+    PAIRS,
+    side_by_side,
+    write_compare_html,
+    write_reports,
+)
+from direction_finder.evaluation.stats import BETTER, Difference
+from direction_finder.files import removed_if_failed, writable_dir
+from direction_finder.generators import Factorisable, GeneratorChoice, KnownTruth, ProgressCallback, display_name
+from direction_finder.generators.synthetic import recovery_score
+from direction_finder.learning.layout import render_batch
+from direction_finder.method.orthonormal import gram_schmidt
+from direction_finder.method.warmstart import curvature_directions
 
 BASELINES = ("axes", "random", "sefa", "curvature")
 DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature costs 16 z_dim images more: asked for by name

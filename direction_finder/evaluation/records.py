@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from direction_finder.budget import DEFAULT_BUDGET, Budget, parse_budget
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import UsageError
-from direction_finder.stats import Difference, Statistic
+from direction_finder.evaluation.budget import DEFAULT_BUDGET, Budget, parse_budget
+from direction_finder.evaluation.stats import Difference, Statistic
 from direction_finder.validation import check_fields, parse_memory
 
 PRECISE_SAMPLES = 8  # `precise` without `samples`

@@ -8,7 +8,7 @@ takes two learning steps and reads the peak again. The step's own memory is the 
 On CUDA the allocator's `max_memory_allocated` is read instead. The second step is timed (the
 first pays for one-time set-up).
 
-    python -m direction_finder.memory '{"weights": DIR, "batch_size": 1, "chunk_size": 4, ...}'
+    python -m direction_finder.measuring.memory '{"weights": DIR, "batch_size": 1, "chunk_size": 4, ...}'
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from direction_finder.layout import PeakMeter
+from direction_finder.learning.layout import PeakMeter
 
 Note = Callable[[str], None]
 
@@ -34,7 +34,7 @@ def measure_here(spec: dict[str, Any]) -> dict[str, Any]:
     """In this process: load, baseline, two steps, peak (see the module's docstring)."""
     from direction_finder.config import LearnConfig
     from direction_finder.generators import load_biggan
-    from direction_finder.objective import draw_batch, train_step
+    from direction_finder.learning.objective import draw_batch, train_step
 
     generator = load_biggan(None, 207, truncation=0.4, weights=spec["weights"], device=spec.get("device", "cpu"))
     device = generator.device
@@ -66,7 +66,7 @@ def measure_here(spec: dict[str, Any]) -> dict[str, Any]:
 def measure_in_child(spec: dict[str, Any], timeout_s: float = 3600) -> dict[str, Any]:
     """measure_here in a fresh Python process (its own peak resident set)."""
     done = subprocess.run(
-        [sys.executable, "-m", "direction_finder.memory", json.dumps(spec)],
+        [sys.executable, "-m", "direction_finder.measuring.memory", json.dumps(spec)],
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -35,8 +35,8 @@ import torch
 from direction_finder.config import LearnConfig
 from direction_finder.errors import HpdirsNote, UsageError
 from direction_finder.generators.base import Checkpointable
-from direction_finder.objective import Batch, direction_penalty
-from direction_finder.penalty import rademacher
+from direction_finder.learning.objective import Batch, direction_penalty
+from direction_finder.method.penalty import rademacher
 from direction_finder.validation import parse_memory
 
 # the step's modelled memory times this must fit: allocator rounding and fragmentation. At 512 px

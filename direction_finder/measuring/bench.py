@@ -28,16 +28,16 @@ import torch
 from torch import Tensor
 
 from direction_finder.config import LIMITS, LearnConfig, check_layer
-from direction_finder.directions import gram_schmidt
 from direction_finder.errors import UsageError
 from direction_finder.explore.latency import explore_latency
 from direction_finder.files import atomic_write
 from direction_finder.generators import GeneratorChoice, Layered, ProgressCallback, display_name
-from direction_finder.layout import default_render_batch
-from direction_finder.memory import memory_table
-from direction_finder.objective import Batch, draw_batch, outputs, strict_fp32, train_step
-from direction_finder.penalty import hessian_penalty_reference
-from direction_finder.render import RenderSettings, render
+from direction_finder.learning.layout import default_render_batch
+from direction_finder.learning.objective import Batch, draw_batch, outputs, strict_fp32, train_step
+from direction_finder.measuring.memory import memory_table
+from direction_finder.method.orthonormal import gram_schmidt
+from direction_finder.method.penalty import hessian_penalty_reference
+from direction_finder.outputs.render import RenderSettings, render
 from direction_finder.validation import integer
 
 BENCH_FORMAT = "hpdirs.bench/1"

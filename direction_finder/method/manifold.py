@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from direction_finder.directions import orthonormal_directions
+from direction_finder.method.orthonormal import orthonormal_directions
 
 OPTIMIZERS = ("adam", "riemannian")
 

@@ -1,6 +1,5 @@
-"""Sweeps along one direction: the eta values of a sweep, z moved along a direction (as the
-method edits, z + eta q), and the images of a sweep; what render, compare's measures and the
-explorer all draw."""
+"""Sweeps along one direction: z moved along a direction (as the method edits, z + eta q) and
+the images of a sweep, frame by frame; what render, compare's measures and the explorer draw."""
 
 from __future__ import annotations
 
@@ -9,18 +8,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-
-from direction_finder.config import FLOAT_LIMITS
-from direction_finder.validation import integer, positive
-
-MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
-
-
-def eta_values(eta: float, frames: int) -> Tensor:
-    """frames evenly spaced values from -eta to +eta (the ping-pong return reuses them)."""
-    positive("eta", eta, FLOAT_LIMITS["eta"])  # the range learning accepts
-    integer("frames", frames, 2, MAX_FRAMES)
-    return torch.linspace(-eta, eta, frames)
 
 
 def move(z: Tensor, direction: Tensor, eta: Tensor | float, align: bool) -> Tensor:

@@ -19,9 +19,9 @@ import torch
 from torch import Tensor
 
 from direction_finder.config import default_chunk_size
-from direction_finder.objective import direction_penalty, outputs, strict_fp32
-from direction_finder.penalty import finite_difference_hessian
-from direction_finder.sweeps import move, sweep
+from direction_finder.learning.objective import direction_penalty, outputs, strict_fp32
+from direction_finder.method.penalty import finite_difference_hessian
+from direction_finder.method.sweeps import move, sweep
 
 Progress = Callable[[int], None]  # told how many more images were generated
 

@@ -22,17 +22,17 @@ from typing import Any
 
 import torch
 
-from direction_finder.card import write_run_card
-from direction_finder.config import LearnConfig
-from direction_finder.directions import (
+from direction_finder.artifacts.card import write_run_card
+from direction_finder.artifacts.directions import (
     Directions,
     load_directions,
     resolve_directions_file,
 )
+from direction_finder.artifacts.plot import loss_curve
+from direction_finder.config import LearnConfig
 from direction_finder.errors import DirectionsFileError, UsageError
 from direction_finder.files import atomic_write
 from direction_finder.generators import GeneratorChoice, ProgressCallback, describe
-from direction_finder.plot import loss_curve
 from direction_finder.validation import plain
 
 LAST_NAME = "directions.safetensors"

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from direction_finder.evaluation.measures import matching
+from direction_finder.evaluation.records import CompareSettings, Results, SetReport
+from direction_finder.evaluation.stats import Difference, Statistic
 from direction_finder.files import atomic_write
-from direction_finder.measures import matching
-from direction_finder.media import add_label, ping_pong, tile, to_uint8, write_gif
-from direction_finder.records import CompareSettings, Results, SetReport
-from direction_finder.stats import Difference, Statistic
-from direction_finder.sweeps import sweep
+from direction_finder.method.sweeps import sweep
+from direction_finder.outputs.media import add_label, ping_pong, tile, to_uint8, write_gif
 
 REPORT_FORMAT = "hpdirs.compare/2"  # report.json
 PAIRS, PAIR_SAMPLES, PAIR_FRAMES = 4, 3, 12  # side-by-side GIFs: directions, samples, frames per sweep

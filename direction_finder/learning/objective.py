@@ -20,10 +20,10 @@ import torch
 from torch import Tensor
 
 from direction_finder.config import LearnConfig
-from direction_finder.directions import orthonormal_directions
-from direction_finder.distributed import DistContext
 from direction_finder.generators.base import Checkpointable
-from direction_finder.penalty import hessian_penalty, rademacher
+from direction_finder.learning.distributed import DistContext
+from direction_finder.method.orthonormal import orthonormal_directions
+from direction_finder.method.penalty import hessian_penalty, rademacher
 
 
 @contextmanager

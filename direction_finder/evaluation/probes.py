@@ -4,7 +4,7 @@ Precise: every metric on the same S samples; the penalty of every direction at e
 (vectors independent per direction); activeness from an aligned sweep of every direction; the
 top directions are the most active on average.
 
-Under a budget (direction_finder.budget): the penalty of `d` random directions per sample on
+Under a budget (direction_finder.evaluation.budget): the penalty of `d` random directions per sample on
 many samples; Hessians on a few other samples, each latent drawn from its own stream (so the
 first does not depend on the plan); the top directions ranked by local activeness from the
 Jacobians at the first Hessian samples, shared by every set.
@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from direction_finder import measures
-from direction_finder.budget import Budget, Plan, minimum, plan
+from direction_finder.artifacts.latents import read_latents
 from direction_finder.errors import HpdirsWarning
-from direction_finder.latents import read_latents
-from direction_finder.measures import matching
-from direction_finder.penalty import rademacher
-from direction_finder.records import CompareSettings, DirectionSet, SetReport
-from direction_finder.stats import Statistic
+from direction_finder.evaluation import measures
+from direction_finder.evaluation.budget import Budget, Plan, minimum, plan
+from direction_finder.evaluation.measures import matching
+from direction_finder.evaluation.records import CompareSettings, DirectionSet, SetReport
+from direction_finder.evaluation.stats import Statistic
+from direction_finder.method.penalty import rademacher
 
 OnImages = Callable[[int, int], None]  # (done, total) images
 

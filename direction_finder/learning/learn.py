@@ -1,7 +1,7 @@
-"""Learn N latent directions: Adam on A, minimising the objective of direction_finder.objective.
+"""Learn N latent directions: Adam on A, minimising the objective of direction_finder.learning.objective.
 
 learn() runs the loop (one step, an evaluation on the held-out set now and then, a checkpoint
-now and then) in memory or in a run folder (direction_finder.runs, direction_finder.checkpoint),
+now and then) in memory or in a run folder (direction_finder.artifacts.runs, direction_finder.artifacts.checkpoint),
 resumably and under torchrun.
 """
 
@@ -24,23 +24,31 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from direction_finder.checkpoint import (
+from direction_finder.artifacts.checkpoint import (
     CHECKPOINT_NAME,
     SMOOTHING,
     RunState,
     resumable_checkpoint,
     save_checkpoint,
 )
+from direction_finder.artifacts.directions import Directions, save_directions
+from direction_finder.artifacts.runs import (
+    BEST_NAME,
+    LAST_NAME,
+    RunFiles,
+    directions_metadata,
+    remove_unfinished,
+    run_lock,
+)
 from direction_finder.config import HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, LearnConfig
-from direction_finder.directions import Directions, canonical_signs, orthonormal_directions, save_directions
-from direction_finder.distributed import DistContext, RankFailed
 from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
 from direction_finder.generators import describe, working_dtype
-from direction_finder.layout import fit_layout
-from direction_finder.manifold import make_optimizer
-from direction_finder.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
-from direction_finder.runs import BEST_NAME, LAST_NAME, RunFiles, directions_metadata, remove_unfinished, run_lock
-from direction_finder.warmstart import curvature_directions
+from direction_finder.learning.distributed import DistContext, RankFailed
+from direction_finder.learning.layout import fit_layout
+from direction_finder.learning.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
+from direction_finder.method.manifold import make_optimizer
+from direction_finder.method.orthonormal import canonical_signs, orthonormal_directions
+from direction_finder.method.warmstart import curvature_directions
 
 
 class LearnInterrupted(RunStopped):
