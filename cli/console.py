@@ -100,9 +100,26 @@ class _ReaderGone(io.TextIOBase):
         return getattr(self.stream, "encoding", None) or "utf-8"
 
 
+def _no_type(option: Any) -> Any:
+    """--help takes no value: show no `<bool>` type beside it."""
+    if option is not None and option.metavar is None:
+        option.metavar = ""
+    return option
+
+
+class Command(typer.core.TyperCommand):
+    """Every command: its --help shown as the flag it is."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _no_type(super().get_help_option(ctx))
+
+
 class OneLineErrors(typer.core.TyperGroup):
     """Typer's own usage errors (unknown option, bad type, missing argument) as one `error:`
     line and exit code 2, like every other error of hpdirs, instead of a boxed panel."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _no_type(super().get_help_option(ctx))
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         standalone = kwargs.get("standalone_mode", True)
@@ -210,14 +227,6 @@ def _torch_oom() -> type:
     import torch
 
     return getattr(torch, "OutOfMemoryError", MemoryError)
-
-
-def duration(seconds: float) -> str:
-    """Seconds as `1h 05m`, `3m 07s` or `12s`."""
-    seconds = round(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -15,13 +15,14 @@ import typer
 from rich.table import Table
 
 import direction_finder
-from direction_finder.errors import UsageError
 from direction_finder.evaluation.compare import CompareSettings
 from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, GeneratorChoice
 from direction_finder.measuring.bench import BenchSettings
 from direction_finder.outputs.render import RenderSettings
+from direction_finder.validation import parse_duration, parse_integers
 from hpdirs_cli import options as o
 from hpdirs_cli.console import (
+    Command,
     OneLineErrors,
     console,
     deliver_termination_as_interruption,
@@ -35,7 +36,7 @@ from hpdirs_cli.console import (
 )
 from hpdirs_cli.options import BENCH, COMPARE, RENDER
 from hpdirs_cli.progress import LearnProgress, download_progress, images_bar
-from hpdirs_cli.tables import print_bench, print_comparison, print_metadata
+from hpdirs_cli.tables import print_bench, print_comparison, print_metadata, print_plan
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -53,13 +54,6 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
-def plugin(model_arg: list[str] | None, output_range: str | None) -> tuple[Any, Any]:
-    """--model-arg and --output-range, parsed (for GeneratorChoice)."""
-    from direction_finder.generators.plugins import parse_model_args, parse_output_range
-
-    return (parse_model_args(model_arg) if model_arg else None), parse_output_range(output_range)
-
-
 def _version(value: bool) -> None:
     if value:
         console.print(f"hpdirs {direction_finder.__version__}")
@@ -69,13 +63,14 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     version: Annotated[
-        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.", metavar=""),
     ] = None,
 ) -> None:
     """hpdirs: learn, render and compare latent directions of a frozen BigGAN-deep."""
 
 
-@app.command()
+@app.command(cls=Command)
 def classes(
     query: Annotated[str, typer.Argument(help="Part of a name, an index or a WordNet id; empty lists all 1000.")] = "",
     json_out: o.Json = False,
@@ -102,7 +97,7 @@ SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_HPDIRS_COMPLETE"  # the variable the shell sets when it asks hpdirs for completions
 
 
-@app.command()
+@app.command(cls=Command)
 def completion(
     shell: Annotated[str, typer.Argument(help="bash, zsh or fish (never guessed from the environment).")],
 ) -> None:
@@ -118,7 +113,7 @@ def completion(
     console.file.flush()
 
 
-@app.command()
+@app.command(cls=Command)
 def models() -> None:
     """List the models --model accepts: built-in, installed plug-ins (entry points hpdirs.generators), your own.
 
@@ -132,7 +127,7 @@ def models() -> None:
     console.print(table)
 
 
-@app.command()
+@app.command(cls=Command)
 def download(
     model: Annotated[str, typer.Option(help="biggan-deep-128, biggan-deep-256 or biggan-deep-512.")] = DEFAULT_MODEL,
     json_out: o.Json = False,
@@ -152,20 +147,7 @@ def download(
     say(f"{model}: {files.folder} ({files.source})")
 
 
-def parse_duration(text: str) -> float:
-    """`90s`, `30m`, `2h` or plain seconds -> seconds (> 0)."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    value, unit = (text[:-1], text[-1]) if text and text[-1].lower() in units else (text, "s")
-    try:
-        seconds = float(value) * units[unit.lower()]
-    except ValueError:
-        raise UsageError(f"--time-limit {text!r}: give a duration such as 90s, 30m or 2h") from None
-    if not seconds > 0 or seconds == float("inf"):
-        raise UsageError(f"--time-limit {text!r} must be a positive duration")
-    return seconds
-
-
-@app.command()
+@app.command(cls=Command)
 def learn(
     class_: o.Class = None,
     model: o.Model = None,
@@ -198,6 +180,7 @@ def learn(
     offline: o.Offline = False,
     model_arg: o.ModelArgs = None,
     output_range: o.OutputRange = None,
+    dry_run: o.DryRun = False,
 ) -> None:
     """Learn N interpretable directions for one class by minimising the Hessian Penalty.
 
@@ -229,10 +212,19 @@ def learn(
         layer=layer,
     )
     with user_errors(), job_from_env(device) as dist:
-        plugged = plugin(model_arg, output_range)
-        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
-        limit = parse_duration(time_limit) if time_limit is not None else None
-        request = RunRequest(choice, settings, recipe, out, name, resume, limit)
+        choice = GeneratorChoice.parsed(
+            model=model, class_=class_, truncation=truncation, weights=weights, device=device, offline=offline,
+            model_args=model_arg, output_range=output_range,
+        )  # fmt: skip
+        limit = parse_duration("time_limit", time_limit) if time_limit is not None else None
+        request = RunRequest(
+            generator=choice, settings=settings, recipe=recipe, out_root=out, name=name, resume=resume,
+            time_limit_s=limit,
+        )  # fmt: skip
+        if dry_run:
+            with download_progress() as progress:
+                print_plan(learn_run(request, dist=dist, progress=progress, dry_run=True), recipe)
+            return
         if dist is not None and not dist.is_main:  # rank 0 shows progress and errors
             try:
                 learn_run(request, dist=dist)
@@ -247,7 +239,7 @@ def learn(
     say(f"next: hpdirs render {plan.run_dir}")
 
 
-@app.command()
+@app.command(cls=Command)
 def info(
     file: Annotated[Path, typer.Argument(help="A directions file, or a run folder.")],
     json_out: o.Json = False,
@@ -268,7 +260,7 @@ def info(
     print_metadata(file, directions)
 
 
-@app.command()
+@app.command(cls=Command)
 def label(
     run_or_file: o.Source,
     index: Annotated[int, typer.Argument(help="The direction's index.")],
@@ -286,7 +278,7 @@ def label(
     say(f"direction {index} of {path} is {named}")
 
 
-@app.command()
+@app.command(cls=Command)
 def render(
     run_or_file: o.Source,
     directions: o.Directions = None,
@@ -325,8 +317,10 @@ def render(
             align=align, formats=format, size=size, label=label, batch_size=batch_size, latents=latents,
             max_memory=max_memory,
         )  # fmt: skip
-        plugged = plugin(model_arg, output_range)
-        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
+        choice = GeneratorChoice.parsed(
+            model=model, class_=class_, truncation=truncation, weights=weights, device=device, offline=offline,
+            model_args=model_arg, output_range=output_range,
+        )  # fmt: skip
         with download_progress() as progress, images_bar("rendering") as bar:
             task = bar.add_task("render", total=None)
             target = render_file(
@@ -340,7 +334,7 @@ def render(
     say(f"wrote {target}/index.html")
 
 
-@app.command()
+@app.command(cls=Command)
 def compare(
     run_or_file: o.Source,
     against: o.Against = None,
@@ -383,8 +377,10 @@ def compare(
             samples=samples, seed=seed, top=top, eta=eta, epsilon=epsilon, k=k, sweep_steps=sweep_steps,
             batch_size=batch_size, layer=layer, latents=given, budget=budget, precise=precise, max_memory=max_memory,
         )  # fmt: skip
-        plugged = plugin(model_arg, output_range)
-        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
+        choice = GeneratorChoice.parsed(
+            model=model, class_=class_, truncation=truncation, weights=weights, device=device, offline=offline,
+            model_args=model_arg, output_range=output_range,
+        )  # fmt: skip
         with download_progress() as progress, images_bar("measuring", transient=True, stderr=json_out) as bar:
             task = bar.add_task("compare", total=None)
             result = compare_file(
@@ -407,7 +403,7 @@ def compare(
     print_comparison(result)
 
 
-@app.command()
+@app.command(cls=Command)
 def explore(
     run_or_file: o.Source,
     host: o.Host = "127.0.0.1",
@@ -433,8 +429,10 @@ def explore(
     from direction_finder.explore import make_server, open_explorer
 
     with user_errors():
-        plugged = plugin(model_arg, output_range)
-        choice = GeneratorChoice(model, class_, truncation, weights, device, offline or None, *plugged)
+        choice = GeneratorChoice.parsed(
+            model=model, class_=class_, truncation=truncation, weights=weights, device=device, offline=offline,
+            model_args=model_arg, output_range=output_range,
+        )  # fmt: skip
         with download_progress() as progress:
             explorer = open_explorer(run_or_file, choice, eta=eta, progress=progress)
         try:
@@ -459,7 +457,7 @@ def explore(
     console.print("stopped", highlight=False)
 
 
-@app.command()
+@app.command(cls=Command)
 def bench(
     model: o.BenchModel = None,
     weights: o.BenchWeights = None,
@@ -485,18 +483,14 @@ def bench(
     from direction_finder.measuring.bench import bench_to_file
 
     with user_errors():
-        try:
-            sizes = [int(b) for b in batch_size.split(",") if b.strip()]
-        except ValueError:
-            raise fail(f"--batch-size {batch_size!r}: give comma-separated integers, e.g. 1,4") from None
-        try:
-            resolutions = [int(r) for r in (memory or "").split(",") if r.strip()]
-        except ValueError:
-            raise fail(f"--memory {memory!r}: give comma-separated resolutions, e.g. 128,256,512") from None
+        sizes = parse_integers("batch_size", batch_size)
+        resolutions = parse_integers("memory", memory or "")
         chosen_layer = None if layer.lower() == "none" else layer
         settings = BenchSettings(sizes, steps, chosen_layer, render, explore=explore, memory=resolutions)
-        plugged = plugin(model_arg, output_range)
-        choice = GeneratorChoice(model, class_, None, weights, device, offline or None, *plugged)
+        choice = GeneratorChoice.parsed(
+            model=model, class_=class_, truncation=None, weights=weights, device=device, offline=offline,
+            model_args=model_arg, output_range=output_range,
+        )  # fmt: skip
 
         def show_layers(layers: dict[str, tuple[int, int, int]]) -> None:
             names = ", ".join(f"{n} {c}x{h}x{w}" for n, (c, h, w) in layers.items())

@@ -37,6 +37,13 @@ def option(help: str, shown: object = None, *flags: str) -> Any:
     return typer.Option(*flags, help=help, show_default=str(shown))
 
 
+def flag(help: str, shown: object, *flags: str) -> Any:
+    """An on/off option: no value follows it, so --help shows no type for it."""
+    if shown is None:
+        return typer.Option(*flags, help=help, metavar="")
+    return typer.Option(*flags, help=help, show_default=str(shown), metavar="")
+
+
 def learned(name: str) -> str:
     """A LearnConfig field's default as a new run takes it (the default recipe's)."""
     value = default(name)
@@ -44,7 +51,7 @@ def learned(name: str) -> str:
 
 
 JSON_HELP = "Print one JSON document on stdout instead of tables (progress on stderr)."
-Json = Annotated[bool, option(JSON_HELP, "off", "--json")]
+Json = Annotated[bool, flag(JSON_HELP, "off", "--json")]
 
 # --- every command that builds a generator ---
 MODEL_ARG_HELP = "key=value for a plug-in's factory (--model module:factory); repeat for more."
@@ -52,7 +59,7 @@ RANGE_HELP = "A plug-in's output range, e.g. 0,1 or 0,255, mapped to [-1, 1]."
 ModelArgs = Annotated[list[str] | None, option(MODEL_ARG_HELP, "as recorded, else none", "--model-arg")]
 OutputRange = Annotated[str | None, option(RANGE_HELP, "[-1, 1], or as recorded", "--output-range")]
 Device = Annotated[str, option("auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.", None, "--device")]
-Offline = Annotated[bool, option("Never touch the network (also HPDIRS_OFFLINE=1).", "off", "--offline")]
+Offline = Annotated[bool, flag("Never touch the network (also HPDIRS_OFFLINE=1).", "off", "--offline")]
 
 # --- the commands that read a directions file and rebuild its generator ---
 FROM_FILE = "from the file"
@@ -118,13 +125,19 @@ MAX_MEMORY_HELP = "Fit each step into this much memory, e.g. 8GiB: chooses --chu
 MaxMemory = Annotated[str | None, option(MAX_MEMORY_HELP, "no limit")]
 CHECKPOINT_HELP = "Recompute each block's activations in the backward: less memory, same numbers, ~1 more forward."
 CheckpointActivations = Annotated[
-    bool | None, option(CHECKPOINT_HELP, "off", "--checkpoint-activations/--no-checkpoint-activations")
+    bool | None, flag(CHECKPOINT_HELP, "off", "--checkpoint-activations/--no-checkpoint-activations")
 ]
 Layer = Annotated[str | None, option(LAYER_HELP, "pixel space")]
 OutRoot = Annotated[Path, option("Output root; runs go to OUT/<class>/<name>/.")]
 Name = Annotated[str | None, option("Run name.", "the UTC time")]
 Resume = Annotated[Path | None, option("Continue the run in this folder from its checkpoint.", "start a new run")]
 TimeLimit = Annotated[str | None, option(TIME_HELP, "none")]
+
+DryRun = Annotated[
+    bool,
+    flag("Print the resolved recipe, layout, device, run folder and images to generate, then exit.", "off",
+         "--dry-run"),
+]  # fmt: skip
 
 # --- render ---
 ALIGN_HELP = "Put every sample at the same coordinate along the direction (paper Fig. 7d)."
@@ -134,11 +147,11 @@ RenderSeed = Annotated[int, option("Seed of the samples' latents.")]
 RenderEta = Annotated[float, option("Sweep each direction from -eta to +eta.")]
 Frames = Annotated[int, option("Distinct eta values per sweep (the loop plays them forth and back).")]
 Fps = Annotated[float, option("Frames per second of GIFs and MP4s.")]
-Align = Annotated[bool, option(ALIGN_HELP, None, "--align/--no-align")]
+Align = Annotated[bool, flag(ALIGN_HELP, None, "--align/--no-align")]
 Axes = Annotated[str | None, option("Also render these axis-aligned z components, e.g. 0-15.", "none")]
 Format = Annotated[str, option("Comma-separated: gif, mp4, png.", None, "--format")]
 Size = Annotated[int | None, option("Pixels per image in the outputs.", "the model's resolution")]
-Label = Annotated[bool, option("Print direction index and eta above each frame.", None, "--label/--no-label")]
+Label = Annotated[bool, flag("Print direction index and eta above each frame.", None, "--label/--no-label")]
 BATCH_SHOWN = "4 on CPU, 32 on GPU, fewer where they would not fit the memory"
 RenderBatch = Annotated[int | None, option("Images per generator call.", BATCH_SHOWN)]
 IMAGE_MEMORY_HELP = "Memory the default --batch-size must fit, e.g. 8GiB."
@@ -159,7 +172,7 @@ CompareSamples = Annotated[int | None, option(SAMPLES_HELP, "chosen by --budget"
 BUDGET_HELP = "Time (10m, 90s, 1h) or images (3300) to spend; chooses the samples (and reserves the GIFs)."
 Budget = Annotated[str | None, option(BUDGET_HELP, DEFAULT_BUDGET)]
 PRECISE_HELP = f"Every direction on the same {PRECISE_SAMPLES} samples (or --samples): slow, no budget."
-Precise = Annotated[bool, option(PRECISE_HELP, "off", "--precise")]
+Precise = Annotated[bool, flag(PRECISE_HELP, "off", "--precise")]
 CompareSeed = Annotated[int, option("Seed of the held-out samples, base points and vectors.")]
 Top = Annotated[int, option("N': most active directions in the D% / D_R Hessians.")]
 CompareEta = Annotated[float, option("Base points and sweeps within [-eta, eta].")]
@@ -169,14 +182,14 @@ SweepSteps = Annotated[int, option("Coefficient values in the activeness sweep (
 CompareBatch = Annotated[int | None, option("Images per generator call.", BATCH_SHOWN)]
 LAYER_MEASURE = "Measure on this layer's activation instead of pixels (see `hpdirs learn --help`)."
 CompareLayer = Annotated[str | None, option(LAYER_MEASURE, "pixel space")]
-Gifs = Annotated[bool, option("Write the side-by-side GIFs.", None, "--gifs/--no-gifs")]
+Gifs = Annotated[bool, flag("Write the side-by-side GIFs.", None, "--gifs/--no-gifs")]
 COMPARE_OUT = "RUN/compare (RUN/compare-vs-<other> with a second set), or compare-<file> beside a file"
 CompareOut = Annotated[Path | None, option("Output folder.", COMPARE_OUT)]
 
 # --- explore ---
 Host = Annotated[str, option("Address to listen on; 127.0.0.1 keeps the page to this machine.")]
 Port = Annotated[int, option("Port to listen on.", "a free port")]
-OpenBrowser = Annotated[bool, option("Open the page in the default browser.", "off", "--open")]
+OpenBrowser = Annotated[bool, flag("Open the page in the default browser.", "off", "--open")]
 ExploreEta = Annotated[float, option("Sliders reach from -eta to +eta.")]
 
 # --- bench ---
@@ -186,9 +199,9 @@ BenchClass = Annotated[str, option("ImageNet class (does not change the speed)."
 BenchBatches = Annotated[str, option("Comma-separated batch sizes to measure.", None, "--batch-size")]
 BenchSteps = Annotated[int, option("Timed repetitions per measurement (median; after one warm-up).")]
 BenchLayer = Annotated[str, option("Layer for the fast-mode measurement: a name, auto (mid resolution) or none.")]
-BenchRender = Annotated[bool, option("Also measure render images/s.", None, "--render/--no-render")]
+BenchRender = Annotated[bool, flag("Also measure render images/s.", None, "--render/--no-render")]
 BenchOut = Annotated[Path, option("Where to write the JSON results.")]
 MEMORY_HELP = "Also measure one step's peak memory at these resolutions (random weights), e.g. 128,256,512."
 BenchMemory = Annotated[str | None, option(MEMORY_HELP, "not measured")]
 EXPLORE_HELP = "Also measure the explorer's slider-to-image latency."
-BenchExplore = Annotated[bool, option(EXPLORE_HELP, None, "--explore/--no-explore")]
+BenchExplore = Annotated[bool, flag(EXPLORE_HELP, None, "--explore/--no-explore")]

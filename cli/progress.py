@@ -21,7 +21,8 @@ from rich.text import Text
 from direction_finder.generators import describe
 from direction_finder.learning.learn import StepInfo
 from direction_finder.learning.runner import RunPlan
-from hpdirs_cli.console import console, duration, err_console, shown
+from direction_finder.validation import format_duration
+from hpdirs_cli.console import console, err_console, shown
 
 
 @contextmanager
@@ -125,7 +126,7 @@ class LearnProgress:
             completed=info.step,
             loss=f"{info.smoothed:.4g}",
             rate=f"{info.sample_steps_per_s:.3g}",
-            eta=duration(info.eta_s) if info.eta_s is not None else "-",
+            eta=format_duration(info.eta_s) if info.eta_s is not None else "-",
             heldout=heldout,
         )
         if not self.announced and info.eta_s is not None:
@@ -133,7 +134,7 @@ class LearnProgress:
             per_step = self.plan.config.batch_size / info.sample_steps_per_s
             self.bar.console.print(
                 f"measured {per_step:.3g} s/step ({info.sample_steps_per_s:.3g} sample-steps/s): "
-                f"about {duration(info.eta_s)} more for {info.steps - info.step} steps"
+                f"about {format_duration(info.eta_s)} more for {info.steps - info.step} steps"
                 + (" plus held-out evaluations" if self.plan.config.eval_every else ""),
                 highlight=False,
             )

@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from direction_finder.artifacts.directions import Directions
+from direction_finder.config import DEFAULT_RECIPE
 from direction_finder.evaluation.compare import Comparison
 from direction_finder.evaluation.report import (
     DIFFERENCE_HEADER,
@@ -16,6 +17,8 @@ from direction_finder.evaluation.report import (
     measured_line,
     summary_cells,
 )
+from direction_finder.generators import describe
+from direction_finder.learning.runner import RunPlan
 from hpdirs_cli.console import console, escaped, say, shown
 
 METADATA_ORDER = [
@@ -138,3 +141,32 @@ def print_bench(r: dict[str, Any]) -> None:
                 f" = forward {e['forward_ms']:.0f} + {e['overhead_ms']:.0f} ms; cached {e['cached_ms']:.1f} ms",
                 highlight=False,
             )
+
+
+def print_plan(plan: RunPlan, recipe: str | None) -> None:
+    """`learn --dry-run`: what the run would be, resolved, and the images it would generate."""
+    c, about = plan.config, describe(plan.generator)
+    layout = (
+        f"chosen for --max-memory {c.max_memory} by two calibration steps at the start"
+        if c.max_memory is not None
+        else f"--chunk-size {c.chunk_size} · --micro-batch {c.micro_batch or c.batch_size} · "
+        f"activation checkpointing {'on' if c.checkpoint_activations else 'off'}"
+    )
+    images = plan.images()
+    parts = ", ".join(f"{part} {count:,}" for part, count in images.items())
+    rows = [
+        ("generator", f"{about.get('model', '')} · {about.get('class_name', '')} · "
+                      f"truncation {about.get('truncation')}"),
+        ("device", str(plan.generator.device)),
+        ("recipe", f"{recipe or ('as the run records' if plan.resumed else DEFAULT_RECIPE)}: --init {c.init} · "
+                   f"--optimizer {c.optimizer} · --lr {c.lr:g}"),
+        ("objective", f"{c.num_directions} directions · --eta {c.eta:g} · --epsilon {c.epsilon:g} · --k {c.k} · "
+                      f"{c.steps} steps × batch {c.batch_size} · --seed {c.seed}"),
+        ("layout", layout),
+        ("run folder", f"{plan.run_dir} ({'resumed' if plan.resumed else 'new'}, not created)"),
+        ("images to generate", f"{sum(images.values()):,} ({parts})"),
+    ]  # fmt: skip
+    table = Table("", "", title="hpdirs learn --dry-run: nothing was written", show_header=False)
+    for key, value in rows:
+        table.add_row(key, shown(value))
+    console.print(table)

@@ -88,3 +88,43 @@ def parse_memory(text: str, name: str = "max_memory") -> float:
     if not 16 <= mib <= 2**30:
         raise UsageError(f"`{name}` {text!r} must be from 16MiB to 1PiB")
     return mib
+
+
+# --- text the command line takes: durations and comma lists, one grammar each ---------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)?")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_DURATION_S = 30 * 86400.0
+
+
+def is_duration(text: str) -> bool:
+    """Whether `text` reads as a duration: a number with s, m or h (or sec, min, hours, ...)."""
+    return _DURATION.fullmatch(str(text).strip().lower()) is not None
+
+
+def parse_duration(name: str, text: str) -> float:
+    """`90s`, `30m`, `30min`, `1.5h` or plain seconds -> seconds, from 1 s to 30 days: the one
+    grammar of every duration hpdirs takes (`time_limit`, `budget`)."""
+    match = _DURATION.fullmatch(str(text).strip().lower())
+    if match is None:
+        raise UsageError(f"`{name}` {text!r} is not a duration; give one such as 90s, 30m or 2h")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s")[0]]
+    if not 1 <= seconds <= MAX_DURATION_S:
+        raise UsageError(f"`{name}` {text!r} must be from 1 second to 30 days")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as `1h 05m`, `3m 07s` or `12s`: how every duration is shown."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def parse_integers(name: str, text: str) -> list[int]:
+    """`1,4,16` -> [1, 4, 16] (blanks between commas ignored); a UsageError naming `name` else."""
+    try:
+        return [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"`{name}` {text!r}: give comma-separated integers, e.g. 1,4") from None

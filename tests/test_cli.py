@@ -101,11 +101,15 @@ def test_ctrl_c_prints_the_resume_command_and_resume_is_bitwise_identical(tmp_pa
 
 
 def test_time_limit_option_parses_durations_and_refuses_nonsense(tmp_path):
-    from hpdirs_cli.main import parse_duration
+    from direction_finder.evaluation.budget import parse_budget
+    from direction_finder.validation import format_duration, parse_duration
 
-    assert [parse_duration(t) for t in ("90s", "30m", "2h", "45", "0.5m")] == [90, 1800, 7200, 45, 30]
+    texts = ("90s", "30m", "30min", "2h", "45", "0.5m", "1.5 hours")
+    assert [parse_duration("time_limit", t) for t in texts] == [90, 1800, 1800, 7200, 45, 30, 5400]
+    assert [parse_budget(t).seconds for t in texts if not t.isdigit()] == [90, 1800, 1800, 7200, 30, 5400]
+    assert [format_duration(s) for s in (12, 187, 3900)] == ["12s", "3m 07s", "1h 05m"]
     result = runner.invoke(app, ["learn", "--model", "synthetic", "--time-limit", "soon", "--out", str(tmp_path)])
-    assert result.exit_code == 1 and "--time-limit 'soon': give a duration such as 90s, 30m or 2h" in result.stderr
+    assert result.exit_code == 1 and "--time-limit 'soon' is not a duration; give one such as 90s, 30m" in result.stderr
     stopped = runner.invoke(app, ["learn", "--model", "synthetic", "--steps", "100000000", "--time-limit", "1s",
                                   "--eval-every", "0", "--out", str(tmp_path), "--name", "t"])
     assert stopped.exit_code == 0, stopped.stderr
@@ -161,3 +165,28 @@ def test_json_to_a_full_device_is_one_line_and_a_failure():
                                  text=True, timeout=120)
         assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
         assert out.stderr.startswith("error: cannot write to stdout (No space left on device)")
+
+
+def test_dry_run_resolves_everything_and_writes_nothing(tmp_path):
+    result = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=8", "--steps", "50", "--eval-every", "20",
+                                 "--batch-size", "4", "--recipe", "curvature", "--out", str(tmp_path), "--name", "d",
+                                 "--dry-run"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "curvature: --init curvature" in out and "device │ cpu" in out
+    assert f"{tmp_path}/synthetic/d (new, not created)" in out
+    # 50 steps x 4 samples x 2k images; 3 evaluations (20, 40, 50) x 16 samples x 2k; 2 x 8 x z_dim warm start
+    assert "images to generate │ 1,120 (learning steps 800, held-out evaluations 192, warm start 128)" in out
+    assert not list(tmp_path.iterdir())
+    ran = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=8", "--steps", "2", "--out", str(tmp_path),
+                              "--name", "d"])
+    assert ran.exit_code == 0
+    again = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=8", "--out", str(tmp_path), "--name", "d",
+                                "--dry-run"])
+    assert again.exit_code == 1 and "already exists" in again.stderr
+    resumed = runner.invoke(app, ["learn", "--resume", str(tmp_path / "synthetic" / "d"), "--steps", "9",
+                                  "--dry-run"], env={"COLUMNS": "200"})
+    assert resumed.exit_code == 0 and "(resumed, not created)" in " ".join(resumed.stdout.split())
+    from direction_finder import load_directions
+
+    assert load_directions(tmp_path / "synthetic" / "d").metadata["step"] == 2

@@ -49,6 +49,23 @@ LOG_FIELDS = ["step", "loss", "smoothed_loss", "heldout", "elapsed_s", "sample_s
 # --- naming and reading back ----------------------------------------------------------------
 
 
+def _check_name(name: str) -> None:
+    if not name or "/" in name or name in (".", ".."):
+        raise UsageError(f"`name` {name!r} is not a valid folder name")
+
+
+def free_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None = None) -> Path:
+    """The folder new_run_dir would make now, made by nobody (`hpdirs learn --dry-run`)."""
+    parent = Path(out_root) / class_slug
+    if name is not None:
+        _check_name(name)
+        if (parent / name).exists():
+            raise UsageError(f"run {parent / name} already exists; choose another `name`, or `resume` {parent / name}")
+        return parent / name
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return next(parent / p for p in (stamp, *(f"{stamp}-{n}" for n in range(2, 1000))) if not (parent / p).exists())
+
+
 def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None = None) -> Path:
     """OUT/<class>/<run>/, created exclusively: two runs never share a folder.
 
@@ -60,8 +77,7 @@ def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None =
     except OSError as exc:
         raise UsageError(f"cannot create {parent} ({exc.strerror}); choose another `out_dir`") from None
     if name is not None:
-        if not name or "/" in name or name in (".", ".."):
-            raise UsageError(f"`name` {name!r} is not a valid folder name")
+        _check_name(name)
         path = parent / name
         try:
             path.mkdir()

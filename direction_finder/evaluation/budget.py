@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from direction_finder.errors import UsageError
+from direction_finder.validation import is_duration, parse_duration
 
 DEFAULT_BUDGET = "10m"
 HESSIAN_SHARE = 0.75  # of the images left after the side-by-side GIFs and the Jacobians
@@ -31,7 +32,6 @@ JACOBIAN_SHARE = 0.1
 # instead of filling a long budget
 MAX_PENALTY_SAMPLES = 10_000
 MAX_HESSIAN_SAMPLES = 64
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,9 @@ def parse_budget(text: str | int) -> Budget:
         if not 1 <= images <= 10**9:
             raise UsageError(f"`budget` {text!r} must be from 1 to 1,000,000,000 images")
         return Budget(images=images)
-    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(s|m|h|sec|min|hours?)", raw)
-    if not match:
+    if not is_duration(raw):
         raise UsageError(f"`budget` {text!r} is not a budget; {hint}")
-    seconds = float(match.group(1)) * _UNITS[match.group(2)[0]]
-    if not 1 <= seconds <= 30 * 86400:
-        raise UsageError(f"`budget` {text!r} must be from 1 second to 30 days")
-    return Budget(seconds=seconds)
+    return Budget(seconds=parse_duration("budget", raw))
 
 
 @dataclass(frozen=True)

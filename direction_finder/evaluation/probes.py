@@ -30,6 +30,7 @@ from direction_finder.evaluation.measures import matching
 from direction_finder.evaluation.records import CompareSettings, DirectionSet, SetReport
 from direction_finder.evaluation.stats import Statistic
 from direction_finder.method.penalty import rademacher
+from direction_finder.validation import format_duration
 
 OnImages = Callable[[int, int], None]  # (done, total) images
 
@@ -251,10 +252,6 @@ def hessian_points(generator: Any, z: Tensor, settings: CompareSettings, progres
     return HessianPoints(z, measures.centres(generator, z, batch_size=batch, layer=settings.layer, progress=progress))
 
 
-def duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
 def measure_budgeted(
     generator: Any, sets: list[DirectionSet], settings: CompareSettings, on_images: OnImages | None, reserved: int
 ) -> tuple[list[SetReport], dict[str, Any]]:
@@ -292,7 +289,7 @@ def measure_budgeted(
         if images < fewest:
             warnings.warn(
                 f"`budget` {budget} buys about {images:,} images at the {rate:.3g} images/s measured; measuring the "
-                f"fewest that give intervals, {fewest:,} images (about {duration(fewest / rate)})",
+                f"fewest that give intervals, {fewest:,} images (about {format_duration(fewest / rate)})",
                 HpdirsWarning,
                 stacklevel=2,
             )

@@ -8,6 +8,7 @@ class-conditional generator, the class and truncation. The latents shown are z +
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tempfile
 import threading
@@ -128,8 +129,9 @@ class Explorer:
         if key not in self.generators:
             if view.truncation is not None:  # other BatchNorm statistics: load again, as the file records
                 meta = dict(self.opened.directions.metadata)
-                choice = GeneratorChoice(self.choice.model, view.class_, view.truncation, self.choice.weights,
-                                         self.opened.generator.device, self.choice.offline)  # fmt: skip
+                choice = dataclasses.replace(
+                    self.choice, class_=view.class_, truncation=view.truncation, device=self.opened.generator.device
+                )
                 generator = choice.for_metadata(meta, source=str(self.opened.path))
             else:
                 generator = self.opened.generator.with_class(view.class_)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from direction_finder.generators.plugins import (
     installed_plugins,
     is_plugin,
     load_plugin,
+    parse_model_args,
     parse_output_range,
     refuse_recorded_factory,
 )
@@ -155,10 +156,11 @@ def available_models() -> list[tuple[str, str, str]]:
     return models
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GeneratorChoice:
     """What a user asked for. A field left None means the default for a new run, or what a
-    directions file or run records when one is opened."""
+    directions file or run records when one is opened. Built by keyword only: eight fields of
+    similar types must not shift when one is added."""
 
     model: str | None = None
     class_: str | int | None = None
@@ -168,6 +170,32 @@ class GeneratorChoice:
     offline: bool | None = None  # None: $HPDIRS_OFFLINE decides
     model_args: Mapping[str, Any] | None = None  # a plug-in's factory arguments (None: as recorded)
     output_range: tuple[float, float] | None = None  # a plug-in's output range, mapped to [-1, 1]
+
+    @classmethod
+    def parsed(
+        cls,
+        *,
+        model: str | None = None,
+        class_: str | int | None = None,
+        truncation: float | None = None,
+        weights: str | os.PathLike | None = None,
+        device: str | torch.device = "auto",
+        offline: bool = False,
+        model_args: Iterable[str] | None = None,
+        output_range: str | None = None,
+    ) -> GeneratorChoice:
+        """The choice from command-line text: `key=value` plug-in arguments and a `low,high`
+        output range parsed; `offline` False leaves it to $HPDIRS_OFFLINE."""
+        return cls(
+            model=model,
+            class_=class_,
+            truncation=truncation,
+            weights=weights,
+            device=device,
+            offline=offline or None,
+            model_args=parse_model_args(model_args) if model_args else None,
+            output_range=parse_output_range(output_range),
+        )
 
     def _plugin(self) -> dict[str, Any]:
         given = {"model_args": self.model_args, "output_range": self.output_range}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from direction_finder.artifacts.runs import new_run_dir, read_run
+from direction_finder.artifacts.runs import free_run_dir, new_run_dir, read_run
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
 from direction_finder.errors import HpdirsError
 from direction_finder.generators import GeneratorChoice, ProgressCallback, class_slug
@@ -49,6 +49,19 @@ class RunPlan:
         """Images the curvature warm start generates before the first step (0 if none)."""
         return 2 * SAMPLES * int(self.generator.z_dim) if self.config.init == "curvature" and not self.resumed else 0
 
+    def images(self) -> dict[str, int]:
+        """The generator images the whole run makes, by part (for a resumed run, an upper bound:
+        the steps already done are counted too). The penalty is evaluated at the 2k perturbed
+        points of each sample only; held-out evaluations come every `eval_every` steps and after
+        the last."""
+        c, per_sample = self.config, 2 * self.config.k
+        evaluations = 0 if not c.eval_every else -(-c.steps // c.eval_every)
+        return {
+            "learning steps": c.steps * c.batch_size * per_sample,
+            "held-out evaluations": evaluations * c.eval_samples * per_sample,
+            "warm start": self.warmstart_images,
+        }
+
 
 def learn_run(
     request: RunRequest,
@@ -57,9 +70,12 @@ def learn_run(
     progress: ProgressCallback | None = None,
     on_start: Callable[[RunPlan], None] | None = None,
     on_step: OnStep | None = None,
+    dry_run: bool = False,
 ) -> RunPlan:
     """`hpdirs learn`: build the generator (a resumed run's from its config.json), the config and
-    the run folder (made by rank 0 under torchrun), announce them, learn. Returns the plan."""
+    the run folder (made by rank 0 under torchrun), announce them, learn. Returns the plan.
+    With `dry_run`, stop before anything is written: the plan names the folder a new run would
+    get now."""
     fields = dict(request.settings)
     if request.recipe is not None or request.resume is None:  # a resumed run keeps its stored init and lr
         fields = {**recipe_fields(request.recipe or DEFAULT_RECIPE), **fields}
@@ -74,9 +90,13 @@ def learn_run(
         config = LearnConfig(**fields)
         generator = choice.load(progress=progress)
     config = config.resolved(generator)
-    if request.resume is None:
+    if request.resume is None and dry_run:
+        run_dir = free_run_dir(request.out_root, class_slug(generator), request.name)
+    elif request.resume is None:
         run_dir = new_run_dir_on_all_ranks(request.out_root, class_slug(generator), request.name, dist)
     plan = RunPlan(generator, config, run_dir, request.resume is not None, dist)
+    if dry_run:
+        return plan
     if on_start is not None:
         on_start(plan)
     learn(
