@@ -29,7 +29,7 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig, recipe_fields  # noqa: E402
-from direction_finder.evaluation.compare import CompareSettings, DirectionSet, baseline_sets, compare  # noqa: E402
+from direction_finder.evaluation.compare import CompareSettings, DirectionSet, baseline_sets, compare_sets  # noqa: E402
 from direction_finder.evaluation.report import with_interval  # noqa: E402
 from direction_finder.evaluation.stats import BETTER, Difference  # noqa: E402
 from direction_finder.learning.learn import learn  # noqa: E402
@@ -129,7 +129,7 @@ def main() -> None:
                           baselines=[b for b in args.baselines.split(",") if b], warm_start=not args.no_warm_start)
         measure_saved([Path(p) for p in args.also.split(",") if p], keep)
     start = time.perf_counter()
-    results = compare(g, sets[0].matrix, baselines=[], settings=settings, name=sets[0].name, others=sets[1:],
+    results = compare_sets(g, sets[0].matrix, baselines=[], settings=settings, name=sets[0].name, others=sets[1:],
                       on_images=lambda done, total: print(f"{done}/{total} images", flush=True)
                       if done == total or done % 5000 < 64 else None)  # a line every ~5,000 images
     print(f"\nmeasured in {time.perf_counter() - start:.0f} s: {results.measured}")

@@ -216,7 +216,7 @@ def learn(
             model=model, class_=class_, truncation=truncation, weights=weights, device=device, offline=offline,
             model_args=model_arg, output_range=output_range,
         )  # fmt: skip
-        limit = parse_duration("time_limit", time_limit) if time_limit is not None else None
+        limit = parse_duration("time_limit", time_limit, days=3650) if time_limit is not None else None
         request = RunRequest(
             generator=choice, settings=settings, recipe=recipe, out_root=out, name=name, resume=resume,
             time_limit_s=limit,

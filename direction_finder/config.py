@@ -33,6 +33,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 DEFAULT_RECIPE = "paper"
 HELDOUT_SEED_OFFSET = 1_000_003  # the held-out set never shares draws with training
 WARMSTART_SEED_OFFSET = 2_000_003  # nor does the curvature warm start
+RANDOM_BASELINE_SEED_OFFSET = 7919  # compare's random rotation: its own draws, not the held-out data's
 # Fields a resumed run may change: they do not alter the optimisation path.
 # changes that leave the optimisation path as it is (activation checkpointing: the same numbers)
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_activations"})

@@ -94,7 +94,7 @@ def parse_memory(text: str, name: str = "max_memory") -> float:
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)?")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-MAX_DURATION_S = 30 * 86400.0
+DAY_S = 86400.0
 
 
 def is_duration(text: str) -> bool:
@@ -102,15 +102,15 @@ def is_duration(text: str) -> bool:
     return _DURATION.fullmatch(str(text).strip().lower()) is not None
 
 
-def parse_duration(name: str, text: str) -> float:
-    """`90s`, `30m`, `30min`, `1.5h` or plain seconds -> seconds, from 1 s to 30 days: the one
+def parse_duration(name: str, text: str, days: int) -> float:
+    """`90s`, `30m`, `30min`, `1.5h` or plain seconds -> seconds, from 1 s to `days` days: the one
     grammar of every duration hpdirs takes (`time_limit`, `budget`)."""
     match = _DURATION.fullmatch(str(text).strip().lower())
     if match is None:
         raise UsageError(f"`{name}` {text!r} is not a duration; give one such as 90s, 30m or 2h")
     seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s")[0]]
-    if not 1 <= seconds <= MAX_DURATION_S:
-        raise UsageError(f"`{name}` {text!r} must be from 1 second to 30 days")
+    if not 1 <= seconds <= days * DAY_S:
+        raise UsageError(f"`{name}` {text!r} must be from 1 second to {days:,} days")
     return seconds
 
 

@@ -8,7 +8,7 @@ from tolerances import FLOAT32_EPS
 from typer.testing import CliRunner
 
 from direction_finder import LearnConfig, SyntheticGenerator, gram_schmidt, learn
-from direction_finder.evaluation.compare import CompareSettings, Probe, compare
+from direction_finder.evaluation.compare import CompareSettings, Probe, compare_sets
 from direction_finder.evaluation.measures import diagonal_dominance, hessians, matching
 from hpdirs_cli.main import app
 
@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_on_synthetic_learned_beats_baselines_and_truth_is_best():
     g = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=0)
     learned = learn(g, LearnConfig(steps=400, batch_size=8, eval_every=0)).matrix
-    results = compare(g, learned, settings=CompareSettings(samples=8, seed=1))
+    results = compare_sets(g, learned, settings=CompareSettings(samples=8, seed=1))
     notes = results.notes
     by = {r.name: r.summary() for r in results.reports}
     for name, s in by.items():
@@ -35,7 +35,7 @@ def test_on_synthetic_learned_beats_baselines_and_truth_is_best():
 
 def test_curvature_baseline_is_measured_when_asked_for_and_finds_the_synthetic_truth():
     g = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=0)
-    results = compare(g, torch.eye(8), baselines=["curvature"], settings=CompareSettings(samples=4, seed=1))
+    results = compare_sets(g, torch.eye(8), baselines=["curvature"], settings=CompareSettings(samples=4, seed=1))
     by = {r.name: r.summary() for r in results.reports}
     assert set(by) == {"learned", "curvature", "truth"}
     assert by["curvature"]["recovery"] > 0.999

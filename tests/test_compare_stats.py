@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from direction_finder import SyntheticGenerator, gram_schmidt
 from direction_finder.errors import HpdirsWarning, UsageError
 from direction_finder.evaluation.budget import costs, parse_budget, plan
-from direction_finder.evaluation.compare import CompareSettings, compare
+from direction_finder.evaluation.compare import CompareSettings, compare_sets
 from direction_finder.evaluation.measures import jacobian_gram, local_activeness
 from direction_finder.evaluation.stats import Statistic
 from direction_finder.learning.objective import direction_penalty
@@ -60,7 +60,7 @@ def test_budget_text_and_the_plan_of_the_default_compare_on_biggan_deep_128():
     # per Hessian sample: 4 sets x 2 x 8^2 images, and the image at the sample, shared
     assert chosen.images["hessians"] == chosen.hessian_samples * unit["hessians"] == chosen.hessian_samples * 513
     assert chosen.images["jacobians"] == chosen.jacobian_samples * 128  # forward differences, one per axis
-    assert chosen.images["penalty"] == chosen.penalty_samples * chosen.directions_per_sample * 16
+    assert chosen.images["penalty"] == chosen.penalty_samples * 16
     assert chosen.hessian_samples >= 4 and chosen.penalty_samples >= 40 and chosen.jacobian_samples >= 1
     assert 3300 - chosen.total < unit["penalty"]  # nothing left that would buy another evaluation
     with pytest.raises(UsageError, match="at least 1,.* are needed"):
@@ -81,7 +81,7 @@ class Counting(SyntheticGenerator):
 def test_the_images_generated_are_the_images_planned(settings):
     g = Counting(z_dim=8, factors=4, size=8, seed=0)
     totals = []
-    results = compare(g, torch.eye(8), baselines=["axes", "random"], settings=settings,
+    results = compare_sets(g, torch.eye(8), baselines=["axes", "random"], settings=settings,
                       on_images=lambda done, total: totals.append(total))  # fmt: skip
     assert g.images == results.measured["images"] == totals[-1]
     if settings.budget:
@@ -122,7 +122,7 @@ def test_intervals_cover_the_true_mean_penalty_at_about_the_nominal_rate(mode):
     truth = true_mean_penalty(g, Q)
     covered = 0
     for seed in range(50):
-        results = compare(g, Q, baselines=[], settings=CompareSettings(seed=seed, **mode))
+        results = compare_sets(g, Q, baselines=[], settings=CompareSettings(seed=seed, **mode))
         low, high = results.reports[0].metrics["heldout_penalty"].interval()
         covered += low <= truth <= high
     assert 45 <= covered <= 50  # 90-100% of 50 nominal-95% intervals
@@ -130,7 +130,7 @@ def test_intervals_cover_the_true_mean_penalty_at_about_the_nominal_rate(mode):
 
 def test_default_budget_on_synthetic_tells_truth_from_random_but_not_axes_from_random():
     g = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=0)
-    results = compare(g, torch.eye(8), baselines=["random"], settings=CompareSettings(budget="3000"))
+    results = compare_sets(g, torch.eye(8), baselines=["random"], settings=CompareSettings(budget="3000"))
     verdicts = {(d.other, d.metric): d.verdict for d in results.differences}  # axes - each set
     assert [r.name for r in results.reports] == ["learned", "random", "truth"]
     assert results.measured["mode"] == "budget" and results.measured["images"] <= 3000
@@ -190,7 +190,7 @@ def test_a_time_budget_too_short_for_a_slow_generator_measures_the_fewest_images
     g = Slow(z_dim=8, factors=4, size=8, seed=0)
     with pytest.warns(HpdirsWarning, match=r"`budget` 1 s buys about \d+ images at the .* images/s measured; "
                                            r"measuring the fewest that give intervals, 1,066 images"):  # fmt: skip
-        results = compare(g, torch.eye(8), settings=CompareSettings(budget="1s"))
+        results = compare_sets(g, torch.eye(8), settings=CompareSettings(budget="1s"))
     # 2 Hessian samples (2 x (4 sets x 2 x 8^2 + 1)), one Jacobian (8), 2 penalty samples (2 x 4 sets x 4)
     assert results.measured["images"] == 1066 and results.measured["hessian_samples"] == 2
 

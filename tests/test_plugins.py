@@ -57,6 +57,15 @@ def flat_output():
     toy.__class__ = type("Flat", (Toy,), {"__call__": lambda self, z: z})
     return toy
 
+class Factorised(Toy):
+    """A Toy whose first layer SeFa can factorise."""
+    def sefa_directions(self, n):
+        _, _, vh = torch.linalg.svd(self.weight.T, full_matrices=False)
+        return vh[:n]
+
+def with_sefa(device="cpu"):
+    return Factorised(device=device)
+
 def checked(z_dim=6):
     if z_dim < 1:
         raise ValueError(f"z_dim must be positive, got {z_dim}")
@@ -239,3 +248,20 @@ def test_the_omniart_example_plugin(tmp_path):
         ok([*LEARN, "--model", "omniart:make", "--model-arg", "class_name=green", "--out", str(tmp_path)])
     finally:
         sys.path.pop(0)
+
+
+def test_a_plugin_keeps_its_capabilities_on_every_python(plugin_path, tmp_path):
+    """From Python 3.12, isinstance() against a protocol uses inspect.getattr_static, which never
+    calls __getattr__: the wrapper must hold the capabilities itself, as checked here on any Python."""
+    import inspect
+
+    from direction_finder.generators import Factorisable, Layered, load_generator
+
+    g = load_generator("tests_plugin:with_sefa", device="cpu")
+    inspect.getattr_static(g, "sefa_directions")  # AttributeError where only __getattr__ passes it on
+    assert isinstance(g, Factorisable) and not isinstance(g, Layered)
+    assert g.sefa_directions(2).shape == (2, 6)
+    ok([*LEARN, "--model", "tests_plugin:with_sefa", "--recipe", "sefa", "--out", str(tmp_path), "--name", "s"])
+    compared = ok(["compare", str(tmp_path / "toy" / "s"), "--model", "tests_plugin:with_sefa", "--samples", "2",
+                   "--top", "2", "--no-gifs", "--device", "cpu"])
+    assert "sefa skipped" not in compared.stdout

@@ -72,7 +72,7 @@ def write_run_card(run_dir: str | Path) -> Path:
         *front, "",
         f"# Latent directions of {model} · {generator.get('class_name', '')}".rstrip(" ·"), "",
         f"{config.get('num_directions')} directions learned with the Hessian Penalty (Peebles et al., ECCV 2020) "
-        f"by [hpdirs]; truncation {generator.get('truncation')}.", "",
+        f"by hpdirs; truncation {generator.get('truncation')}.", "",
         f"- steps done: {step} of {config.get('steps')}",
         f"- held-out penalty: {heldout}",
         "- files: `directions.safetensors` (last), `directions_best.safetensors` (best held-out), "
@@ -82,7 +82,6 @@ def write_run_card(run_dir: str | Path) -> Path:
         "## Settings", "", "| setting | value |", "|---|---|", rows, "",
         "## Reproduce", "", "```bash", reproduce_command(config, generator), "```", "",
         *(["## Pictures", "", *links, ""] if links else []),
-        "[hpdirs]: https://pypi.org/project/hpdirs/", "",
     ])  # fmt: skip
     path = run_dir / CARD_NAME
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

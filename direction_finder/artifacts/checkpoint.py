@@ -7,6 +7,7 @@ atomically after being serialised in memory (a full disk arrives as an OSError w
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -27,7 +28,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 SMOOTHING = 0.98  # bias-corrected exponential moving average of the training loss, for display
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunState:
     """Everything that must survive an interruption, at a step boundary: the checkpoint."""
 
@@ -64,17 +65,7 @@ class RunState:
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any]) -> RunState:
         """The state of a checkpoint that check_checkpoint accepted."""
-        return cls(
-            data["step"],
-            data["A"],
-            data["optimizer"],
-            data["rng"],
-            data["average"],
-            data["elapsed"],
-            data["best_heldout"],
-            data["best_step"],
-            data["best_matrix"],
-        )
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)})
 
 
 def save_checkpoint(state: RunState, config: LearnConfig, meta: dict[str, Any], path: Path) -> None:

@@ -246,7 +246,7 @@ class RunFiles:
             {k: ("" if v is None else (f"{v:.9g}" if isinstance(v, float) else str(v))) for k, v in row.items()}
         )
 
-    def write_log(self) -> None:
+    def write_log_card_and_curve(self) -> None:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
         writer.writeheader()
@@ -256,7 +256,9 @@ class RunFiles:
             "training loss (smoothed)": [(int(r["step"]), float(r["smoothed_loss"])) for r in self.rows],
             "held-out penalty": [(int(r["step"]), float(r["heldout"])) for r in self.rows if r["heldout"]],
         }
-        title = f"{self.meta.get('model', '')} {self.meta.get('class_name', '')}".strip()
+        model, class_name = str(self.meta.get("model", "")), str(self.meta.get("class_name", ""))
+        named = class_name and class_name != model.split(":")[0]  # synthetic's class is its model's name
+        title = f"{model} · {class_name}" if named else model
 
         write_run_card(self.dir)  # the run's README.md, with the steps done so far
         atomic_write(self.dir / CURVE_NAME, lambda tmp: loss_curve(series, tmp, title=title))

@@ -59,15 +59,14 @@ def parse_budget(text: str | int) -> Budget:
         return Budget(images=images)
     if not is_duration(raw):
         raise UsageError(f"`budget` {text!r} is not a budget; {hint}")
-    return Budget(seconds=parse_duration("budget", raw))
+    return Budget(seconds=parse_duration("budget", raw, days=30))
 
 
 @dataclass(frozen=True)
 class Plan:
     """What a budget buys: samples per metric and the images each part costs."""
 
-    penalty_samples: int
-    directions_per_sample: int
+    penalty_samples: int  # each with one random direction of each set
     hessian_samples: int
     jacobian_samples: int  # the first ones of the Hessian samples
     images: dict[str, int]  # part -> planned images: penalty, hessians, jacobians, gifs
@@ -125,14 +124,13 @@ def plan(images: int, *, sets: int, n: int, z_dim: int, k: int, top: int, gif_im
     while jacobians > 1 and for_penalty(hessians, jacobians) < 2 * unit["penalty"]:
         jacobians -= 1
     evaluations = for_penalty(hessians, jacobians) // unit["penalty"]
-    samples, per_sample = min(evaluations, MAX_PENALTY_SAMPLES), 1
+    samples = min(evaluations, MAX_PENALTY_SAMPLES)
     return Plan(
-        samples,
-        per_sample,
-        hessians,
-        jacobians,
-        {
-            "penalty": samples * per_sample * unit["penalty"],
+        penalty_samples=samples,
+        hessian_samples=hessians,
+        jacobian_samples=jacobians,
+        images={
+            "penalty": samples * unit["penalty"],
             "hessians": hessians * unit["hessians"],
             "jacobians": jacobians * unit["jacobians"],
             "gifs": gif_images,

@@ -38,7 +38,7 @@ from torch import Tensor
 from direction_finder.artifacts.directions import check_z_dim, load_directions, resolve_directions_file
 from direction_finder.artifacts.latents import read_latents
 from direction_finder.artifacts.runs import open_directions
-from direction_finder.config import LIMITS, WARMSTART_SEED_OFFSET, check_layer
+from direction_finder.config import LIMITS, RANDOM_BASELINE_SEED_OFFSET, WARMSTART_SEED_OFFSET, check_layer
 from direction_finder.errors import UsageError
 from direction_finder.evaluation.measures import diagonal_dominance, matching
 from direction_finder.evaluation.probes import (
@@ -81,7 +81,7 @@ def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -
         if name == "axes":
             sets.append(DirectionSet("axes", torch.eye(n, z_dim)))
         elif name == "random":
-            a = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed + 7919))
+            a = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed + RANDOM_BASELINE_SEED_OFFSET))
             sets.append(DirectionSet("random", gram_schmidt(a)))
         elif name == "curvature":
             # the warm start learn's --init curvature begins from (at seed 0)
@@ -108,7 +108,7 @@ def differences(reports: Sequence[SetReport]) -> list[Difference]:
     ]
 
 
-def compare(
+def compare_sets(
     generator: Any,
     learned: Tensor,
     *,
@@ -173,7 +173,7 @@ def gif_images(n: int, gifs: bool) -> int:
     return min(PAIRS, n) * 2 * PAIR_FRAMES * PAIR_SAMPLES if gifs else 0
 
 
-def run_compare(
+def compare_into(
     generator: Any,
     learned: Tensor,
     out_dir: str | os.PathLike,
@@ -186,7 +186,7 @@ def run_compare(
     name: str = "learned",
     other: DirectionSet | None = None,
 ) -> Results:
-    """compare() plus every file: report.json, report.csv, differences.csv, pair_*.gif, compare.html.
+    """compare_sets() plus every file: report.json, report.csv, differences.csv, pair_*.gif, compare.html.
     With `other`, the GIFs pair each top direction with the other set's closest direction."""
     baselines = parse_baselines(baselines)
     check_z_dim(learned, generator)  # before anything is created
@@ -195,7 +195,7 @@ def run_compare(
         settings, batch_size=render_batch(generator, settings.batch_size, settings.max_memory)
     )
     out = writable_dir(out_dir)
-    results = compare(
+    results = compare_sets(
         generator, learned, baselines=baselines, settings=settings, on_images=on_images, name=name,
         others=[other] if other is not None else [], reserved_images=gif_images(learned.shape[0], gifs),
     )  # fmt: skip
@@ -288,7 +288,7 @@ def compare_file(
     if opened.directions.labels:
         info["labels"] = {str(i): label for i, label in sorted(opened.directions.labels.items())}
     with removed_if_failed(target):
-        results = run_compare(
+        results = compare_into(
             opened.generator, opened.directions.matrix, target, baselines=names, settings=settings, info=info,
             gifs=gifs, on_images=on_images, name=name, other=other,
         )  # fmt: skip

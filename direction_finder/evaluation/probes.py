@@ -35,6 +35,9 @@ from direction_finder.validation import format_duration
 OnImages = Callable[[int, int], None]  # (done, total) images
 
 
+PENALTY_STREAM, HESSIAN_STREAM = 1, 2  # the parts of a seed's streams: penalty samples; Hessian latents
+
+
 def _stream(seed: int, part: int, index: int = 0) -> torch.Generator:
     """An independent random stream per (seed, part, index): a sample's draws do not depend on how
     many other samples the plan asks for."""
@@ -66,30 +69,30 @@ class Probe:
 
 @dataclass(frozen=True)
 class BudgetProbe:
-    """Budget mode's held-out data. Penalty sample s, slot c: latent z[s], base point eta[s, c],
-    direction floor(position[s, c] * N) of each set (N its size), vectors[c][:, s, :N]."""
+    """Budget mode's held-out data. Penalty sample s: latent z[s], base point eta[s], direction
+    floor(position[s] * N) of each set (N its size), vectors[:, s, :N]."""
 
     z: Tensor  # (S, z_dim)
-    eta: Tensor  # (S, d)
-    position: Tensor  # (S, d) uniform in [0, 1)
-    vectors: Tensor  # (d, k, S, N_max)
+    eta: Tensor  # (S,)
+    position: Tensor  # (S,) uniform in [0, 1)
+    vectors: Tensor  # (k, S, N_max)
 
     @classmethod
-    def draw(cls, generator: Any, n_max: int, samples: int, per_sample: int, settings: CompareSettings) -> BudgetProbe:
-        rng = _stream(settings.seed, 1)
+    def draw(cls, generator: Any, n_max: int, samples: int, settings: CompareSettings) -> BudgetProbe:
+        rng = _stream(settings.seed, PENALTY_STREAM)
         z = generator.sample_z(samples, rng)
-        eta = (torch.rand(samples, per_sample, generator=rng) * 2 - 1) * settings.eta
-        position = torch.rand(samples, per_sample, generator=rng, dtype=torch.float64)
-        vectors = rademacher((per_sample, settings.k, samples, n_max), generator=rng)
+        eta = (torch.rand(samples, generator=rng) * 2 - 1) * settings.eta
+        position = torch.rand(samples, generator=rng, dtype=torch.float64)
+        vectors = rademacher((settings.k, samples, n_max), generator=rng)
         return cls(z, eta, position, vectors)
 
     def indices(self, n: int) -> Tensor:
-        return (self.position * n).long().clamp_(max=n - 1)  # (S, d)
+        return (self.position * n).long().clamp_(max=n - 1)  # (S,)
 
 
 def hessian_latent(generator: Any, settings: CompareSettings, index: int) -> Tensor:
     """Budget mode: the latent (1, z_dim) of Hessian sample `index`."""
-    return generator.sample_z(1, _stream(settings.seed, 2, index))
+    return generator.sample_z(1, _stream(settings.seed, HESSIAN_STREAM, index))
 
 
 def _dominance(
@@ -195,7 +198,10 @@ def evaluate_precise(
     metrics |= _dominance(generator, Q, top, points, settings, progress)
     metrics["heldout_penalty"] = Statistic.mean(every.mean(dim=0))
     axes, cosines = matching(Q)
-    return SetReport(s.name, metrics, active, top, axes, cosines, every.mean(dim=1).tolist())
+    return SetReport(
+        name=s.name, metrics=metrics, activeness=active, top=top, match_axis=axes, match_cosine=cosines,
+        per_direction_penalty=every.mean(dim=1).tolist(),
+    )  # fmt: skip
 
 
 def evaluate_budgeted(
@@ -211,19 +217,11 @@ def evaluate_budgeted(
     n = Q.shape[0]
     metrics, active, top = _activeness_metrics(measures.local_activeness(grams, Q), min(settings.top, n))
     metrics |= _dominance(generator, Q, top, points, settings, progress)
-    index = probe.indices(n)
-    values = torch.stack(
-        [
-            _penalties(
-                generator, Q, probe.z, index[:, c], probe.eta[:, c], probe.vectors[c][..., :n], settings, progress
-            )
-            for c in range(index.shape[1])
-        ],
-        dim=1,
-    )  # fmt: skip  (S, d)
-    metrics["heldout_penalty"] = Statistic.mean(values.mean(dim=1))
+    index = probe.indices(n)  # (S,)
+    values = _penalties(generator, Q, probe.z, index, probe.eta, probe.vectors[..., :n], settings, progress)  # (S,)
+    metrics["heldout_penalty"] = Statistic.mean(values)
     axes, cosines = matching(Q)
-    return SetReport(s.name, metrics, active, top, axes, cosines)
+    return SetReport(name=s.name, metrics=metrics, activeness=active, top=top, match_axis=axes, match_cosine=cosines)
 
 
 class Counter:
@@ -258,7 +256,7 @@ def measure_budgeted(
     """Every set under settings' budget, `reserved` images of it left for the caller."""
     budget = settings.parsed_budget
     sizes = [s.matrix.shape[0] for s in sets]
-    n_max, batch = max(sizes), int(settings.batch_size or 1)  # resolved by compare()
+    n_max, batch = max(sizes), int(settings.batch_size or 1)  # resolved by compare_sets()
     shape = dict(sets=len(sets), n=min(sizes), z_dim=int(generator.z_dim), k=settings.k, top=settings.top)
     count = Counter(budget.images, on_images)
     grams: list[Tensor] = []
@@ -301,7 +299,7 @@ def measure_budgeted(
         torch.cat([first.z, more.z]), torch.cat([first.centre, more.centre])
     )  # fmt: skip
     grams += [gram(points.z[j : j + 1], points.centre[j : j + 1]) for j in range(len(grams), chosen.jacobian_samples)]
-    probe = BudgetProbe.draw(generator, n_max, chosen.penalty_samples, chosen.directions_per_sample, settings)
+    probe = BudgetProbe.draw(generator, n_max, chosen.penalty_samples, settings)
     reports = [evaluate_budgeted(generator, s, probe, grams, points, settings, count) for s in sets]
     return reports, _described(chosen, budget, rate)
 
@@ -311,7 +309,7 @@ def _described(chosen: Plan, budget: Budget, rate: float | None) -> dict[str, An
         "mode": "budget",
         "budget": str(budget),
         "penalty_samples": chosen.penalty_samples,
-        "directions_per_sample": chosen.directions_per_sample,
+        "directions_per_sample": 1,  # report.json's field, from when several were possible
         "hessian_samples": chosen.hessian_samples,
         "jacobian_samples": chosen.jacobian_samples,
         "activeness": "local",

@@ -74,7 +74,7 @@ class CompareSettings:
 
 @dataclass
 class Results:
-    """What compare() measured: a report per set, notes, paired differences, how it measured."""
+    """What compare_sets() measured: a report per set, notes, paired differences, how it measured."""
 
     reports: list[SetReport]
     notes: list[str]
@@ -91,7 +91,7 @@ class DirectionSet:
     matrix: Tensor  # (N, z_dim), orthonormal rows
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SetReport:
     name: str
     metrics: dict[str, Statistic]  # METRICS, each with its per-sample influence

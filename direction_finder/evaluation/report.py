@@ -70,11 +70,9 @@ def measured_line(measured: dict[str, Any], settings: CompareSettings) -> str:
     if measured["mode"] == "precise":
         what = f"{measured['samples']} held-out samples (seed {settings.seed}), every direction"
     else:
-        each = "one random direction each" if measured["directions_per_sample"] == 1 else (
-            f"{measured['directions_per_sample']} random directions each"
-        )  # fmt: skip
         what = (
-            f"budget {measured['budget']}: penalty on {measured['penalty_samples']:,} samples, {each}; D%/D_R on "
+            f"budget {measured['budget']}: penalty on {measured['penalty_samples']:,} samples, one random direction "
+            f"each; D%/D_R on "
             f"{measured['hessian_samples']} samples, top directions by local activeness at the first "
             f"{measured['jacobian_samples']} (seed {settings.seed})"
         )

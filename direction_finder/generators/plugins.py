@@ -24,7 +24,17 @@ import torch
 from torch import Tensor
 
 from direction_finder.errors import HpdirsWarning, UsageError
-from direction_finder.generators.base import Described, describe, resolve_device
+from direction_finder.generators.base import (
+    Checkpointable,
+    ClassConditional,
+    Described,
+    Factorisable,
+    Fingerprinted,
+    KnownTruth,
+    Layered,
+    describe,
+    resolve_device,
+)
 
 GROUP = "hpdirs.generators"
 SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:factory
@@ -99,13 +109,33 @@ def load_factory(model: str) -> Callable[..., Any]:
     return factory
 
 
+def _capability_members() -> tuple[str, ...]:
+    """The members that make up the capabilities (layers, sefa_directions, with_class, ...)."""
+    names: list[str] = []
+    for protocol in (Layered, Checkpointable, Factorisable, ClassConditional, KnownTruth, Fingerprinted):
+        declared = [*getattr(protocol, "__annotations__", {}), *vars(protocol)]
+        names += [n for n in declared if not n.startswith("_") and n not in names]
+    return tuple(names)
+
+
+CAPABILITY_MEMBERS = _capability_members()
+
+
 class PluginGenerator:
     """A generator from a factory: maps its outputs into [-1, 1] when they come in another range,
-    records how it was made, and passes every other capability of the object through."""
+    records how it was made, and passes every other capability of the object through.
+
+    The capabilities the object has are copied onto the wrapper as attributes of its own: from
+    Python 3.12 on, isinstance() against a runtime-checkable protocol looks members up with
+    inspect.getattr_static, which never calls __getattr__, so a pass-through alone would hide
+    them (`sefa_directions`, `layers`, ...) there."""
 
     def __init__(self, inner: Any, model: str, args: Mapping[str, Any], output_range: tuple[float, float] | None):
         self.inner, self.model, self.args, self.output_range = inner, model, dict(args), output_range
         self.z_dim, self.device = int(inner.z_dim), torch.device(inner.device)
+        for name in CAPABILITY_MEMBERS:
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return self.inner.sample_z(n, generator)

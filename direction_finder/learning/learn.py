@@ -29,12 +29,9 @@ from direction_finder.artifacts.checkpoint import (
     SMOOTHING,
     RunState,
     resumable_checkpoint,
-    save_checkpoint,
 )
-from direction_finder.artifacts.directions import Directions, save_directions
+from direction_finder.artifacts.directions import Directions
 from direction_finder.artifacts.runs import (
-    BEST_NAME,
-    LAST_NAME,
     RunFiles,
     directions_metadata,
     remove_unfinished,
@@ -43,9 +40,10 @@ from direction_finder.artifacts.runs import (
 from direction_finder.config import HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, LearnConfig
 from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
 from direction_finder.generators import describe, working_dtype
-from direction_finder.learning.distributed import DistContext, RankFailed
+from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.layout import fit_layout
 from direction_finder.learning.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
+from direction_finder.learning.persist import RunSaver
 from direction_finder.method.manifold import make_optimizer
 from direction_finder.method.orthonormal import canonical_signs, orthonormal_directions
 from direction_finder.method.warmstart import curvature_directions
@@ -60,10 +58,6 @@ class LearnInterrupted(RunStopped):
             f"interrupted by {signal.Signals(signum).name} at step {step}{where}", run_dir, True, int(signum)
         )
         self.step = step
-
-
-class RunWriteError(RunStopped):
-    """A run's files could not be written (disk full, permissions); the earlier ones are intact."""
 
 
 class NonFiniteLoss(RunStopped):
@@ -83,6 +77,17 @@ class StepInfo:
     elapsed: float  # seconds of learning so far (across resumes)
     sample_steps_per_s: float  # over this session's steps after the first
     eta_s: float | None  # estimated seconds to finish
+
+    def log_row(self) -> dict[str, Any]:
+        """The row of loss.csv this step writes (its fields as runs.LOG_FIELDS names them)."""
+        return {
+            "step": self.step,
+            "loss": self.loss,
+            "smoothed_loss": self.smoothed,
+            "heldout": self.heldout,
+            "elapsed_s": self.elapsed,
+            "sample_steps_per_s": self.sample_steps_per_s,
+        }
 
 
 OnStep = Callable[[StepInfo], None]
@@ -147,8 +152,33 @@ def learn(
         raise
 
 
+@dataclass
+class Throughput:
+    """This session's learning rate and time to go. Its first step warms up (allocations, kernel
+    choice) and is not timed, unless it is the run's last."""
+
+    first_step: int
+    batch_size: int
+    timed_steps: int = 0
+    timed_seconds: float = 0.0
+
+    def add(self, step: int, last: bool, seconds: float) -> None:
+        if step > self.first_step or last:
+            self.timed_steps, self.timed_seconds = self.timed_steps + 1, self.timed_seconds + seconds
+
+    def sample_steps_per_s(self, seconds: float) -> float:
+        """Over the timed steps; before there are any, this step's own rate."""
+        if self.timed_seconds > 0:
+            return self.batch_size * self.timed_steps / self.timed_seconds
+        return self.batch_size / max(seconds, 1e-9)
+
+    def eta_s(self, steps_left: int) -> float | None:
+        return steps_left * (self.timed_seconds / self.timed_steps) if self.timed_steps else None
+
+
 class _Loop:
-    """One session of the learning loop: A, Adam, the sample stream, the held-out set, the files."""
+    """One session of the learning loop: A, Adam, the sample stream, the held-out set; what it
+    keeps goes through a RunSaver."""
 
     def __init__(
         self,
@@ -159,20 +189,12 @@ class _Loop:
         checkpoint: dict[str, Any] | None,
         dist: DistContext | None,
     ) -> None:
-        self.generator, self.config, self.meta, self.files, self.dist = generator, config, meta, files, dist
-        # what steps run with (the generator's checkpointing set to it); out of memory makes it smaller
-        self.layout = fit_layout(generator, config, config.batch_size // self._ranks)
-        self.state, self.optimizer, self.A = _initial_state(generator, config, resuming=checkpoint is not None)
-        if dist is not None and dist.world > 1 and checkpoint is None:
-            # every rank must start from the same A; a warm start computed on each device may differ
-            with torch.no_grad():
-                self.A.copy_(dist.broadcast(self.A.detach().cpu()).to(self.A.device))
-            self.state = dataclasses.replace(self.state, A=self.A.detach().clone())
-        if checkpoint is not None:
-            self.state = RunState.from_checkpoint(checkpoint)
-            with torch.no_grad():
-                self.A.copy_(self.state.A.to(self.A.device))
-            self.optimizer.load_state_dict(self.state.optimizer)
+        self.generator, self.config, self.meta, self.dist = generator, config, meta, dist
+        self.saver = RunSaver(files, config, meta, dist)
+        # the config steps are computed with: the user's, with the layout fit_layout chose (images
+        # per call, samples per pass, checkpointing); an out-of-memory error makes it smaller
+        self.step_config = fit_layout(generator, config, config.batch_size // self._ranks)
+        self.state, self.optimizer, self.A = _starting_state(generator, config, checkpoint, dist)
         self.rng = torch.Generator()
         self.rng.set_state(self.state.rng)
         self.heldout = None
@@ -192,61 +214,43 @@ class _Loop:
 
     def run(self, on_step: OnStep | None, time_limit_s: float | None) -> Directions:
         config = self.config
-        first_step = self.state.step  # the first step of this session warms up: not timed
-        timed_steps, timed_seconds = 0, 0.0
+        clock = Throughput(first_step=self.state.step, batch_size=config.batch_size)
         try:
-            for step in range(first_step, config.steps):
+            for step in range(self.state.step, config.steps):
+                # step: one optimisation step, timed
                 started = time.perf_counter()
                 loss = self.step(step)
                 done, seconds = step + 1, time.perf_counter() - started
-                if step > first_step or done == config.steps:
-                    timed_steps, timed_seconds = timed_steps + 1, timed_seconds + seconds
+                clock.add(step, done == config.steps, seconds)
+                # evaluate: the held-out penalty when due, and the state after this step
                 heldout = self.evaluate(done)
                 self._advance(done, loss, seconds, heldout)
-                heldout_value = heldout[0] if heldout is not None else None
-                rate = (
-                    config.batch_size * timed_steps / timed_seconds
-                    if timed_seconds > 0
-                    else config.batch_size / max(seconds, 1e-9)
+                # report: one record for the log row and the progress display
+                info = StepInfo(
+                    step=done,
+                    steps=config.steps,
+                    loss=loss,
+                    smoothed=self.state.smoothed_loss,
+                    heldout=heldout[0] if heldout is not None else None,
+                    best_heldout=None if self.state.best_step < 0 else self.state.best_heldout,
+                    elapsed=self.state.elapsed,
+                    sample_steps_per_s=clock.sample_steps_per_s(seconds),
+                    eta_s=clock.eta_s(config.steps - done),
                 )
-                if self.files is not None:
-                    self.files.add_row(
-                        {
-                            "step": done,
-                            "loss": loss,
-                            "smoothed_loss": self.state.smoothed_loss,
-                            "heldout": heldout_value,
-                            "elapsed_s": self.state.elapsed,
-                            "sample_steps_per_s": rate,
-                        }
-                    )
+                self.saver.log(info.log_row())
+                # persist: a checkpoint every checkpoint_every steps (the last one after the loop)
                 if done % config.checkpoint_every == 0 and done != config.steps:
-                    self.save()
+                    self.saver.save(self.state, self.A.device)
                 if on_step is not None:
-                    eta_s = (config.steps - done) * (timed_seconds / timed_steps) if timed_steps else None
-                    best = None if self.state.best_step < 0 else self.state.best_heldout
-                    on_step(
-                        StepInfo(
-                            done,
-                            config.steps,
-                            loss,
-                            self.state.smoothed_loss,
-                            heldout_value,
-                            best,
-                            self.state.elapsed,
-                            rate,
-                            eta_s,
-                        )
-                    )
+                    on_step(info)
+                # stop: on the time limit, every rank at the same step
                 if time_limit_s is not None and self._out_of_time(time_limit_s):
                     break
         except KeyboardInterrupt as exc:
             with _signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the last save short
-                self.save(interrupted=True)
-            raise LearnInterrupted(
-                self.files.dir if self.files else None, self.state.step, getattr(exc, "signum", signal.SIGINT)
-            ) from None
-        self.save()
+                self.saver.save(self.state, self.A.device, interrupted=True)
+            raise LearnInterrupted(self.saver.run_dir, self.state.step, getattr(exc, "signum", signal.SIGINT)) from None
+        self.saver.save(self.state, self.A.device)
         with torch.no_grad():
             Q = canonical_signs(orthonormal_directions(self.A).cpu())
         return Directions(
@@ -260,7 +264,7 @@ class _Loop:
         batch = draw_batch(self.generator, self.config, self.rng, self.dist)
         while True:
             try:
-                loss = float(train_step(self.generator, self.A, self.optimizer, self.layout, batch, self.dist))
+                loss = float(train_step(self.generator, self.A, self.optimizer, self.step_config, batch, self.dist))
                 break
             except torch.OutOfMemoryError:
                 if not self._smaller_layout(step):
@@ -269,10 +273,11 @@ class _Loop:
                 torch.cuda.empty_cache()
         if not math.isfinite(loss):
             kept = ""
-            if self.files is not None:
+            run_dir = self.saver.run_dir
+            if run_dir is not None:
                 kept = (
-                    f"; the last good checkpoint (step {self.state.step}) is kept in {self.files.dir}"
-                    if (self.files.dir / CHECKPOINT_NAME).exists()
+                    f"; the last good checkpoint (step {self.state.step}) is kept in {run_dir}"
+                    if (run_dir / CHECKPOINT_NAME).exists()
                     else "; no checkpoint had been written yet"
                 )
             raise NonFiniteLoss(
@@ -284,10 +289,10 @@ class _Loop:
     def _smaller_layout(self, step: int) -> bool:
         """After an out-of-memory error: a smaller layout (objective.smaller_layout), said in one line;
         False under torchrun (other ranks would wait in the all-reduce) or with nothing left."""
-        smaller = smaller_layout(self.layout, self.generator, self.config.batch_size) if self._ranks == 1 else None
+        smaller = smaller_layout(self.step_config, self.generator, self.config.batch_size) if self._ranks == 1 else None
         if smaller is None:
             return False
-        self.layout, change = smaller
+        self.step_config, change = smaller
         warnings.warn(f"out of memory at step {step + 1}: {change}, and the step taken again", HpdirsWarning, 2)
         return True
 
@@ -298,23 +303,26 @@ class _Loop:
             return None
         with torch.no_grad():
             Q = orthonormal_directions(self.A)
-        return heldout_penalty(self.generator, Q, self.heldout, self.layout, self.layout.micro_batch, self.dist), Q
+        config = self.step_config
+        return heldout_penalty(self.generator, Q, self.heldout, config, config.micro_batch, self.dist), Q
 
     def _advance(self, done: int, loss: float, seconds: float, heldout: tuple[float, Tensor] | None) -> None:
         """The state after step `done` (what a checkpoint written now holds), keeping the best
         held-out directions so far."""
         s = self.state
-        best = (s.best_heldout, s.best_step, s.best_matrix)
+        best_heldout, best_step, best_matrix = s.best_heldout, s.best_step, s.best_matrix
         if heldout is not None and heldout[0] < s.best_heldout:
-            best = (heldout[0], done, heldout[1].detach().clone())
+            best_heldout, best_step, best_matrix = heldout[0], done, heldout[1].detach().clone()
         self.state = RunState(
-            done,
-            self.A.detach().clone(),
-            copy.deepcopy(self.optimizer.state_dict()),
-            self.rng.get_state(),
-            SMOOTHING * s.average + (1 - SMOOTHING) * loss,  # EMA from 0
-            s.elapsed + seconds,
-            *best,
+            step=done,
+            A=self.A.detach().clone(),
+            optimizer=copy.deepcopy(self.optimizer.state_dict()),
+            rng=self.rng.get_state(),
+            average=SMOOTHING * s.average + (1 - SMOOTHING) * loss,  # EMA from 0
+            elapsed=s.elapsed + seconds,
+            best_heldout=best_heldout,
+            best_step=best_step,
+            best_matrix=best_matrix,
         )
 
     def _out_of_time(self, time_limit_s: float) -> bool:
@@ -323,58 +331,23 @@ class _Loop:
             stop = not self.dist.agree(not stop, self.A.device)
         return stop
 
-    def save(self, interrupted: bool = False) -> None:
-        """Checkpoint, directions and log of the current state; under torchrun, every rank learns
-        whether rank 0 could write them (after an interruption the others are already leaving)."""
-        error = None
-        if self.files is not None:
-            try:
-                self._write(self.files)
-            except OSError as exc:
-                error = self._write_error(self.files.dir, exc)
-        if self.dist is not None and self.dist.world > 1 and not interrupted:
-            rank_0_wrote = self.dist.agree(error is None, self.A.device)
-            if not rank_0_wrote and error is None:
-                raise RankFailed(
-                    f"rank 0 could not write the checkpoint at step {self.state.step}; stopping rank {self.dist.rank}"
-                )
-        if error is not None:
-            raise error
 
-    def _write(self, files: RunFiles) -> None:
-        s, config = self.state, self.config
-        save_checkpoint(s, config, self.meta, files.dir / CHECKPOINT_NAME)
+def _starting_state(
+    generator: Any, config: LearnConfig, checkpoint: dict[str, Any] | None, dist: DistContext | None
+) -> tuple[RunState, torch.optim.Optimizer, Tensor]:
+    """The state the session starts from: a resumed run's checkpoint, or step 0 (under torchrun,
+    rank 0's A on every rank: a warm start computed on each device may differ)."""
+    state, optimizer, A = _initial_state(generator, config, resuming=checkpoint is not None)
+    if dist is not None and dist.world > 1 and checkpoint is None:
         with torch.no_grad():
-            Q = canonical_signs(orthonormal_directions(s.A))
-        loss = s.smoothed_loss
-        save_directions(
-            files.dir / LAST_NAME,
-            Directions(Q.cpu(), directions_metadata(self.meta, config, s.step, loss, "last", None), s.A.cpu()),
-        )
-        if s.best_matrix is not None:
-            save_directions(
-                files.dir / BEST_NAME,
-                Directions(
-                    canonical_signs(s.best_matrix.cpu()),
-                    directions_metadata(self.meta, config, s.best_step, loss, "best", s.best_heldout),
-                ),
-            )
-        files.write_log()
-
-    def _write_error(self, run_dir: Path, exc: OSError) -> RunWriteError:
-        reason = exc.strerror or str(exc)
-        if (run_dir / CHECKPOINT_NAME).exists():
-            return RunWriteError(
-                f"could not write to {run_dir} ({reason}) at step {self.state.step}; the files "
-                "written before are intact: free space, then resume the run",
-                run_dir,
-                True,
-            )
-        return RunWriteError(
-            f"could not write to {run_dir} ({reason}) at step {self.state.step}, before the run's "
-            "first checkpoint; nothing was kept: free space and start the run again",
-            run_dir,
-        )
+            A.copy_(dist.broadcast(A.detach().cpu()).to(A.device))
+        state = dataclasses.replace(state, A=A.detach().clone())
+    if checkpoint is not None:
+        state = RunState.from_checkpoint(checkpoint)
+        with torch.no_grad():
+            A.copy_(state.A.to(A.device))
+        optimizer.load_state_dict(state.optimizer)
+    return state, optimizer, A
 
 
 def _initial_state(
@@ -399,15 +372,15 @@ def _initial_state(
     A = A.to(generator.device, working_dtype(generator)).requires_grad_(True)
     optimizer = make_optimizer(config.optimizer, A, config.lr)  # riemannian: A made orthonormal itself
     state = RunState(
-        0,
-        A.detach().clone(),
-        copy.deepcopy(optimizer.state_dict()),
-        rng.get_state(),
-        0.0,
-        time.perf_counter() - started,
-        math.inf,
-        -1,
-        None,
+        step=0,
+        A=A.detach().clone(),
+        optimizer=copy.deepcopy(optimizer.state_dict()),
+        rng=rng.get_state(),
+        average=0.0,
+        elapsed=time.perf_counter() - started,
+        best_heldout=math.inf,
+        best_step=-1,
+        best_matrix=None,
     )
     return state, optimizer, A
 
