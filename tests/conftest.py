@@ -1,13 +1,24 @@
 """Shared fixtures: random BigGAN-deep weights in the published folder format, and a guard
-that keeps every test offline (a real download attempt fails the test)."""
+that keeps every test offline (a real download attempt fails the test); and the one in-process
+runner of the command line the test files share (`from conftest import invoke, runner`)."""
 
 import signal
 
 import pytest
+from typer.testing import CliRunner
 
+from direction_finder import SyntheticGenerator
 from direction_finder.generators import weights as weights_module
 from direction_finder.generators.biggan import load_biggan
 from direction_finder.generators.random_weights import full_config, save_random_biggan, tiny_config
+from hpdirs_cli.main import app
+
+runner = CliRunner()  # typer's in-process runner: stdout and stderr apart, exit codes as the shell sees them
+
+
+def invoke(args, **env):
+    """`hpdirs ARGS` in this process, with wide columns (a one-line message stays one line)."""
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200", **env})
 
 # A runner started in the background (`cmd &` without job control) ignores SIGINT, and ignored
 # signals pass to every child: the Ctrl-C tests' processes would then never see their SIGINT.
@@ -46,3 +57,17 @@ def full_weights(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_biggan(tiny_weights):
     return load_biggan(class_="golden_retriever", truncation=0.4, weights=tiny_weights, device="cpu")
+
+
+def learn_synthetic(tmp_path, name, extra=()):
+    """A run of 300 steps on the synthetic model, learned through the CLI: OUT/synthetic/NAME."""
+    result = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=8,factors=4,size=8", "--steps", "300",
+                                 "--batch-size", "8", "--eval-every", "0", "--out", str(tmp_path), "--name", name,
+                                 *extra])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return next(tmp_path.glob(f"*/{name}"))
+
+
+@pytest.fixture
+def synthetic():
+    return SyntheticGenerator(z_dim=8, factors=4, size=16, seed=0)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
+from conftest import runner
 from tolerances import FLOAT32_EPS, IMAGE_ULPS, assert_close_to_scale, second_difference_error
-from typer.testing import CliRunner
 
 from direction_finder import gram_schmidt, hessian_penalty, orthonormal_directions
 from direction_finder.config import LearnConfig
@@ -95,7 +95,7 @@ def test_learning_at_a_layer_and_bad_layer_names(tiny_biggan, tmp_path):
 
 def test_cli_bench_writes_every_field(tiny_weights, tmp_path):
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(app, ["bench", "--weights", str(tiny_weights), "--steps", "1", "--batch-size", "1,2",
+    result = runner.invoke(app, ["bench", "--weights", str(tiny_weights), "--steps", "1", "--batch-size", "1,2",
                                       "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.stderr
     r = json.loads(out.read_text())
@@ -115,5 +115,5 @@ def test_cli_bench_writes_every_field(tiny_weights, tmp_path):
         assert e["new_position_ms"] > 0 and e["forward_ms"] > 0 and e["cached_ms"] > 0
         assert e["overhead_ms"] >= 0  # how it compares with the forward is the benchmark's to say, not a test's
     assert "explore, 4 sample(s): new position" in result.stdout
-    bad = CliRunner().invoke(app, ["bench", "--weights", str(tiny_weights), "--batch-size", "0"])
+    bad = runner.invoke(app, ["bench", "--weights", str(tiny_weights), "--batch-size", "0"])
     assert bad.exit_code == 1 and "every batch size must be >= 1" in bad.stderr

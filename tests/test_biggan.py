@@ -4,6 +4,7 @@ import pickle
 import shutil
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from pytorch_pretrained_biggan import BigGAN, BigGANConfig
@@ -210,3 +211,12 @@ def test_names_and_devices_are_validated(tiny_weights):
     with pytest.raises(UsageError, match="unknown device"):
         load_biggan(class_=1, weights=tiny_weights, device="gpu0")
     assert tiny_config(resolution=16)["layers"][0] == [True, 16, 8]
+
+
+def test_sefa_directions_are_the_top_right_singular_vectors_of_the_z_columns(tiny_biggan):
+    w = tiny_biggan.model.generator.gen_z.weight.detach().double()[:, :16].numpy()
+    _, singular, vt = np.linalg.svd(w)
+    ours = tiny_biggan.sefa_directions(5).double().numpy()
+    # ours are float64 eigenvectors rounded to float32: |cos| and orthonormality to ~z_dim * eps32
+    np.testing.assert_allclose(np.abs(np.sum(ours * vt[:5], axis=1)), 1.0, atol=4 * 16 * FLOAT32_EPS)
+    np.testing.assert_allclose(ours @ ours.T, np.eye(5), atol=4 * 16 * FLOAT32_EPS)

@@ -6,12 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import runner
 from tolerances import FLOAT32_EPS
-from typer.testing import CliRunner
 
 from hpdirs_cli.main import app
-
-runner = CliRunner()
 
 
 def test_console_script_is_installed_and_prints_the_version():

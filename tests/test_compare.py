@@ -1,18 +1,14 @@
-"""Compare: metrics against independent expectations, baselines, the CLI end to end."""
+"""evaluation/compare.py: learned sets against the baselines and the truth, `compare A B`, the CLI end
+to end."""
 
 import json
 
-import numpy as np
 import torch
-from tolerances import FLOAT32_EPS
-from typer.testing import CliRunner
+from conftest import learn_synthetic, runner
 
-from direction_finder import LearnConfig, SyntheticGenerator, gram_schmidt, learn
-from direction_finder.evaluation.compare import CompareSettings, Probe, compare_sets
-from direction_finder.evaluation.measures import diagonal_dominance, hessians, matching
+from direction_finder import LearnConfig, SyntheticGenerator, learn
+from direction_finder.evaluation.compare import CompareSettings, compare_sets
 from hpdirs_cli.main import app
-
-runner = CliRunner()
 
 
 def test_on_synthetic_learned_beats_baselines_and_truth_is_best():
@@ -41,63 +37,12 @@ def test_curvature_baseline_is_measured_when_asked_for_and_finds_the_synthetic_t
     assert by["curvature"]["recovery"] > 0.999
 
 
-class Quadratic:
-    """G(z)_p = z^T M_p z / 2: the Hessian of pixel p w.r.t. z is M_p (known)."""
-
-    def __init__(self, z_dim=6, pixels=12, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        m = torch.randn(pixels, z_dim, z_dim, generator=g, dtype=torch.float64)
-        self.m = (m + m.transpose(1, 2)) / 2
-        self.m[::3] = torch.diag_embed(torch.randn(pixels // 3 + (pixels % 3 > 0), z_dim, generator=g,
-                                                   dtype=torch.float64) * 3)
-        self.z_dim, self.device = z_dim, torch.device("cpu")
-
-    def sample_z(self, n, generator=None):
-        return torch.randn(n, self.z_dim, generator=generator)
-
-    def __call__(self, z):
-        z = z.double()
-        return (0.5 * torch.einsum("nd,pde,ne->np", z, self.m, z)).float().reshape(-1, 1, 3, 4)
 
 
-def test_diagonal_dominance_matches_a_direct_computation_from_the_known_hessian():
-    g = Quadratic()
-    Q = gram_schmidt(torch.randn(6, 6, generator=torch.Generator().manual_seed(1)))
-    top = [4, 1, 2]
-    probe = Probe.draw(g, 6, CompareSettings(samples=2))
-    fd = hessians(g, Q, top, probe.z, 0.5, batch_size=16)  # (S, 1, 3, 4, 3, 3)
-    # Independent: the Hessian w.r.t. w of z + w Q_top is Q_top M_p Q_top^T, the same at every z.
-    sub = Q[top].double().numpy()
-    exact = np.einsum("ad,pde,be->pab", sub, g.m.numpy(), sub)  # (P, 3, 3)
-    # central differences of a quadratic are exact but for rounding: each entry carries
-    # ~4 eps32 |f| / eps^2 (|f| <= ~10 here, eps 0.5: ~2e-5); 1e-3 is far above that and far
-    # below the entries themselves (O(1))
-    np.testing.assert_allclose(fd[0].reshape(12, 3, 3).numpy(), exact, rtol=1e-3, atol=1e-3)
-    eye = np.eye(3, dtype=bool)
-    absolute = np.abs(exact)
-    d_percent = 100 * np.mean([a[eye].max() >= a[~eye].max() for a in absolute])
-    d_ratio = absolute[:, eye].mean() / absolute[:, ~eye].mean()
-    ours = diagonal_dominance(fd)
-    # D% counts the same comparisons (exact unless an entry sits within rounding of a tie); D_R is
-    # a ratio of means of entries that each carry the error above
-    assert abs(ours[0] - d_percent) < 1e-9 and abs(ours[1] - d_ratio) < 1e-3 * d_ratio
-    assert 0 < d_percent < 100  # a case that can tell right from wrong
 
 
-def test_matching_picks_the_largest_cosine_axis():
-    Q = gram_schmidt(torch.tensor([[0.1, -3.0, 0.2], [1.0, 0.0, 0.5]]))
-    axes, cosines = matching(Q)
-    # a float32 unit vector's entry: within a few eps32 (1.2e-7) of the exact cosine
-    assert axes == [1, 0] and abs(cosines[0] - 3.0 / np.linalg.norm([0.1, 3.0, 0.2])) < 8 * FLOAT32_EPS
 
 
-def test_sefa_directions_are_the_top_right_singular_vectors_of_the_z_columns(tiny_biggan):
-    w = tiny_biggan.model.generator.gen_z.weight.detach().double()[:, :16].numpy()
-    _, singular, vt = np.linalg.svd(w)
-    ours = tiny_biggan.sefa_directions(5).double().numpy()
-    # ours are float64 eigenvectors rounded to float32: |cos| and orthonormality to ~z_dim * eps32
-    np.testing.assert_allclose(np.abs(np.sum(ours * vt[:5], axis=1)), 1.0, atol=4 * 16 * FLOAT32_EPS)
-    np.testing.assert_allclose(ours @ ours.T, np.eye(5), atol=4 * 16 * FLOAT32_EPS)
 
 
 def test_cli_compare_end_to_end_on_a_tiny_biggan_run(tiny_weights, tmp_path):
@@ -128,3 +73,44 @@ def test_cli_compare_end_to_end_on_a_tiny_biggan_run(tiny_weights, tmp_path):
     assert (run / "compare" / "report.csv").read_text().splitlines()[0].startswith("set,heldout_penalty,D_percent,D_R")
     bad = runner.invoke(app, ["compare", str(run), "--baselines", "axes,pca"])
     assert bad.exit_code == 1 and "unknown pca" in bad.stderr
+
+
+def test_default_budget_on_synthetic_tells_truth_from_random_but_not_axes_from_random():
+    g = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=0)
+    results = compare_sets(g, torch.eye(8), baselines=["random"], settings=CompareSettings(budget="3000"))
+    verdicts = {(d.other, d.metric): d.verdict for d in results.differences}  # axes - each set
+    assert [r.name for r in results.reports] == ["learned", "random", "truth"]
+    assert results.measured["mode"] == "budget" and results.measured["images"] <= 3000
+    # the penalty: the axes and a random rotation are equal in expectation over rotations
+    assert verdicts[("random", "heldout_penalty")] == "not significant"
+    for metric in ("heldout_penalty", "D_R"):
+        assert verdicts[("truth", metric)] == "worse"
+
+
+
+def test_compare_a_b_pairs_two_runs_and_writes_beside_the_first(tmp_path):
+    a = learn_synthetic(tmp_path, "a")
+    b = learn_synthetic(tmp_path, "b", ["--steps", "1", "--lr", "1e-9"])  # hardly moved from its random start
+    result = runner.invoke(app, ["compare", str(a), str(b), "--budget", "2000", "--no-gifs"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((a / "compare-vs-b" / "report.json").read_text())
+    assert list(report["sets"]) == ["a", "b", "truth"]  # no baseline unless asked for; truth is known here
+    verdict = {(d["other"], d["metric"]): d["verdict"] for d in report["differences"]}
+    assert verdict[("b", "heldout_penalty")] == "better" and verdict[("b", "D_R")] == "better"
+    assert "a − set" in result.stdout and "better" in result.stdout
+    with_axes = runner.invoke(app, ["compare", str(a), str(b), "--budget", "3000", "--baselines", "axes",
+                                    "--no-gifs", "--out", str(tmp_path / "ab")])  # fmt: skip
+    assert with_axes.exit_code == 0, with_axes.stderr
+    assert list(json.loads((tmp_path / "ab" / "report.json").read_text())["sets"]) == ["a", "b", "axes", "truth"]
+
+
+
+def test_compare_a_b_refuses_two_different_generators(tmp_path):
+    a = learn_synthetic(tmp_path, "a", ["--steps", "2"])
+    other = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=8,factors=3,size=8", "--steps", "2",
+                                "--eval-every", "0", "--out", str(tmp_path / "o"), "--name", "b"])  # fmt: skip
+    assert other.exit_code == 0, other.stderr
+    b = next((tmp_path / "o").glob("*/b"))
+    result = runner.invoke(app, ["compare", str(a), str(b), "--no-gifs"])
+    assert result.exit_code == 1 and "different generators (model" in result.stderr
+    assert "pass --model, --class and --truncation" in result.stderr

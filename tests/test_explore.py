@@ -9,6 +9,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import runner
 from PIL import Image
 
 from direction_finder import load_directions
@@ -215,12 +216,11 @@ def test_the_command_prints_its_url_serves_and_stops_cleanly_on_ctrl_c(biggan_ru
 
 
 def test_a_port_in_use_is_one_line(biggan_run, server):
-    from typer.testing import CliRunner
 
     from hpdirs_cli.main import app
 
     port = server.url.rsplit(":", 1)[1].strip("/")
-    result = CliRunner().invoke(app, ["explore", str(biggan_run), "--device", "cpu", "--offline", "--port", port])
+    result = runner.invoke(app, ["explore", str(biggan_run), "--device", "cpu", "--offline", "--port", port])
     assert result.exit_code == 1 and result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert result.stderr.count("\n") == 1
 
@@ -311,12 +311,11 @@ def test_a_body_announced_and_never_sent_does_not_hold_a_thread(biggan_run, tmp_
 
 
 def test_out_of_range_ports_are_one_line(biggan_run):
-    from typer.testing import CliRunner
 
     from hpdirs_cli.main import app
 
     for port in ("70000", "-1"):
-        result = CliRunner().invoke(app, ["explore", str(biggan_run), "--device", "cpu", "--offline", "--port", port])
+        result = runner.invoke(app, ["explore", str(biggan_run), "--device", "cpu", "--offline", "--port", port])
         assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
         assert f"--port {port} is not a port" in result.stderr
 

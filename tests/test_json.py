@@ -5,12 +5,10 @@ import json
 import shutil
 
 import pytest
-from typer.testing import CliRunner
+from conftest import runner
 
 from direction_finder.generators import weights as w
 from hpdirs_cli.main import app
-
-runner = CliRunner()
 
 
 def doc(args):

@@ -1,24 +1,18 @@
-"""Names of directions: labels.json beside the file, read by load_directions, used by apply,
-render, compare and info; and render's sheet, evenly spaced through eta 0 with names drawn on it."""
+"""artifacts/labels.py: names of directions in labels.json beside the file, read by load_directions,
+used by apply, render, compare and info; the rules a name obeys; writes at once that all land."""
 
 import json
 import os
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from typer.testing import CliRunner
+from conftest import runner
 
-from direction_finder import SyntheticGenerator, load_directions, save_directions
+from direction_finder import load_directions, save_directions
 from direction_finder.artifacts.labels import LABELS_FORMAT, read_labels, write_label
 from direction_finder.errors import DirectionsFileError, UsageError
 from direction_finder.method.orthonormal import gram_schmidt
-from direction_finder.outputs.media import to_uint8
-from direction_finder.outputs.render import SHEET_COLUMNS, RenderSettings, render
 from hpdirs_cli.main import app
-
-runner = CliRunner()
 
 
 @pytest.fixture()
@@ -93,30 +87,6 @@ def test_label_command_and_render_compare_info_show_the_name(file, tmp_path):
     assert json.loads((tmp_path / "compare" / "report.json").read_text())["labels"] == {"2": "zoom"}
 
 
-def test_the_sheet_is_evenly_spaced_through_zero_and_its_middle_column_is_the_sample(tmp_path):
-    g = SyntheticGenerator(z_dim=8, factors=4, size=8)
-    matrix = gram_schmidt(torch.randn(3, 8, generator=torch.Generator().manual_seed(1)))
-    settings = RenderSettings(directions=[0, 2], samples=2, frames=4, eta=5.0, formats=["png"])
-    manifest = render(g, matrix, settings, tmp_path, labels={2: "zoom"})
-    etas = manifest["sheet_etas"]
-    assert len(etas) == SHEET_COLUMNS and etas[SHEET_COLUMNS // 2] == 0.0
-    np.testing.assert_allclose(np.diff(etas), 10.0 / (SHEET_COLUMNS - 1), atol=1e-4)
-    assert manifest["sheet_rows"] == ["d0", "d2 zoom"]
-    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB"))
-    z = g.sample_z(2, torch.Generator().manual_seed(0))  # render's samples (seed 0)
-    sample = to_uint8(g(z[:1]))[0]  # (8, 8, 3): the first, unedited
-    # the middle column holds the unedited sample: find it in the sheet, below the eta strip
-    found = [
-        (y, x)
-        for y in range(sheet.shape[0] - 8)
-        for x in range(sheet.shape[1] - 8)
-        if np.abs(sheet[y : y + 8, x : x + 8].astype(int) - sample.astype(int)).max() <= 1
-    ]
-    assert found, "the unedited sample is not on the sheet"
-    margin = sheet.shape[1] - (SHEET_COLUMNS * (8 + 2) + 2)  # the names' margin at the left
-    columns = {(x - margin - 2) // 10 for _, x in found}
-    assert SHEET_COLUMNS // 2 in columns
-    assert margin > 0 and (sheet[:14] < 128).any()  # names at the left, etas drawn above
 
 
 @pytest.mark.parametrize("value", ["", "  zoom", "right\u202eleft", "7", "x" * 65])

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
+from conftest import runner
 from tolerances import assert_close_to_scale, second_difference_error
-from typer.testing import CliRunner
 
 from direction_finder import LearnConfig, SyntheticGenerator
 from direction_finder.errors import HpdirsNote, UsageError
@@ -15,8 +15,6 @@ from direction_finder.learning.layout import SAFETY, StepMemory, calibrate, choo
 from direction_finder.learning.objective import draw_batch, train_step
 from direction_finder.validation import parse_memory
 from hpdirs_cli.main import app
-
-runner = CliRunner()
 
 
 @pytest.mark.parametrize("micro", [1, 2])

@@ -6,16 +6,14 @@ import json
 
 import pytest
 import torch
+from conftest import runner
 from tolerances import assert_close_to_scale, second_difference_error
-from typer.testing import CliRunner
 
 from direction_finder import LearnConfig, SyntheticGenerator
 from direction_finder.errors import UsageError
 from direction_finder.learning.objective import direction_penalty
 from direction_finder.method.orthonormal import orthonormal_directions
 from hpdirs_cli.main import app
-
-runner = CliRunner()
 
 
 @pytest.mark.parametrize("layer", [None, "block1"])
@@ -100,8 +98,8 @@ class Tight(SyntheticGenerator):
 
 
 def test_out_of_memory_halves_the_layout_and_takes_the_same_step(tmp_path):
-    from direction_finder.errors import HpdirsWarning
     from direction_finder import learn
+    from direction_finder.errors import HpdirsWarning
 
     config = LearnConfig(steps=6, batch_size=2, chunk_size=4, eval_every=0)  # all 4 perturbed batches: 8 rows
     tight = Tight(z_dim=8, factors=4, size=8, seed=0)

@@ -6,6 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import runner
 
 from direction_finder.errors import WeightsError
 from direction_finder.generators import weights as w
@@ -278,12 +279,11 @@ def test_a_damaged_cache_entry_is_removed_not_kept(published, monkeypatch, tmp_p
     ("https://x/{0}/{file}", "unknown field {0}"),
 ])
 def test_a_malformed_mirror_template_is_one_line(monkeypatch, tmp_path, template, problem):
-    from typer.testing import CliRunner
 
     from hpdirs_cli.main import app
 
     monkeypatch.setenv("HPDIRS_WEIGHTS_URL", template)
-    result = CliRunner().invoke(app, ["download", "--model", "biggan-deep-256"])
+    result = runner.invoke(app, ["download", "--model", "biggan-deep-256"])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "$HPDIRS_WEIGHTS_URL template" in result.stderr and problem in result.stderr
 
@@ -299,14 +299,12 @@ def test_a_weights_config_of_wrong_types_is_one_line(tiny_weights, tmp_path, cha
     import json
     import shutil
 
-    from typer.testing import CliRunner
-
     from hpdirs_cli.main import app
 
     folder = tmp_path / "weights"
     shutil.copytree(tiny_weights, folder)
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, **change}))
-    result = CliRunner().invoke(app, ["learn", "--weights", str(folder), "--steps", "1", "--out", str(tmp_path / "o")])
+    result = runner.invoke(app, ["learn", "--weights", str(folder), "--steps", "1", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr

@@ -9,13 +9,11 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from conftest import runner
 from PIL import Image, ImageSequence
-from typer.testing import CliRunner
 
 from direction_finder import load_directions
 from hpdirs_cli.main import app
-
-runner = CliRunner()
 
 PLUGIN = '''
 import torch

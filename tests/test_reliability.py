@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import runner
 from safetensors.torch import save_file
-from typer.testing import CliRunner
 
 from direction_finder import save_directions
 from hpdirs_cli.main import app
-
-runner = CliRunner()
 
 
 class Exploit:
@@ -89,65 +87,65 @@ RENDER = ["render", "{run}", "--frames", "4", "--samples", "2", "--out", "{root}
 
 ROWS = [
     # (case, argv, fragments of the one-line message)
-    ("1 unknown class", ["learn", "--weights", T, "--class", "golden_retreiver", "--out", "{out}"],
+    ("unknown class", ["learn", "--weights", T, "--class", "golden_retreiver", "--out", "{out}"],
      ["unknown class 'golden_retreiver'", "207 golden retriever (n02099601)", "hpdirs classes"]),
-    ("2 ambiguous class", ["learn", "--weights", T, "--class", "crane", "--out", "{out}"],
+    ("ambiguous class", ["learn", "--weights", T, "--class", "crane", "--out", "{out}"],
      ["'crane' is ambiguous", "134 crane", "517 crane", "pass the index or WordNet id"]),
-    ("3 truncation 0", [*LEARN, "--truncation", "0"], ["truncation must be in (0, 1], got 0.0"]),
-    ("3 truncation 1.5", [*LEARN, "--truncation", "1.5"], ["truncation must be in (0, 1], got 1.5"]),
-    ("3 truncation nan", [*LEARN, "--truncation", "nan"], ["truncation must be a number in (0, 1], got nan"]),
-    ("4 steps 0", [*LEARN, "--steps", "0"], ["steps must be an integer from 1 to 1,000,000,000, got 0"]),
-    ("4 batch-size negative", [*LEARN, "--batch-size", "-2"], ["batch-size must be an integer from 1 to 65,536, got -2"]),
-    ("4 num-directions 0", [*LEARN, "--num-directions", "0"], ["num-directions must be an integer from 1"]),
-    ("4 num-directions > z_dim", [*LEARN, "--num-directions", "17"], ["num-directions 17 is more than z_dim 16"]),
-    ("4 frames 0", [*RENDER, "--frames", "0"], ["frames must be an integer from 2 to 1,000, got 0"]),
-    ("4 samples 0", [*RENDER, "--samples", "0"], ["samples must be an integer from 1 to 64, got 0"]),
-    ("4 samples too many", [*RENDER, "--samples", "1000"], ["--samples must be an integer from 1 to 64, got 1000"]),
-    ("5 eta 0", [*LEARN, "--eta", "0"], ["eta must be a finite number > 0, got 0.0"]),
-    ("5 epsilon negative", [*LEARN, "--epsilon", "-0.1"], ["epsilon must be a finite number > 0"]),
-    ("5 k 1", [*LEARN, "--k", "1"], ["k must be an integer from 2 to 1,024"]),
-    ("5 unknown recipe", [*LEARN, "--recipe", "fast"], ["unknown recipe 'fast'", "paper, curvature"]),
-    ("5 unknown init", [*LEARN, "--init", "zeros"], ["init must be random, axes, sefa or curvature"]),
-    ("5 render eta 0", [*RENDER, "--eta", "0"], ["eta must be a finite number > 0"]),
-    ("6 weights path missing", ["learn", "--weights", "{root}/nowhere", "--class", "207"],
+    ("truncation 0", [*LEARN, "--truncation", "0"], ["truncation must be in (0, 1], got 0.0"]),
+    ("truncation 1.5", [*LEARN, "--truncation", "1.5"], ["truncation must be in (0, 1], got 1.5"]),
+    ("truncation nan", [*LEARN, "--truncation", "nan"], ["truncation must be a number in (0, 1], got nan"]),
+    ("steps 0", [*LEARN, "--steps", "0"], ["steps must be an integer from 1 to 1,000,000,000, got 0"]),
+    ("batch-size negative", [*LEARN, "--batch-size", "-2"], ["batch-size must be an integer from 1 to 65,536, got -2"]),
+    ("num-directions 0", [*LEARN, "--num-directions", "0"], ["num-directions must be an integer from 1"]),
+    ("num-directions > z_dim", [*LEARN, "--num-directions", "17"], ["num-directions 17 is more than z_dim 16"]),
+    ("frames 0", [*RENDER, "--frames", "0"], ["frames must be an integer from 2 to 1,000, got 0"]),
+    ("samples 0", [*RENDER, "--samples", "0"], ["samples must be an integer from 1 to 64, got 0"]),
+    ("samples too many", [*RENDER, "--samples", "1000"], ["--samples must be an integer from 1 to 64, got 1000"]),
+    ("eta 0", [*LEARN, "--eta", "0"], ["eta must be a finite number > 0, got 0.0"]),
+    ("epsilon negative", [*LEARN, "--epsilon", "-0.1"], ["epsilon must be a finite number > 0"]),
+    ("k 1", [*LEARN, "--k", "1"], ["k must be an integer from 2 to 1,024"]),
+    ("unknown recipe", [*LEARN, "--recipe", "fast"], ["unknown recipe 'fast'", "paper, curvature"]),
+    ("unknown init", [*LEARN, "--init", "zeros"], ["init must be random, axes, sefa or curvature"]),
+    ("render eta 0", [*RENDER, "--eta", "0"], ["eta must be a finite number > 0"]),
+    ("weights path missing", ["learn", "--weights", "{root}/nowhere", "--class", "207"],
      ["--weights", "nowhere does not exist", "config.json and pytorch_model.bin"]),
-    ("6 folder without config.json", ["learn", "--weights", "{no-config}", "--class", "207"], ["has no config.json"]),
-    ("6 config.json not JSON", ["learn", "--weights", "{bad-json}", "--class", "207"], ["is not valid JSON"]),
-    ("7 renamed key", ["learn", "--weights", "{renamed-key}", "--class", "207"],
+    ("folder without config.json", ["learn", "--weights", "{no-config}", "--class", "207"], ["has no config.json"]),
+    ("config.json not JSON", ["learn", "--weights", "{bad-json}", "--class", "207"], ["is not valid JSON"]),
+    ("renamed key", ["learn", "--weights", "{renamed-key}", "--class", "207"],
      ["missing keys: generator.gen_z.bias", "unexpected keys: generator.gen_z.bias_renamed"]),
-    ("7 another resolution", ["learn", "--model", "biggan-deep-256", "--weights", T, "--class", "207"],
+    ("another resolution", ["learn", "--model", "biggan-deep-256", "--weights", T, "--class", "207"],
      ["are for 32 px but the model is biggan-deep-256", "omit --model"]),
-    ("8 truncated weights", ["learn", "--weights", "{half-weights}", "--class", "207"],
+    ("truncated weights", ["learn", "--weights", "{half-weights}", "--class", "207"],
      ["damaged, truncated or not a weights file", "download again"]),
-    ("9 offline, empty cache", ["learn", "--class", "207", "--offline"],
+    ("offline, empty cache", ["learn", "--class", "207", "--offline"],
      ["offline and biggan-deep-128 is not in the cache", "--weights FOLDER"]),
-    ("10 directions missing", ["render", "{files}/nope.safetensors"], ["does not exist"]),
-    ("10 directions empty", ["render", "{files}/empty.safetensors"], ["is empty"]),
-    ("10 directions truncated", ["info", "{files}/truncated.safetensors"], ["not a readable safetensors file"]),
-    ("10 not safetensors", ["compare", "{files}/text.safetensors"], ["not a readable safetensors file"]),
-    ("10 other format version", ["info", "{files}/other-format.safetensors"],
+    ("directions missing", ["render", "{files}/nope.safetensors"], ["does not exist"]),
+    ("directions empty", ["render", "{files}/empty.safetensors"], ["is empty"]),
+    ("directions truncated", ["info", "{files}/truncated.safetensors"], ["not a readable safetensors file"]),
+    ("not safetensors", ["compare", "{files}/text.safetensors"], ["not a readable safetensors file"]),
+    ("other format version", ["info", "{files}/other-format.safetensors"],
      ["format 'hpdirs.directions/2', not 'hpdirs.directions/1'"]),
-    ("10 z_dim mismatch", ["render", "{files}/z8.safetensors"],
+    ("z_dim mismatch", ["render", "{files}/z8.safetensors"],
      ["the directions have z_dim 8 but the generator has 16"]),
-    ("11 pickle as directions", ["render", "{files}/pickle.safetensors"], ["not a readable safetensors file"]),
-    ("11 pickle as checkpoint", ["learn", "--resume", "{exploit_run}"], ["cannot be read", "damaged or not ours"]),
-    ("12 output not writable", [*LEARN[:-1], "{files}/a-file/outputs"], ["cannot create", "choose another --out"]),
-    ("12 render output not writable", [*RENDER[:-1], "{files}/a-file/render"], ["cannot create"]),
-    ("16 NaN loss", ["learn", "--weights", "{nan-weights}", "--class", "207", "--steps", "3", "--batch-size", "1",
+    ("pickle as directions", ["render", "{files}/pickle.safetensors"], ["not a readable safetensors file"]),
+    ("pickle as checkpoint", ["learn", "--resume", "{exploit_run}"], ["cannot be read", "damaged or not ours"]),
+    ("output not writable", [*LEARN[:-1], "{files}/a-file/outputs"], ["cannot create", "choose another --out"]),
+    ("render output not writable", [*RENDER[:-1], "{files}/a-file/render"], ["cannot create"]),
+    ("NaN loss", ["learn", "--weights", "{nan-weights}", "--class", "207", "--steps", "3", "--batch-size", "1",
                      "--out", "{root}/nan-out"],
      ["the loss became nan at step 1; no checkpoint had been written yet", "check the generator's weights"]),
-    ("17 cuda without CUDA", [*LEARN, "--device", "cuda"], ["CUDA is not available on this machine"]),
-    ("19 metadata lacks model", ["render", "{files}/no-model.safetensors"],
+    ("cuda without CUDA", [*LEARN, "--device", "cuda"], ["CUDA is not available on this machine"]),
+    ("metadata lacks model", ["render", "{files}/no-model.safetensors"],
      ["does not say which model it was learned with; pass --model (and --class)"]),
-    ("19 compare: metadata lacks model", ["compare", "{files}/no-model.safetensors"], ["pass --model (and --class)"]),
-    ("20 resume, another config", ["learn", "--resume", "{run}", "--lr", "0.5", "--k", "3"],
+    ("compare: metadata lacks model", ["compare", "{files}/no-model.safetensors"], ["pass --model (and --class)"]),
+    ("resume, another config", ["learn", "--resume", "{run}", "--lr", "0.5", "--k", "3"],
      ["cannot resume", "different config (lr: 0.01 -> 0.5; k: 2 -> 3)"]),
 ]
 
 
 @pytest.mark.parametrize("case, argv, fragments", ROWS, ids=[r[0] for r in ROWS])
 def test_bad_input(world, case, argv, fragments, monkeypatch):
-    if case.startswith("17") and torch.cuda.is_available():
+    if case == "cuda without CUDA" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     monkeypatch.chdir(world["root"])
     before = snapshot(world["root"])
@@ -179,7 +177,7 @@ def _cli(*args, **kwargs):
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}, **kwargs)
 
 
-def test_15_ctrl_c_during_render_leaves_no_partial_file(world, tmp_path):
+def test_ctrl_c_during_render_leaves_no_partial_file(world, tmp_path):
     out = tmp_path / "render"
     process = _cli("render", str(world["run"]), "--frames", "400", "--samples", "16", "--directions", "0-7",
                    "--format", "gif,png", "--out", str(out))
@@ -199,7 +197,7 @@ def test_15_ctrl_c_during_render_leaves_no_partial_file(world, tmp_path):
         assert iio.imread(gif, index=None).shape[0] == 2 * 400 - 2  # every file there is whole
 
 
-def test_18_two_runs_with_the_same_name_at_once_are_separated(tmp_path):
+def test_two_runs_with_the_same_name_at_once_are_separated(tmp_path):
     args = ["learn", "--model", "synthetic:z_dim=8,factors=3,size=4", "--steps", "200", "--batch-size", "2",
             "--out", str(tmp_path), "--name", "same"]
     first, second = _cli(*args), _cli(*args)

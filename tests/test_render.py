@@ -1,4 +1,4 @@
-"""Rendering: sweeps, alignment, GIF/MP4/PNG geometry and timing, atomicity, the gallery in a browser."""
+"""outputs/render.py: GIF/MP4/PNG geometry and timing, the sheet, atomicity, the gallery in a browser."""
 
 import json
 import shutil
@@ -8,53 +8,16 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from conftest import runner
 from PIL import Image
-from tolerances import FLOAT32_EPS, IMAGE_ULPS
-from typer.testing import CliRunner
 
 from direction_finder.errors import UsageError
 from direction_finder.generators.synthetic import SyntheticGenerator
 from direction_finder.method.orthonormal import gram_schmidt
-from direction_finder.method.sweeps import move, sweep
-from direction_finder.outputs.media import ping_pong, to_uint8
-from direction_finder.outputs.render import RenderSettings, parse_indices, render
+from direction_finder.method.sweeps import sweep
+from direction_finder.outputs.media import to_uint8
+from direction_finder.outputs.render import SHEET_COLUMNS, RenderSettings, parse_indices, render
 from hpdirs_cli.main import app
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def synthetic():
-    return SyntheticGenerator(z_dim=8, factors=4, size=16, seed=0)
-
-
-def test_eta_zero_without_alignment_is_the_plain_sample(tiny_biggan):
-    z = tiny_biggan.sample_z(3, torch.Generator().manual_seed(0))
-    direction = gram_schmidt(torch.randn(2, 16))[1]
-    (frame,) = list(sweep(tiny_biggan, direction, z, torch.tensor([0.0]), align=False, batch_size=2))
-    # the same images generated in other batches: tanh-bounded, a few ulps of kernel rounding
-    torch.testing.assert_close(frame, tiny_biggan(z), atol=IMAGE_ULPS * FLOAT32_EPS, rtol=0)
-
-
-def test_alignment_puts_every_sample_at_the_same_coordinate():
-    z = torch.randn(5, 8)
-    d = gram_schmidt(torch.randn(1, 8))[0]
-    moved = move(z, d, 2.5, align=True)
-    torch.testing.assert_close(moved @ d, torch.full((5,), 2.5))
-    # the part of z orthogonal to d is untouched
-    torch.testing.assert_close(moved - (moved @ d)[:, None] * d, z - (z @ d)[:, None] * d)
-    torch.testing.assert_close(move(z, d, 2.5, align=False) @ d, z @ d + 2.5)
-
-
-def test_sweep_frames_match_direct_generation_in_any_batching(synthetic):
-    z = synthetic.sample_z(3, torch.Generator().manual_seed(1))
-    d = synthetic.true_directions[0]
-    etas = torch.linspace(-2, 2, 5)
-    for batch in (1, 2, 7, 100):
-        frames = list(sweep(synthetic, d, z, etas, align=True, batch_size=batch))
-        assert len(frames) == 5
-        for eta, frame in zip(etas, frames):
-            torch.testing.assert_close(frame, synthetic(move(z, d, eta, True)))
 
 
 def test_files_geometry_timing_and_loop(synthetic, tmp_path):
@@ -85,9 +48,6 @@ def test_files_geometry_timing_and_loop(synthetic, tmp_path):
     assert np.abs(first - at[-5.0])[moved].mean() < 0.3 * np.abs(first - at[5.0])[moved].mean()
 
 
-def test_ping_pong_is_a_seamless_loop():
-    assert ping_pong(4) == [0, 1, 2, 3, 2, 1]
-    assert ping_pong(2) == [0, 1]
 
 
 def test_an_interrupted_render_leaves_no_partial_file(synthetic, tmp_path):
@@ -192,3 +152,29 @@ window.addEventListener('load', () => {
 
     result = json.loads(html.unescape(marker[1].split("\"", 1)[0]))
     assert result == {"count": 6, "broken": []}  # 4 sweeps + overview + sheet
+
+
+def test_the_sheet_is_evenly_spaced_through_zero_and_its_middle_column_is_the_sample(tmp_path):
+    g = SyntheticGenerator(z_dim=8, factors=4, size=8)
+    matrix = gram_schmidt(torch.randn(3, 8, generator=torch.Generator().manual_seed(1)))
+    settings = RenderSettings(directions=[0, 2], samples=2, frames=4, eta=5.0, formats=["png"])
+    manifest = render(g, matrix, settings, tmp_path, labels={2: "zoom"})
+    etas = manifest["sheet_etas"]
+    assert len(etas) == SHEET_COLUMNS and etas[SHEET_COLUMNS // 2] == 0.0
+    np.testing.assert_allclose(np.diff(etas), 10.0 / (SHEET_COLUMNS - 1), atol=1e-4)
+    assert manifest["sheet_rows"] == ["d0", "d2 zoom"]
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB"))
+    z = g.sample_z(2, torch.Generator().manual_seed(0))  # render's samples (seed 0)
+    sample = to_uint8(g(z[:1]))[0]  # (8, 8, 3): the first, unedited
+    # the middle column holds the unedited sample: find it in the sheet, below the eta strip
+    found = [
+        (y, x)
+        for y in range(sheet.shape[0] - 8)
+        for x in range(sheet.shape[1] - 8)
+        if np.abs(sheet[y : y + 8, x : x + 8].astype(int) - sample.astype(int)).max() <= 1
+    ]
+    assert found, "the unedited sample is not on the sheet"
+    margin = sheet.shape[1] - (SHEET_COLUMNS * (8 + 2) + 2)  # the names' margin at the left
+    columns = {(x - margin - 2) // 10 for _, x in found}
+    assert SHEET_COLUMNS // 2 in columns
+    assert margin > 0 and (sheet[:14] < 128).any()  # names at the left, etas drawn above

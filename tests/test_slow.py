@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import runner
 
 from direction_finder import load_directions
 from hpdirs_cli.main import app
@@ -11,7 +11,6 @@ pytestmark = pytest.mark.slow
 
 
 def test_full_size_biggan_deep_128_learn_and_render_from_the_cli(full_weights, tmp_path):
-    runner = CliRunner()
     learned = runner.invoke(app, ["learn", "--weights", str(full_weights), "--model", "biggan-deep-128",
                                   "--class", "golden_retriever", "--steps", "2", "--batch-size", "1",
                                   "--eval-every", "2", "--eval-samples", "1", "--out", str(tmp_path), "--name", "full"])

@@ -10,14 +10,12 @@ import shutil
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import invoke
 
 from direction_finder import load_directions, save_directions
 from direction_finder.errors import UsageError
 from direction_finder.explore import open_explorer
-from hpdirs_cli.main import app
 
-runner = CliRunner()
 SYNTHETIC = "synthetic:z_dim=8,factors=3,size=8"
 LEARN = ["learn", "--model", SYNTHETIC, "--steps", "2", "--batch-size", "2", "--eval-every", "2",
          "--eval-samples", "2", "--checkpoint-every", "2", "--device", "cpu"]
@@ -27,10 +25,6 @@ def hostile(spec, marker):
     """What a file records to make a reader's hpdirs run `touch MARKER`."""
     call = {"os:system": "command", "subprocess:getoutput": "cmd"}[spec]
     return {"model": spec, "model_args": {call: f"touch {marker}"}}
-
-
-def invoke(args):
-    return runner.invoke(app, args, env={"COLUMNS": "200"})
 
 
 def one_line_refusal(result, spec):

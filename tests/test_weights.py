@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import runner
 
 from direction_finder.errors import WeightsError
 from direction_finder.generators import weights as w
@@ -53,7 +53,7 @@ def test_offline_with_an_empty_cache_gives_the_clear_message_and_never_fetches(m
 
 def test_offline_from_the_cli_is_one_line_and_exit_1(monkeypatch):
     monkeypatch.setenv("HPDIRS_OFFLINE", "1")
-    result = CliRunner().invoke(app, ["download", "--model", "biggan-deep-256"])
+    result = runner.invoke(app, ["download", "--model", "biggan-deep-256"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: offline and biggan-deep-256 is not in the cache")
     assert "Traceback" not in result.stderr + result.stdout and result.stderr.count("\n") == 1

@@ -1,10 +1,12 @@
-"""gram_schmidt against the classical sequential procedure, written independently here."""
+"""method/orthonormal.py: gram_schmidt against the classical sequential procedure, written
+independently here; the oriented complement that carries no parameter; canonical signs."""
 
 import pytest
 import torch
 from tolerances import FLOAT32_EPS, FLOAT64_EPS
 
-from direction_finder import gram_schmidt
+from direction_finder import gram_schmidt, orthonormal_directions
+from direction_finder.method.orthonormal import canonical_signs
 
 
 def classical_gram_schmidt(a: torch.Tensor) -> torch.Tensor:
@@ -68,3 +70,39 @@ def test_dependent_rows_raise_a_clear_error():
 def test_differentiable():
     a = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: gram_schmidt(x).sin().sum(), (a,))
+
+
+def test_the_last_row_is_the_oriented_complement_and_has_no_parameter():
+    A = torch.randn(6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    A[-1] = A[0]  # a last row in the span of the others: plain Gram-Schmidt refuses it
+    with pytest.raises(ValueError, match="row 5 lies in the span"):
+        gram_schmidt(A)
+    A.requires_grad_(True)
+    Q = orthonormal_directions(A)
+    torch.testing.assert_close(Q @ Q.T, torch.eye(6, dtype=torch.float64), atol=1e-12, rtol=0)
+    assert float(torch.linalg.det(Q.detach())) == pytest.approx(1.0, abs=1e-12)
+    torch.testing.assert_close(Q[:-1], gram_schmidt(A[:-1].detach()), atol=1e-12, rtol=0)
+    weights = torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    (Q * weights).sum().backward()
+    assert torch.count_nonzero(A.grad[-1]) == 0  # no parameter: Adam never moves it
+    # The gradient reaches the other rows through the complement: an independent computation,
+    # plain Gram-Schmidt of A with the last row replaced by the (fixed) complement, agrees.
+    B = A.detach().clone()
+    B[-1] = Q[-1].detach() * 3.0
+    B.requires_grad_(True)
+    (gram_schmidt(B) * weights).sum().backward()
+    torch.testing.assert_close(A.grad[:-1], B.grad[:-1], atol=1e-10, rtol=0)
+
+
+
+def test_fewer_directions_than_z_dim_is_plain_gram_schmidt():
+    A = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(orthonormal_directions(A), gram_schmidt(A))
+
+
+
+def test_saved_signs_are_canonical():
+    Q = gram_schmidt(torch.randn(7, 9, generator=torch.Generator().manual_seed(3)))
+    flipped = Q * torch.tensor([1.0, -1, 1, -1, -1, 1, 1])[:, None]
+    assert torch.equal(canonical_signs(flipped), canonical_signs(Q))
+    assert (canonical_signs(Q).sum(dim=1) > 0).all()
