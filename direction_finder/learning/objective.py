@@ -90,17 +90,27 @@ class Batch:
     vectors: Tensor  # (k, B, N) +-1
 
 
+def _draws(
+    generator: Any, samples: int, num_directions: int, k: int, eta: float, rng: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The draws of `samples` samples, in this order from `rng`: latents (S, z_dim), a direction
+    each (S,), base-point magnitudes in [-eta, eta] (S,) and Rademacher vectors (k, S, N). A
+    step's batch and the held-out set are both drawn so."""
+    z = generator.sample_z(samples, rng)
+    index = torch.randint(num_directions, (samples,), generator=rng)
+    eta_values = (torch.rand(samples, generator=rng) * 2 - 1) * eta
+    vectors = rademacher((k, samples, num_directions), generator=rng)
+    return z, index, eta_values, vectors
+
+
 def draw_batch(generator: Any, config: LearnConfig, rng: torch.Generator, dist: DistContext | None = None) -> Batch:
     """Draw a step's randomness, in a fixed order, from the one CPU generator `rng`.
 
     Under torch.distributed every rank draws the whole global batch from the same stream and
     keeps its own contiguous slice: together the ranks see exactly a single process's batch.
     """
-    batch, n = config.batch_size, _directions(config)
-    z = generator.sample_z(batch, rng)
-    index = torch.randint(n, (batch,), generator=rng)
-    eta = (torch.rand(batch, generator=rng) * 2 - 1) * config.eta
-    vectors = rademacher((config.k, batch, n), generator=rng)
+    batch = config.batch_size
+    z, index, eta, vectors = _draws(generator, batch, _directions(config), config.k, config.eta, rng)
     if dist is None or dist.world == 1:
         return Batch(z, index, eta, vectors)
     part = slice(dist.rank * batch // dist.world, (dist.rank + 1) * batch // dist.world)
@@ -174,7 +184,9 @@ def smaller_layout(config: LearnConfig, generator: Any, samples: int) -> tuple[L
 
 @dataclass(frozen=True)
 class HeldOut:
-    """A fixed evaluation set: the same z, i, eta and Rademacher vectors every time."""
+    """Learning's evaluation set: a batch's fields, drawn once from its own seed, so every
+    evaluation sees the same z, i, eta and Rademacher vectors (compare's held-out data is
+    evaluation/probes.py's)."""
 
     z: Tensor  # (E, z_dim)
     index: Tensor  # (E,)
@@ -183,12 +195,7 @@ class HeldOut:
 
     @classmethod
     def draw(cls, generator: Any, num_directions: int, samples: int, k: int, eta: float, seed: int) -> HeldOut:
-        rng = torch.Generator().manual_seed(seed)
-        z = generator.sample_z(samples, rng)
-        index = torch.randint(num_directions, (samples,), generator=rng)
-        eta_values = (torch.rand(samples, generator=rng) * 2 - 1) * eta
-        vectors = rademacher((k, samples, num_directions), generator=rng)
-        return cls(z, index, eta_values, vectors)
+        return cls(*_draws(generator, samples, num_directions, k, eta, torch.Generator().manual_seed(seed)))
 
 
 def heldout_penalty(
