@@ -6,8 +6,11 @@ left out is not passed on (a resumed run keeps its own settings).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +55,46 @@ app = typer.Typer(
 def _given(**options: Any) -> dict[str, Any]:
     """The options the user gave (None: left out, so the library's default applies)."""
     return {name: value for name, value in options.items() if value is not None}
+
+
+# The options of every command that opens a directions file and rebuilds its generator, in
+# --help order after the command's own: (annotation, default). opens_a_directions_file adds them.
+GENERATOR_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "model": (o.ModelOverride, None),
+    "class_": (o.ClassOverride, None),
+    "truncation": (o.TruncationOverride, None),
+    "weights": (o.WeightsOverride, None),
+    "device": (o.Device, o.DEVICE),
+    "offline": (o.Offline, False),
+    "model_arg": (o.ModelArgs, None),
+    "output_range": (o.OutputRange, None),
+}
+
+
+def opens_a_directions_file(command: Callable[..., None]) -> Callable[..., None]:
+    """`command`, with the generator options after its own, called with `choice`: the
+    GeneratorChoice they make (what the directions file records, overridden where given)."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "choice"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+        for name, (kind, default) in GENERATOR_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def with_choice(**values: Any) -> None:
+        given = {name: values.pop(name) for name in GENERATOR_OPTIONS}
+        with user_errors():
+            choice = GeneratorChoice.parsed(
+                model=given["model"], class_=given["class_"], truncation=given["truncation"],
+                weights=given["weights"], device=given["device"], offline=given["offline"],
+                model_args=given["model_arg"], output_range=given["output_range"],
+            )  # fmt: skip
+        command(**values, choice=choice)
+
+    parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
+    with_choice.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    with_choice.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_choice
 
 
 def _version(value: bool) -> None:
@@ -279,6 +322,7 @@ def label(
 
 
 @app.command(cls=Command)
+@opens_a_directions_file
 def render(
     run_or_file: o.Source,
     directions: o.Directions = None,
@@ -296,14 +340,7 @@ def render(
     max_memory: o.ImageMemory = None,
     out: o.RenderOut = None,
     latents: o.Latents = None,
-    model: o.ModelOverride = None,
-    class_: o.ClassOverride = None,
-    truncation: o.TruncationOverride = None,
-    weights: o.WeightsOverride = None,
-    device: o.Device = o.DEVICE,
-    offline: o.Offline = False,
-    model_arg: o.ModelArgs = None,
-    output_range: o.OutputRange = None,
+    choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
     """Render direction sweeps: a GIF grid per direction, an overview GIF, a PNG sheet, index.html.
 
@@ -316,10 +353,6 @@ def render(
             directions=directions, axes=axes or [], samples=samples, seed=seed, eta=eta, frames=frames, fps=fps,
             align=align, formats=format, size=size, label=label, batch_size=batch_size, latents=latents,
             max_memory=max_memory,
-        )  # fmt: skip
-        choice = GeneratorChoice.parsed(
-            model=model, class_=class_, truncation=truncation, weights=weights, device=device, offline=offline,
-            model_args=model_arg, output_range=output_range,
         )  # fmt: skip
         with download_progress() as progress, images_bar("rendering") as bar:
             task = bar.add_task("render", total=None)
@@ -335,6 +368,7 @@ def render(
 
 
 @app.command(cls=Command)
+@opens_a_directions_file
 def compare(
     run_or_file: o.Source,
     against: o.Against = None,
@@ -355,14 +389,7 @@ def compare(
     out: o.CompareOut = None,
     latents: o.Latents = None,
     json_out: o.Json = False,
-    model: o.ModelOverride = None,
-    class_: o.ClassOverride = None,
-    truncation: o.TruncationOverride = None,
-    weights: o.WeightsOverride = None,
-    device: o.Device = o.DEVICE,
-    offline: o.Offline = False,
-    model_arg: o.ModelArgs = None,
-    output_range: o.OutputRange = None,
+    choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
     """Compare directions with axis-aligned z, random and SeFa directions (or with a second run), with
     95% intervals and paired differences, in numbers and GIFs.
@@ -376,10 +403,6 @@ def compare(
         settings = CompareSettings(
             samples=samples, seed=seed, top=top, eta=eta, epsilon=epsilon, k=k, sweep_steps=sweep_steps,
             batch_size=batch_size, layer=layer, latents=given, budget=budget, precise=precise, max_memory=max_memory,
-        )  # fmt: skip
-        choice = GeneratorChoice.parsed(
-            model=model, class_=class_, truncation=truncation, weights=weights, device=device, offline=offline,
-            model_args=model_arg, output_range=output_range,
         )  # fmt: skip
         with download_progress() as progress, images_bar("measuring", transient=True, stderr=json_out) as bar:
             task = bar.add_task("compare", total=None)
@@ -404,20 +427,14 @@ def compare(
 
 
 @app.command(cls=Command)
+@opens_a_directions_file
 def explore(
     run_or_file: o.Source,
     host: o.Host = "127.0.0.1",
     port: o.Port = 0,
     open_browser: o.OpenBrowser = False,
     eta: o.ExploreEta = RENDER.eta,
-    model: o.ModelOverride = None,
-    class_: o.ClassOverride = None,
-    truncation: o.TruncationOverride = None,
-    weights: o.WeightsOverride = None,
-    device: o.Device = o.DEVICE,
-    offline: o.Offline = False,
-    model_arg: o.ModelArgs = None,
-    output_range: o.OutputRange = None,
+    choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
     """Play with the directions in a local page: a slider each, names, other sets beside them.
 
@@ -429,10 +446,6 @@ def explore(
     from direction_finder.explore import make_server, open_explorer
 
     with user_errors():
-        choice = GeneratorChoice.parsed(
-            model=model, class_=class_, truncation=truncation, weights=weights, device=device, offline=offline,
-            model_args=model_arg, output_range=output_range,
-        )  # fmt: skip
         with download_progress() as progress:
             explorer = open_explorer(run_or_file, choice, eta=eta, progress=progress)
         try:
