@@ -340,6 +340,7 @@ def render(
     max_memory: o.ImageMemory = None,
     out: o.RenderOut = None,
     latents: o.Latents = None,
+    layers: o.Layers = None,
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
     """Render direction sweeps: a GIF grid per direction, an overview GIF, a PNG sheet, index.html.
@@ -352,7 +353,7 @@ def render(
         settings = RenderSettings(
             directions=directions, axes=axes or [], samples=samples, seed=seed, eta=eta, frames=frames, fps=fps,
             align=align, formats=format, size=size, label=label, batch_size=batch_size, latents=latents,
-            max_memory=max_memory,
+            max_memory=max_memory, layers=layers,
         )  # fmt: skip
         with download_progress() as progress, images_bar("rendering") as bar:
             task = bar.add_task("render", total=None)

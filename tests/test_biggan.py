@@ -220,3 +220,34 @@ def test_sefa_directions_are_the_top_right_singular_vectors_of_the_z_columns(tin
     # ours are float64 eigenvectors rounded to float32: |cos| and orthonormality to ~z_dim * eps32
     np.testing.assert_allclose(np.abs(np.sum(ours * vt[:5], axis=1)), 1.0, atol=4 * 16 * FLOAT32_EPS)
     np.testing.assert_allclose(ours @ ours.T, np.eye(5), atol=4 * 16 * FLOAT32_EPS)
+
+
+def test_layerwise_edits_reach_only_their_layers(tiny_biggan):
+    """GANSpace's layer-wise edits: on every layer the plain edit, on none the unedited image
+    (both bitwise), and on a range exactly the blocks of that range see the edited latent."""
+    from direction_finder.artifacts.directions import Directions
+    from direction_finder.method.orthonormal import gram_schmidt
+
+    g, L = tiny_biggan, tiny_biggan.latent_layers
+    assert L == 1 + len(g.layers())  # gen_z, then one per GenBlock
+    d = Directions(gram_schmidt(torch.randn(3, g.z_dim, generator=torch.Generator().manual_seed(0))), {})
+    z = g.sample_z(2, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(g.layerwise(d.apply(z, 1, 2.0, range(0, L), L)), g(d.apply(z, 1, 2.0)))
+        assert torch.equal(g.layerwise(d.apply(z, 1, 2.0, range(0, 0), L)), g(z))
+        seen = []
+        blocks = [m for m in g.model.generator.layers if hasattr(m, "bn_0")]
+        hooks = [b.register_forward_pre_hook(lambda module, args: seen.append(args[1].clone())) for b in blocks]
+        hooks.append(g.model.generator.gen_z.register_forward_pre_hook(lambda m, args: seen.insert(0, args[0].clone())))
+        try:
+            g.layerwise(d.apply(z, 1, 2.0, range(2, 4), L))
+        finally:
+            for hook in hooks:
+                hook.remove()
+    embedding = g._embedding.expand(2, -1)
+    plain, edited = torch.cat([z, embedding], 1), torch.cat([d.apply(z, 1, 2.0), embedding], 1)
+    assert len(seen) == L
+    for layer, condition in enumerate(seen):  # layer 0 enters gen_z, layer b + 1 conditions GenBlock b
+        assert torch.equal(condition, edited if layer in (2, 3) else plain), layer
+    with pytest.raises(ValueError, match="zs must have shape"):
+        g.layerwise(z)

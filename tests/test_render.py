@@ -178,3 +178,27 @@ def test_the_sheet_is_evenly_spaced_through_zero_and_its_middle_column_is_the_sa
     columns = {(x - margin - 2) // 10 for _, x in found}
     assert SHEET_COLUMNS // 2 in columns
     assert margin > 0 and (sheet[:14] < 128).any()  # names at the left, etas drawn above
+
+
+def test_layers_limit_the_edit_and_all_layers_render_as_the_plain_edit(tiny_biggan, tmp_path):
+    import numpy as np
+    from PIL import Image, ImageSequence
+
+    def frames(folder):
+        with Image.open(folder / "direction_001.gif") as image:
+            return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(image)])
+
+    matrix = gram_schmidt(torch.randn(3, 16, generator=torch.Generator().manual_seed(2)))
+    L = tiny_biggan.latent_layers
+    base = {"directions": [1], "samples": 2, "frames": 4, "formats": ["gif", "png"]}
+    plain = render(tiny_biggan, matrix, RenderSettings(**base), tmp_path / "plain")
+    every = render(tiny_biggan, matrix, RenderSettings(**base, layers=f"0-{L - 1}"), tmp_path / "every")
+    late = render(tiny_biggan, matrix, RenderSettings(**base, layers=f"2-{L - 1}"), tmp_path / "late")
+    assert every["layers"] == [0, L - 1] and plain["layers"] is None
+    np.testing.assert_array_equal(frames(tmp_path / "plain"), frames(tmp_path / "every"))
+    assert not np.array_equal(frames(tmp_path / "plain"), frames(tmp_path / "late"))
+    for bad, message in ((f"0-{L}", "is outside"), ("0,2", "not one range")):
+        with pytest.raises(UsageError, match=message):
+            render(tiny_biggan, matrix, RenderSettings(**base, layers=bad), tmp_path / "bad")
+    with pytest.raises(UsageError, match="no layer-wise latents"):
+        render(SyntheticGenerator(z_dim=16), matrix, RenderSettings(**base, layers="0-1"), tmp_path / "synthetic")

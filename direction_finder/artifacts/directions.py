@@ -21,6 +21,7 @@ from torch import Tensor
 from direction_finder.artifacts.labels import read_labels, write_label
 from direction_finder.errors import DirectionsFileError, UsageError
 from direction_finder.files import write_bytes_atomic
+from direction_finder.method.sweeps import layer_edit
 
 FORMAT = "hpdirs.directions/1"
 ORTHONORMAL_TOLERANCE = 1e-4
@@ -64,14 +65,21 @@ class Directions:
         """The coordinates of z along the directions: z (n, z_dim) -> (n, N), (z_dim,) -> (N,)."""
         return z @ self.matrix.to(z.device, z.dtype).T
 
-    def apply(self, z: Tensor, which: int | str, eta: float | Tensor) -> Tensor:
+    def apply(
+        self, z: Tensor, which: int | str, eta: float | Tensor, layers: range | None = None, latent_layers: int = 0
+    ) -> Tensor:
         """z' = z + eta * direction `which` (an index or a label); z (n, z_dim) or (z_dim,), eta a
-        number or (n,) -> the shape of z."""
+        number or (n,) -> the shape of z.
+
+        With `layers` (a range of a LayerwiseLatent generator's `latent_layers` layers), only
+        those layers see the edit (GANSpace's layer-wise edits): -> (n, latent_layers, z_dim)
+        (or (latent_layers, z_dim)), z itself on every other layer, for `generator.layerwise`."""
         d = self.matrix[self.index(which)].to(z.device, z.dtype)  # (z_dim,)
         eta = torch.as_tensor(eta, dtype=z.dtype, device=z.device)
-        if z.dim() == 1:
-            return z + eta * d
-        return z + (eta.reshape(-1, 1) if eta.dim() else eta) * d
+        edited = z + eta * d if z.dim() == 1 else z + (eta.reshape(-1, 1) if eta.dim() else eta) * d
+        if layers is None:
+            return edited
+        return layer_edit(z, edited, layers, latent_layers)
 
 
 def _to_strings(metadata: Mapping[str, Any]) -> dict[str, str]:

@@ -93,6 +93,19 @@ class KnownTruth(Protocol):
 
 
 @runtime_checkable
+class LayerwiseLatent(Protocol):
+    """A generator whose layers can each see a latent of their own (GANSpace's layer-wise edits):
+    latent layer 0 is the first one the latent enters, layer l the l-th after it. With the same
+    latent on every layer, `layerwise` gives exactly the plain forward's images."""
+
+    latent_layers: int  # how many layers the latent conditions
+
+    def layerwise(self, zs: Tensor) -> Tensor:
+        """zs (n, latent_layers, z_dim): a latent per layer -> images (n, C, H, W)."""
+        ...
+
+
+@runtime_checkable
 class Fingerprinted(Protocol):
     """Knows a cheap fingerprint of its weights, recorded so a later run notices other weights."""
 

@@ -137,6 +137,8 @@ class BigGANGenerator:
         self.weights_fingerprint = weights.fingerprint() if weights is not None else ""
         self.z_dim = int(model.config.z_dim)
         self.resolution = int(model.config.output_dim)
+        # the layers z conditions: the first linear layer (gen_z), then every GenBlock
+        self.latent_layers = 1 + sum(1 for m in model.generator.layers if hasattr(m, "bn_0"))
         # The class embedding: one_hot(class) @ W^T is exactly column `index` of W (z_dim, 1000).
         self._embedding = model.embeddings.weight[:, class_info.index].detach().clone()  # (z_dim,)
 
@@ -158,6 +160,18 @@ class BigGANGenerator:
         h = self._blocks(condition)  # (n, ch, R, R)
         return checkpoint(self._head, h, use_reentrant=False)
 
+    def layerwise(self, zs: Tensor) -> Tensor:
+        """zs (n, latent_layers, z_dim) -> images (n, 3, R, R): zs[:, 0] enters the first linear
+        layer (gen_z), zs[:, b + 1] conditions GenBlock b (its conditional BatchNorms, with the
+        class embedding). The same latent on every layer is the plain forward, bitwise."""
+        if zs.dim() != 3 or zs.shape[1:] != (self.latent_layers, self.z_dim):
+            raise ValueError(f"zs must have shape (n, {self.latent_layers}, {self.z_dim}), got {tuple(zs.shape)}")
+        zs = zs.to(self.device, self.dtype)
+        embedding = self._embedding.expand(zs.shape[0], -1)
+        conditions = [torch.cat([zs[:, layer], embedding], dim=1) for layer in range(self.latent_layers)]
+        h = self._blocks(conditions[0], per_block=conditions[1:])  # (n, ch, R, R)
+        return self._head(h)
+
     def set_checkpointing(self, on: bool) -> None:
         """Keep only each block's input for the backward and recompute the rest (activation
         checkpointing): the same values and gradients for about one more forward."""
@@ -169,10 +183,11 @@ class BigGANGenerator:
         h = gen.conv_to_rgb(gen.relu(gen.bn(h, self.truncation)))
         return gen.tanh(h[:, :3, ...])
 
-    def _blocks(self, condition: Tensor, last: int | None = None) -> Tensor:
+    def _blocks(self, condition: Tensor, last: int | None = None, per_block: list[Tensor] | None = None) -> Tensor:
         """The package's forward from the latent through GenBlock `last` (all blocks if None),
         each block (and self-attention) checkpointed when self.checkpointing and grad are on.
-        condition (n, 2 z_dim) -> (n, ch, r, r)."""
+        condition (n, 2 z_dim) -> (n, ch, r, r); with `per_block`, GenBlock b is conditioned on
+        per_block[b] instead (layer-wise edits)."""
         gen = self.model.generator
         save = self.checkpointing and torch.is_grad_enabled()
         h = gen.gen_z(condition).view(-1, 4, 4, 16 * self.model.config.channel_width)
@@ -181,10 +196,11 @@ class BigGANGenerator:
         for module in gen.layers:
             if hasattr(module, "bn_0"):  # a GenBlock, conditioned on the class and the latent
                 block += 1
+                seen = condition if per_block is None else per_block[block]
                 if save:
-                    h = checkpoint(module, h, condition, self.truncation, use_reentrant=False)
+                    h = checkpoint(module, h, seen, self.truncation, use_reentrant=False)
                 else:
-                    h = module(h, condition, self.truncation)
+                    h = module(h, seen, self.truncation)
                 if block == last:
                     break
             else:  # self-attention

@@ -26,7 +26,7 @@ from direction_finder.artifacts.runs import open_directions
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import HpdirsError, UsageError
 from direction_finder.files import atomic_write, removed_if_failed, writable_dir
-from direction_finder.generators import GeneratorChoice, ProgressCallback
+from direction_finder.generators import GeneratorChoice, LayerwiseLatent, ProgressCallback
 from direction_finder.learning.layout import render_batch
 from direction_finder.method.sweeps import sweep
 from direction_finder.outputs.gallery import write_gallery
@@ -112,6 +112,7 @@ class RenderSettings:
     batch_size: int | None = None  # images per generator call; None: render_batch(generator, None, max_memory)
     latents: str | os.PathLike | None = None  # a .npy (n, z_dim): the user's samples instead of seeded ones
     max_memory: str | None = None  # "8GiB": the default batch_size is made to fit it
+    layers: str | None = None  # `0-3`: only these latent layers see the edit (LayerwiseLatent); None: all
 
     def __post_init__(self) -> None:
         if self.max_memory is not None:
@@ -129,6 +130,17 @@ class RenderSettings:
         eta_values(self.eta, self.frames)
         within("fps", self.fps, *FPS_RANGE)
         self.formats = parse_formats(self.formats)
+
+    def layer_range(self, generator: Any) -> range | None:
+        """The latent layers `layers` names, checked against the generator (None: all of them)."""
+        if self.layers is None:
+            return None
+        if not isinstance(generator, LayerwiseLatent):
+            raise UsageError("`layers`: this generator has no layer-wise latents (BigGAN-deep has); leave it out")
+        chosen = parse_indices(self.layers, generator.latent_layers, "layers")
+        if chosen != list(range(chosen[0], chosen[-1] + 1)):
+            raise UsageError(f"`layers` {self.layers!r} is not one range of layers such as 0-3")
+        return range(chosen[0], chosen[-1] + 1)
 
     def rows(self, num_directions: int, z_dim: int) -> tuple[list[int], list[int]]:
         """The directions and axes to render, checked against the file's N and z_dim."""
@@ -183,6 +195,7 @@ def render(
     """
     check_z_dim(matrix, generator)  # before anything is created
     settings.rows(matrix.shape[0], int(generator.z_dim))
+    layers = settings.layer_range(generator)
     out = writable_dir(out_dir)
     z_dim = int(generator.z_dim)
     directions, axes = settings.rows(matrix.shape[0], z_dim)
@@ -207,6 +220,7 @@ def render(
         "seed": settings.seed,
         "align": settings.align,
         "fps": settings.fps,
+        "layers": None if layers is None else [layers.start, layers.stop - 1],
         "rows": [],
     }
     with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as scratch:
@@ -220,6 +234,7 @@ def render(
                     etas,
                     align=settings.align,
                     batch_size=int(settings.batch_size or 1),
+                    layers=layers,
                 )
             ):
                 pixels = to_uint8(frame, settings.size)  # (S, h, w, 3)
@@ -326,8 +341,8 @@ def _write_sheet(
     etas = torch.linspace(-settings.eta, settings.eta, SHEET_COLUMNS)
     rows = []
     for track in tracks:
-        frames = sweep(generator, track.vector, z, etas, align=False,
-                       batch_size=int(settings.batch_size or 1))  # fmt: skip
+        frames = sweep(generator, track.vector, z, etas, align=False, batch_size=int(settings.batch_size or 1),
+                       layers=settings.layer_range(generator))  # fmt: skip
         rows.append(np.concatenate([to_uint8(frame, settings.size) for frame in frames]))  # (C, h, w, 3)
         done += SHEET_COLUMNS
         if on_images is not None:
