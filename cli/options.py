@@ -89,9 +89,9 @@ RECIPE_HELP = (
     + ". --init/--lr/--optimizer override it."
 )
 INIT_HELP = (
-    "random (Kaiming-normal, as the reference), axes, sefa (closed-form warm start; BigGAN), or curvature "
+    "random (Kaiming-normal, as the reference), axes, sefa (closed-form warm start; BigGAN), curvature "
     "(rotation that diagonalises the tanh curvature of 8 samples' Jacobians; 16*z_dim images; try with "
-    "--lr 0.001)."
+    "--lr 0.001), or ganspace (GANSpace's PCA of the first layer's activations, mapped back to z)."
 )
 MODEL_HELP = "biggan-deep-128/-256/-512, or synthetic[:z_dim=16,factors=4] (known true directions, offline)."
 WEIGHTS_HELP = "Folder with config.json + pytorch_model.bin (else the cache, else a download)."
@@ -164,7 +164,10 @@ LATENTS_HELP = "A .npy of latents (n, z_dim) to use instead of seeded samples (r
 Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--latents")]
 
 # --- compare ---
-BASELINES_HELP = f"Comma-separated: {', '.join(BASELINES)} (the --init curvature warm start; 16*z_dim images more)."
+BASELINES_HELP = (
+    f"Comma-separated: {', '.join(BASELINES)} (curvature: the --init curvature warm start, 16*z_dim images more; "
+    "ganspace: GANSpace's PCA directions)."
+)
 Baselines = Annotated[str | None, option(BASELINES_HELP, f"{','.join(DEFAULT_BASELINES)} (none with a second set)")]
 Against = Annotated[
     Path | None, typer.Argument(help="A second run or directions file to compare the first with (paired).")

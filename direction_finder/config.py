@@ -18,7 +18,7 @@ from direction_finder.method.manifold import OPTIMIZERS
 from direction_finder.method.penalty import REDUCTIONS
 from direction_finder.validation import check_fields, one_of, parse_memory
 
-INITS = ("random", "axes", "sefa", "curvature")
+INITS = ("random", "axes", "sefa", "curvature", "ganspace")
 # Named presets of how A starts, how far each step moves it, and (sefa) the optimiser; every other
 # field is shared.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -34,6 +34,7 @@ DEFAULT_RECIPE = "paper"
 HELDOUT_SEED_OFFSET = 1_000_003  # the held-out set never shares draws with training
 WARMSTART_SEED_OFFSET = 2_000_003  # nor does the curvature warm start
 RANDOM_BASELINE_SEED_OFFSET = 7919  # compare's random rotation: its own draws, not the held-out data's
+GANSPACE_SEED_OFFSET = 3_000_017  # the latents GANSpace's PCA reads
 # Fields a resumed run may change: they do not alter the optimisation path.
 # changes that leave the optimisation path as it is (activation checkpointing: the same numbers)
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_activations"})
@@ -76,7 +77,8 @@ class LearnConfig:
     k: int = 2
     reduction: str = "mean"
     # "random": Kaiming-normal A (as the reference); "axes": A = I; "sefa": SeFa's closed form;
-    # "curvature": the warm start of direction_finder.method.warmstart (its cost counts as learning time)
+    # "curvature": the warm start of direction_finder.method.warmstart (its cost counts as learning time);
+    # "ganspace": GANSpace's PCA directions (direction_finder.generators.ganspace), likewise
     init: str = RECIPES[DEFAULT_RECIPE]["init"]
     seed: int = 0
     checkpoint_every: int = 50

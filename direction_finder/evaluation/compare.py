@@ -38,7 +38,13 @@ from torch import Tensor
 from direction_finder.artifacts.directions import check_z_dim, load_directions, resolve_directions_file
 from direction_finder.artifacts.latents import read_latents
 from direction_finder.artifacts.runs import open_directions
-from direction_finder.config import LIMITS, RANDOM_BASELINE_SEED_OFFSET, WARMSTART_SEED_OFFSET, check_layer
+from direction_finder.config import (
+    GANSPACE_SEED_OFFSET,
+    LIMITS,
+    RANDOM_BASELINE_SEED_OFFSET,
+    WARMSTART_SEED_OFFSET,
+    check_layer,
+)
 from direction_finder.errors import UsageError
 from direction_finder.evaluation.measures import diagonal_dominance, matching
 from direction_finder.evaluation.probes import (
@@ -62,13 +68,14 @@ from direction_finder.evaluation.report import (
 from direction_finder.evaluation.stats import BETTER, Difference
 from direction_finder.files import removed_if_failed, writable_dir
 from direction_finder.generators import Factorisable, GeneratorChoice, KnownTruth, ProgressCallback, display_name
+from direction_finder.generators.ganspace import ganspace_directions
 from direction_finder.generators.synthetic import recovery_score
 from direction_finder.learning.layout import render_batch
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.warmstart import curvature_directions
 
-BASELINES = ("axes", "random", "sefa", "curvature")
-DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature costs 16 z_dim images more: asked for by name
+BASELINES = ("axes", "random", "sefa", "curvature", "ganspace")
+DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature and ganspace cost images more: asked for by name
 # reached through here as well: the metrics' helpers and the per-set types
 __all__ = ["METRICS", "DirectionSet", "SetReport", "diagonal_dominance", "matching"]
 
@@ -86,6 +93,8 @@ def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -
         elif name == "curvature":
             # the warm start learn's --init curvature begins from (at seed 0)
             sets.append(DirectionSet("curvature", curvature_directions(generator, n, seed=WARMSTART_SEED_OFFSET)))
+        elif name == "ganspace":  # what learn's --init ganspace begins from (at seed 0)
+            sets.append(DirectionSet("ganspace", ganspace_directions(generator, n, seed=GANSPACE_SEED_OFFSET)))
         elif name == "sefa":
             if isinstance(generator, Factorisable):
                 sets.append(DirectionSet("sefa", generator.sefa_directions(n)))

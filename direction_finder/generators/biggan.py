@@ -207,6 +207,12 @@ class BigGANGenerator:
                 h = checkpoint(module, h, use_reentrant=False) if save else module(h)
         return h
 
+    def first_linear(self, z: Tensor) -> Tensor:
+        """The first linear layer's output (generator.gen_z), (n, 4 * 4 * 16 ch): where GANSpace
+        reads BigGAN's activations for its PCA."""
+        z = z.to(self.device, self.dtype)
+        return self.model.generator.gen_z(torch.cat([z, self._embedding.expand(z.shape[0], -1)], dim=1))
+
     def layers(self) -> dict[str, tuple[int, int, int]]:
         """The named intermediate layers for `features`: block{i} -> (channels, height, width)."""
         config = self.model.config

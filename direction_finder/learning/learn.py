@@ -37,9 +37,10 @@ from direction_finder.artifacts.runs import (
     remove_unfinished,
     run_lock,
 )
-from direction_finder.config import HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, LearnConfig
+from direction_finder.config import GANSPACE_SEED_OFFSET, HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, LearnConfig
 from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
 from direction_finder.generators import describe, working_dtype
+from direction_finder.generators.ganspace import ganspace_directions
 from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.layout import fit_layout
 from direction_finder.learning.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
@@ -367,6 +368,8 @@ def _initial_state(
         A = generator.sefa_directions(n).float().cpu()
     elif config.init == "curvature":
         A = curvature_directions(generator, n, seed=config.seed + WARMSTART_SEED_OFFSET).cpu()
+    elif config.init == "ganspace":
+        A = ganspace_directions(generator, n, seed=config.seed + GANSPACE_SEED_OFFSET).cpu()
     else:
         A = torch.eye(n, z_dim)
     A = A.to(generator.device, working_dtype(generator)).requires_grad_(True)

@@ -15,8 +15,10 @@ from direction_finder.artifacts.runs import free_run_dir, new_run_dir, read_run
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
 from direction_finder.errors import HpdirsError
 from direction_finder.generators import GeneratorChoice, ProgressCallback, class_slug
+from direction_finder.generators.ganspace import default_samples
 from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.learn import OnStep, learn
+from direction_finder.method.pca import passes
 from direction_finder.method.warmstart import SAMPLES
 
 
@@ -46,8 +48,15 @@ class RunPlan:
 
     @property
     def warmstart_images(self) -> int:
-        """Images the curvature warm start generates before the first step (0 if none)."""
-        return 2 * SAMPLES * int(self.generator.z_dim) if self.config.init == "curvature" and not self.resumed else 0
+        """Images the warm start generates before the first step (0 if none): the curvature warm
+        start's Jacobians, or every pass of GANSpace's PCA (forwards to its layer only)."""
+        if self.resumed:
+            return 0
+        if self.config.init == "curvature":
+            return 2 * SAMPLES * int(self.generator.z_dim)
+        if self.config.init == "ganspace":
+            return passes() * default_samples(self.generator.device)
+        return 0
 
     def images(self) -> dict[str, int]:
         """The generator images the whole run makes, by part (for a resumed run, an upper bound:
