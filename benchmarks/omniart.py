@@ -56,6 +56,22 @@ class EyeGenerator:
         x = torch.cat([z.to(self.device, torch.float32), self.label.expand(z.shape[0], -1)], dim=1)
         return self.model.main(x[:, :, None, None])
 
+    # named layers (the Layered capability): how many of `main`'s modules run to reach each.
+    # linear0: the first layer's output, a linear map of z (where GANSpace's PCA reads, as
+    # BigGAN's gen_z); block0: after its BatchNorm and ReLU; block1: the next one's.
+    LAYERS = {"linear0": (1, (1024, 4, 4)), "block0": (3, (1024, 4, 4)), "block1": (7, (512, 8, 8))}
+
+    def layers(self) -> dict[str, tuple[int, int, int]]:
+        return {name: shape for name, (_, shape) in self.LAYERS.items()}
+
+    def features(self, z: Tensor, layer: str) -> Tensor:
+        if layer not in self.LAYERS:
+            raise ValueError(f"unknown layer {layer!r}; choose from {', '.join(self.LAYERS)}")
+        h = torch.cat([z.to(self.device, torch.float32), self.label.expand(z.shape[0], -1)], dim=1)[:, :, None, None]
+        for module in self.model.main[: self.LAYERS[layer][0]]:
+            h = module(h)
+        return h
+
     def sefa_directions(self, n: int) -> Tensor:
         """SeFa on the first layer, a ConvTranspose2d on a 1x1 input (a linear map):
         W = weight[:100] reshaped to (1024*4*4, 100), the columns acting on z."""

@@ -382,3 +382,11 @@ def test_closing_stops_a_sweep_at_its_next_frame(biggan_run, tmp_path):
     worker.join(timeout=30)
     assert time.monotonic() - started < 1.0 and len(calls) <= 3
     assert failure == ["the explorer is stopping"]
+
+
+def test_the_class_box_takes_a_name_with_the_same_search_as_hpdirs_classes(server):
+    status, _, body = call(server, "/api/class?q=tabby")
+    assert status == 200 and json.loads(body)["index"] == 281 and json.loads(body)["name"] == "tabby"
+    assert json.loads(call(server, "/api/class?q=207")[2])["name"] == "golden retriever"
+    status, _, body = call(server, "/api/class?q=golden_retreiver")
+    assert status == 400 and "closest: 207 golden retriever" in json.loads(body)["error"]

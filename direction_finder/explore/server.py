@@ -4,6 +4,7 @@ shipped in the package, and a small JSON / image API. Nothing from a request bec
 GET  /                      the page (with this session's token)
 GET  /static/app.js|app.css the page's script and style
 GET  /api/meta              names, labels, sets, eta, order by activeness (once measured)
+GET  /api/class?q=...       an ImageNet class by name, index or WordNet id (400 with the closest names)
 GET  /api/image?...         PNG of a view; 409 when a newer request of the same client superseded it
 GET  /api/latent.npy?...    the latents shown, z + w Q
 GET  /api/sweep.gif?...&direction=i   one direction swept around the current point
@@ -37,6 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
 from direction_finder.explore.session import Explorer, View
+from direction_finder.generators.imagenet import resolve_class
 from direction_finder.validation import plain
 
 ASSETS = {  # request path -> (file in the package's static folder, content type)
@@ -267,6 +269,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(HTTPStatus.CONFLICT, "superseded by a newer request")
             else:
                 self._send(HTTPStatus.OK, png, "image/png")
+        elif url.path == "/api/class":
+            found = resolve_class((query.get("q") or [""])[-1][:200])
+            self._json(HTTPStatus.OK, {"index": found.index, "name": found.names[0], "wordnet_id": found.wordnet_id})
         elif url.path == "/api/latent.npy":
             body = self.explorer.latent_npy(view_from(query))
             self._send(HTTPStatus.OK, body, "application/octet-stream",

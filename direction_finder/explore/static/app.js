@@ -5,20 +5,32 @@
 const token = document.querySelector('meta[name="hpdirs-token"]').content;
 const client = Math.random().toString(36).slice(2);
 const $ = (id) => document.getElementById(id);
-const state = { meta: null, values: {}, seq: 0, timer: null, pending: {} };
+const state = { meta: null, values: {}, seq: 0, timer: null, pending: {}, classIndex: null };
 
 function viewQuery(set) {
   const c = Object.entries(state.values).filter(([, v]) => v !== 0).map(([i, v]) => `${i}:${v}`).join(",");
   const q = new URLSearchParams({ set, c, seed: $("seed").value || "0", samples: $("samples").value });
   if ($("use-uploaded").checked) q.set("latents", "uploaded");
   if (state.meta.class_conditional) {
-    if ($("class").value !== "" && Number($("class").value) !== state.meta.class_index) q.set("class", $("class").value);
+    if (state.classIndex !== null && state.classIndex !== state.meta.class_index) q.set("class", String(state.classIndex));
     if ($("truncation").value !== "" && Number($("truncation").value) !== state.meta.truncation) q.set("truncation", $("truncation").value);
   }
   return q;
 }
 
 function say(message) { $("status").textContent = message; }
+
+// The class box takes what `hpdirs classes` takes (a name, an index, a WordNet id); the server
+// resolves it, with the closest names when it does not match one.
+async function chooseClass() {
+  const response = await fetch(`/api/class?${new URLSearchParams({ q: $("class").value })}`);
+  const body = await response.json();
+  if (!response.ok) { say(body.error); return; }
+  state.classIndex = body.index;
+  $("class-name").textContent = `${body.index} ${body.name}`;
+  say("");
+  refresh();
+}
 
 // The newest position wins: a new request aborts the one in flight for the same picture, and
 // the server drops a request that a newer one of this page overtook while it waited.
@@ -129,11 +141,14 @@ async function start() {
   for (const set of m.sets.filter((s) => s !== "learned")) $("compare").add(new Option(set, set));
   if (m.class_conditional) {
     $("conditional").hidden = false;
-    $("class").value = m.class_index;
+    $("class").value = m.class_name;
+    state.classIndex = m.class_index;
+    $("class-name").textContent = `${m.class_index} ${m.class_name}`;
     $("truncation").value = m.truncation;
   }
   drawSliders();
-  for (const id of ["seed", "samples", "compare", "class", "truncation", "use-uploaded"]) $(id).addEventListener("change", refresh);
+  for (const id of ["seed", "samples", "compare", "truncation", "use-uploaded"]) $(id).addEventListener("change", refresh);
+  $("class").addEventListener("change", chooseClass);
   $("next-seed").addEventListener("click", () => { $("seed").value = String(Number($("seed").value || 0) + 1); refresh(); });
   $("reset").addEventListener("click", () => { state.values = {}; drawSliders(); refresh(); });
   $("filter").addEventListener("input", drawSliders);
