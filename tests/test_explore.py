@@ -390,3 +390,23 @@ def test_the_class_box_takes_a_name_with_the_same_search_as_hpdirs_classes(serve
     assert json.loads(call(server, "/api/class?q=207")[2])["name"] == "golden retriever"
     status, _, body = call(server, "/api/class?q=golden_retreiver")
     assert status == 400 and "closest: 207 golden retriever" in json.loads(body)["error"]
+
+
+def test_the_class_box_in_a_real_browser(server):
+    playwright, chromium = _browser()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(server.url)
+        page.wait_for_function("document.getElementById('image-learned').src.startsWith('blob:')")
+        assert page.text_content("#class-name") == "207 golden retriever"
+        before = page.eval_on_selector("#image-learned", "img => img.src")
+        page.fill("#class", "tabby")
+        page.dispatch_event("#class", "change")
+        page.wait_for_function("document.getElementById('class-name').textContent === '281 tabby'")
+        page.wait_for_function(f"document.getElementById('image-learned').src !== {json.dumps(before)}")
+        page.fill("#class", "golden_retreiver")
+        page.dispatch_event("#class", "change")
+        page.wait_for_function("document.getElementById('status').textContent.includes('closest')")
+        assert page.text_content("#class-name") == "281 tabby"  # a name that matches nothing changes nothing
+        browser.close()
