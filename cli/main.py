@@ -297,8 +297,9 @@ def info(
         directions = load_directions(file)
     if json_out:
         labels = {str(i): v for i, v in directions.labels.items()}
+        layers = {str(i): list(pair) for i, pair in directions.label_layers.items()}
         emit_json({"file": str(file), "num_directions": directions.num_directions, "z_dim": directions.z_dim,
-                   "metadata": directions.metadata, "labels": labels})  # fmt: skip
+                   "metadata": directions.metadata, "labels": labels, "label_layers": layers})  # fmt: skip
         return
     print_metadata(file, directions)
 
@@ -308,6 +309,7 @@ def label(
     run_or_file: o.Source,
     index: Annotated[int, typer.Argument(help="The direction's index.")],
     name: Annotated[str, typer.Argument(help="Its name, e.g. zoom; an empty name removes it.")],
+    layers: o.LabelLayers = None,
 ) -> None:
     """Name a direction; the name is kept in labels.json beside the file and shown by render, compare, info.
 
@@ -316,8 +318,9 @@ def label(
     from direction_finder.artifacts.directions import name_direction
 
     with user_errors():
-        path, labels = name_direction(run_or_file, index, name)
+        path, labels = name_direction(run_or_file, index, name, layers)
     named = f"named {labels[index]!r}" if index in labels else "no longer named"
+    named += f" (layers {layers})" if layers is not None and index in labels else ""
     say(f"direction {index} of {path} is {named}")
 
 

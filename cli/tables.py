@@ -51,7 +51,8 @@ def print_metadata(file: Path, directions: Directions) -> None:
         else:
             table.add_row(shown(key), shown(value))
     for index, name in sorted(directions.labels.items()):
-        table.add_row(f"label.{index}", shown(name))
+        layers = directions.label_layers.get(index)
+        table.add_row(f"label.{index}", shown(name if layers is None else f"{name} (layers {layers[0]}-{layers[1]})"))
     console.print(table)
 
 

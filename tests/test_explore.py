@@ -392,7 +392,7 @@ def test_the_class_box_takes_a_name_with_the_same_search_as_hpdirs_classes(serve
     assert status == 400 and "closest: 207 golden retriever" in json.loads(body)["error"]
 
 
-def test_the_class_box_in_a_real_browser(server):
+def test_the_class_box_and_the_layer_range_in_a_real_browser(server):
     playwright, chromium = _browser()
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -409,4 +409,32 @@ def test_the_class_box_in_a_real_browser(server):
         page.dispatch_event("#class", "change")
         page.wait_for_function("document.getElementById('status').textContent.includes('closest')")
         assert page.text_content("#class-name") == "281 tabby"  # a name that matches nothing changes nothing
+        assert page.is_visible("#layer-first") and page.input_value("#layer-first") == "0"
+        page.fill('.slider[data-index="1"] input[type=range]', "3")
+        page.wait_for_function("document.getElementById('image-learned').dataset.view === '1:3'")
+        edited = page.eval_on_selector("#image-learned", "img => img.src")
+        with page.expect_request(lambda request: "layers=2-" in request.url):
+            page.fill("#layer-first", "2")
+            page.dispatch_event("#layer-first", "change")
+        page.wait_for_function(f"document.getElementById('image-learned').src !== {json.dumps(edited)}")
         browser.close()
+
+
+def test_a_layer_range_limits_the_edit_to_those_layers(server):
+    meta = json.loads(call(server, "/api/meta")[2])
+    L = meta["latent_layers"]
+    assert L == server.explorer.opened.generator.latent_layers > 2
+    plain = call(server, "/api/image?c=1:3.0&seed=4")[2]
+    assert call(server, f"/api/image?c=1:3.0&seed=4&layers=0-{L - 1}")[2] == plain  # every layer: the plain edit
+    late = call(server, f"/api/image?c=1:3.0&seed=4&layers=2-{L - 1}")
+    assert late[0] == 200 and late[2] != plain
+    shown = np.load(io.BytesIO(call(server, "/api/latent.npy?c=1:3.0&seed=4&layers=2-3")[2]))
+    base = np.load(io.BytesIO(call(server, "/api/latent.npy?seed=4")[2]))
+    assert shown.shape == (1, L, 16)
+    np.testing.assert_array_equal(shown[0, :2], np.repeat(base, 2, axis=0))  # layers 0-1: unedited
+    gif = call(server, f"/api/sweep.gif?direction=2&layers=2-{L - 1}")
+    assert gif[0] == 200 and gif[1] == "image/gif"
+    for bad, message in ((f"0-{L}", "layers must be an integer"), ("3-1", "layers must be an integer"),
+                         ("x-2", "is not an index")):
+        status, _, body = call(server, f"/api/image?c=1:3.0&layers={bad}")
+        assert status == 400 and message in json.loads(body)["error"], body

@@ -98,3 +98,8 @@ def test_a_run_folder_explains_itself_in_its_readme(tmp_path):
     assert (first.matrix == second.matrix).all()
     assert runner.invoke(app, ["render", str(run), "--samples", "1", "--frames", "2"]).exit_code == 0
     assert "- [render](render/index.html)" in (run / "README.md").read_text()
+    assert "## Named directions" not in (run / "README.md").read_text()
+    assert runner.invoke(app, ["label", str(run), "1", "pose", "--layers", "0-1"]).exit_code == 0
+    assert runner.invoke(app, ["render", str(run), "--samples", "1", "--frames", "2"]).exit_code == 0
+    assert "## Named directions\n\n- 1: pose (layers 0-1)\n" in (run / "README.md").read_text()
+    assert "pyproject" not in card and "pypi.org" not in card  # links only to what exists

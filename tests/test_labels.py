@@ -136,3 +136,57 @@ def test_concurrent_label_processes_lose_nothing(tmp_path):
                  for p in range(3)]
     assert [p.wait(timeout=120) for p in processes] == [0, 0, 0]
     assert read_labels(wide) == {i: f"name{i}" for i in range(60)}
+
+
+def test_a_name_can_carry_the_latent_layers_it_is_applied_to(file):
+    from direction_finder.artifacts.labels import read_label_layers
+
+    write_label(file, 2, "pose", 5, (0, 3))
+    write_label(file, 4, "colour", 5)
+    body = json.loads((file.parent / "labels.json").read_text())
+    assert body["layers"] == {"directions.safetensors": {"2": [0, 3]}}
+    assert read_label_layers(file) == {2: (0, 3)} and load_directions(file).label_layers == {2: (0, 3)}
+    write_label(file, 2, "pose", 5)  # renamed without layers: the range stays
+    assert read_label_layers(file) == {2: (0, 3)}
+    write_label(file, 2, "", 5)  # the name removed: its layers with it
+    assert read_label_layers(file) == {} and "layers" not in json.loads((file.parent / "labels.json").read_text())
+    with pytest.raises(UsageError, match="`layers` go with a name"):
+        write_label(file, 3, "", 5, (0, 1))
+    shown = runner.invoke(app, ["label", str(file), "1", "zoom", "--layers", "1-2"])
+    assert shown.exit_code == 0 and "named 'zoom' (layers 1-2)" in shown.stdout
+    bad = runner.invoke(app, ["label", str(file), "1", "zoom", "--layers", "3-1"])
+    assert bad.exit_code == 1 and "--layers '3-1' is not a range of layers such as 0-3" in bad.stderr
+    info = runner.invoke(app, ["info", str(file)], env={"COLUMNS": "200"})
+    assert "zoom (layers 1-2)" in info.stdout
+    (file.parent / "labels.json").write_text(json.dumps({**json.loads((file.parent / "labels.json").read_text()),
+                                                         "layers": {file.name: {"4": [2, 1]}}}))
+    with pytest.raises(DirectionsFileError, match="labels.json is damaged"):
+        load_directions(file)
+
+
+def test_render_applies_the_layers_a_label_gives(tiny_biggan, tmp_path):
+    import warnings
+
+    from direction_finder import SyntheticGenerator
+    from direction_finder.errors import HpdirsWarning
+    from direction_finder.outputs.render import RenderSettings, render
+
+    L = tiny_biggan.latent_layers
+    matrix = gram_schmidt(torch.randn(3, 16, generator=torch.Generator().manual_seed(2)))
+    settings = RenderSettings(directions=[0, 1], samples=1, frames=3, formats=["gif"])
+    named = render(tiny_biggan, matrix, settings, tmp_path / "named", labels={1: "late"},
+                   label_layers={1: (2, L - 1)})
+    assert [row.get("layers") for row in named["rows"]] == [None, [2, L - 1]]
+    every = render(tiny_biggan, matrix, RenderSettings(directions=[0, 1], samples=1, frames=3, formats=["gif"],
+                                                       layers=f"0-{L - 1}"), tmp_path / "every",
+                   labels={1: "late"}, label_layers={1: (2, L - 1)})
+    assert [row["layers"] for row in every["rows"]] == [[0, L - 1], [0, L - 1]]  # --layers sets one range for all
+    with pytest.raises(UsageError, match=f"label 'late' gives direction 1 the layers 0-{L}"):
+        render(tiny_biggan, matrix, settings, tmp_path / "bad", labels={1: "late"}, label_layers={1: (0, L)})
+    synthetic = SyntheticGenerator(z_dim=16, factors=4, size=8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain = render(synthetic, matrix, settings, tmp_path / "synthetic", labels={1: "late"},
+                       label_layers={1: (0, 1)})
+    assert any(issubclass(w.category, HpdirsWarning) and "no layer-wise latents" in str(w.message) for w in caught)
+    assert "layers" not in plain["rows"][1]

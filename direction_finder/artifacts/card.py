@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from direction_finder.artifacts.directions import LAST_NAME
+from direction_finder.artifacts.labels import read_label_layers, read_labels
 from direction_finder.files import atomic_write
 
 CARD_NAME = "README.md"
@@ -67,6 +69,11 @@ def write_run_card(run_dir: str | Path) -> Path:
     rows = "\n".join(f"| `{key}` | {value} |" for key, value in config.items())
     pages = [("render", "render/index.html"), ("comparison", "compare/compare.html")]
     links = [f"- [{label}]({path})" for label, path in pages if (run_dir / path).is_file()]
+    names, layers = read_labels(run_dir / LAST_NAME), read_label_layers(run_dir / LAST_NAME)
+    named = [
+        f"- {index}: {name}" + (f" (layers {layers[index][0]}-{layers[index][1]})" if index in layers else "")
+        for index, name in sorted(names.items())
+    ]
     heldout = f"{last:.6g} (best {best:.6g})" if last is not None and best is not None else "not measured yet"
     text = "\n".join([
         *front, "",
@@ -81,6 +88,7 @@ def write_run_card(run_dir: str | Path) -> Path:
         "d = load_directions(\"directions.safetensors\")  # d.matrix (N, z_dim), d.apply(z, 3, 2.0)", "```", "",
         "## Settings", "", "| setting | value |", "|---|---|", rows, "",
         "## Reproduce", "", "```bash", reproduce_command(config, generator), "```", "",
+        *(["## Named directions", "", *named, ""] if named else []),
         *(["## Pictures", "", *links, ""] if links else []),
     ])  # fmt: skip
     path = run_dir / CARD_NAME

@@ -18,12 +18,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from direction_finder.artifacts.labels import read_labels, write_label
+from direction_finder.artifacts.labels import parse_layer_range, read_label_layers, read_labels, write_label
 from direction_finder.errors import DirectionsFileError, UsageError
 from direction_finder.files import write_bytes_atomic
 from direction_finder.method.sweeps import layer_edit
 
 FORMAT = "hpdirs.directions/1"
+LAST_NAME = "directions.safetensors"  # a run folder's last directions
 ORTHONORMAL_TOLERANCE = 1e-4
 
 
@@ -35,6 +36,7 @@ class Directions:
     metadata: dict[str, Any] = field(default_factory=dict)
     raw: Tensor | None = None  # (N, z_dim): A before Gram-Schmidt, when saved
     labels: dict[int, str] = field(default_factory=dict)  # names people gave directions (labels.json)
+    label_layers: dict[int, tuple[int, int]] = field(default_factory=dict)  # a named direction's latent layers
 
     @property
     def num_directions(self) -> int:
@@ -169,23 +171,29 @@ def load_directions(path: str | os.PathLike) -> Directions:
     if not torch.allclose(gram, torch.eye(matrix.shape[0]), atol=ORTHONORMAL_TOLERANCE):
         raise DirectionsFileError(f"{path}: the rows of 'directions' are not orthonormal; the file is damaged")
     labels = {i: name for i, name in read_labels(path).items() if i < matrix.shape[0]}
-    return Directions(matrix, _parse(meta), tensors.get("raw"), labels)
+    layers = {i: pair for i, pair in read_label_layers(path).items() if i in labels}
+    return Directions(matrix, _parse(meta), tensors.get("raw"), labels, layers)
 
 
 def resolve_directions_file(run_or_file: str | os.PathLike) -> Path:
     """A directions file, or a run folder (its last directions, `directions.safetensors`)."""
     path = Path(run_or_file)
     if path.is_dir():
-        candidate = path / "directions.safetensors"
+        candidate = path / LAST_NAME
         if not candidate.is_file():
             raise DirectionsFileError(f"run folder {path} has no directions.safetensors; is it an hpdirs run?")
         return candidate
     return path
 
 
-def name_direction(run_or_file: str | Path, index: int, label: str | None) -> tuple[Path, dict[int, str]]:
+def name_direction(
+    run_or_file: str | Path, index: int, label: str | None, layers: str | None = None
+) -> tuple[Path, dict[int, str]]:
     """`hpdirs label`: name direction `index` of a directions file (or a run's last directions);
-    an empty label removes the name. Returns the file and its labels."""
+    an empty label removes the name; `layers` (`0-3`) stores the latent layers the named direction
+    is applied to by default (checked against the generator when it is rendered). Returns the file
+    and its labels."""
     path = resolve_directions_file(run_or_file)
     directions = load_directions(path)  # a file that is not ours is refused before any label is written
-    return path, write_label(path, index, label, directions.num_directions)
+    pair = parse_layer_range(layers) if layers is not None else None
+    return path, write_label(path, index, label, directions.num_directions, pair)

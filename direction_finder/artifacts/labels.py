@@ -4,7 +4,11 @@ A folder's labels.json holds the labels of every directions file in it, by file 
 direction index:
 
     {"format": "hpdirs.labels/1",
-     "files": {"directions.safetensors": {"3": "zoom", "7": "background"}}}
+     "files": {"directions.safetensors": {"3": "zoom", "7": "background"}},
+     "layers": {"directions.safetensors": {"3": [0, 3]}}}
+
+"layers" is optional: the latent layers (first, last) a named direction is applied to by
+default (GANSpace's layer-wise edits; `hpdirs label RUN 3 zoom --layers 0-3`).
 
 A run folder's directions.safetensors and directions_best.safetensors are different matrices, so
 each has labels of its own. The file is written atomically, and its read-modify-write holds an
@@ -33,9 +37,16 @@ def labels_path(directions_file: Path) -> Path:
     return directions_file.parent / LABELS_NAME
 
 
+Store = tuple[dict[str, dict[str, str]], dict[str, dict[str, list[int]]]]  # names, layer ranges
+
+
 def _read_all(path: Path) -> dict[str, dict[str, str]]:
+    return _read_store(path)[0]
+
+
+def _read_store(path: Path) -> Store:
     if not path.is_file():
-        return {}
+        return {}, {}
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(body, dict) or body.get("format") != LABELS_FORMAT:
@@ -51,9 +62,45 @@ def _read_all(path: Path) -> dict[str, dict[str, str]]:
             for value in labels.values():
                 if check_label(value) != value or value.isdigit():
                     raise ValueError(f"{value!r} is not a label (1 to {MAX_LABEL} printable characters, not a number)")
-        return {str(name): dict(labels) for name, labels in files.items()}
+        layers = body.get("layers", {})
+        if not isinstance(layers, dict):
+            raise ValueError("its 'layers' is not an object")
+        for name, ranges in layers.items():
+            named = files.get(name, {})
+            if not isinstance(ranges, dict) or not all(
+                k in named and _is_range(v) for k, v in ranges.items()
+            ):  # fmt: skip
+                raise ValueError(f"the layers of {name} are not index -> [first, last] of a named direction")
+        return {str(name): dict(labels) for name, labels in files.items()}, {str(n): dict(r) for n, r in layers.items()}
     except (OSError, UnicodeDecodeError, ValueError, UsageError) as exc:
         raise DirectionsFileError(f"{path} is damaged ({exc}); fix it or delete it (the labels are lost)") from None
+
+
+def _is_range(value: object) -> bool:
+    return (
+        isinstance(value, list) and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10_000 for v in value)
+        and value[0] <= value[1]
+    )  # fmt: skip
+
+
+def read_label_layers(directions_file: str | Path) -> dict[int, tuple[int, int]]:
+    """The latent layers (first, last) named directions of one file are applied to by default."""
+    path = Path(directions_file)
+    ranges = _read_store(labels_path(path))[1].get(path.name, {})
+    return {int(k): (v[0], v[1]) for k, v in ranges.items()}
+
+
+def parse_layer_range(text: str) -> tuple[int, int]:
+    """`0-3` or `5` -> (first, last): latent layers, checked against a generator when used."""
+    first, dash, last = str(text).strip().partition("-")
+    try:
+        pair = [int(first), int(last) if dash else int(first)]
+    except ValueError:
+        raise UsageError(f"`layers` {text!r} is not a range of layers such as 0-3") from None
+    if not _is_range(pair):
+        raise UsageError(f"`layers` {text!r} is not a range of layers such as 0-3")
+    return pair[0], pair[1]
 
 
 def read_labels(directions_file: str | Path) -> dict[int, str]:
@@ -92,27 +139,44 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def write_label(directions_file: str | Path, index: int, label: str | None, num_directions: int) -> dict[int, str]:
-    """Name direction `index` of `directions_file` (None or "" removes its name); returns the
+def write_label(
+    directions_file: str | Path,
+    index: int,
+    label: str | None,
+    num_directions: int,
+    layers: tuple[int, int] | None = None,
+) -> dict[int, str]:
+    """Name direction `index` of `directions_file` (None or "" removes its name, and its layers);
+    `layers` (first, last) stores the latent layers it is applied to by default. Returns the
     file's labels. Two directions of one file cannot share a name. Safe to call from several
     threads and processes at once: each call's change is kept."""
     path = Path(directions_file)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < num_directions:
         raise UsageError(f"direction {index!r} does not exist; this file has 0..{num_directions - 1}")
     text = None if label is None or label == "" else check_label(label)  # only "" removes: "  " is a mistake
+    if layers is not None and (text is None or not _is_range(list(layers))):
+        raise UsageError("`layers` go with a name: give the direction a name and its layers, e.g. zoom and 0-3")
     store = labels_path(path)
     with _locked(store.parent):
-        everything = _read_all(store)
+        everything, ranges = _read_store(store)
         labels = {int(k): v for k, v in everything.get(path.name, {}).items()}
+        own = {int(k): v for k, v in ranges.get(path.name, {}).items()}
         if text is None:
             labels.pop(index, None)
+            own.pop(index, None)
         else:
             taken = [i for i, name in labels.items() if name == text and i != index]
             if taken:
                 raise UsageError(f"direction {taken[0]} is already named {text!r}; choose another name")
             labels[index] = text
+            if layers is not None:
+                own[index] = list(layers)
         everything[path.name] = {str(i): labels[i] for i in sorted(labels)}
-        body = {"format": LABELS_FORMAT, "files": everything}
+        ranges[path.name] = {str(i): own[i] for i in sorted(own)}
+        ranges = {name: r for name, r in ranges.items() if r}
+        body: dict[str, object] = {"format": LABELS_FORMAT, "files": everything}
+        if ranges:
+            body["layers"] = ranges
         data = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         atomic_write(store, lambda tmp: tmp.write_bytes(data))
     return labels

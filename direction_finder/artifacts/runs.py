@@ -24,6 +24,7 @@ import torch
 
 from direction_finder.artifacts.card import write_run_card
 from direction_finder.artifacts.directions import (
+    LAST_NAME,
     Directions,
     load_directions,
     resolve_directions_file,
@@ -35,7 +36,6 @@ from direction_finder.files import atomic_write
 from direction_finder.generators import GeneratorChoice, ProgressCallback, describe
 from direction_finder.validation import plain
 
-LAST_NAME = "directions.safetensors"
 BEST_NAME = "directions_best.safetensors"
 LOSS_NAME = "loss.csv"
 CONFIG_NAME = "config.json"

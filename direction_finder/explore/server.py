@@ -12,7 +12,8 @@ POST /api/label             {"index": i, "name": "zoom"}   (token and same origi
 POST /api/latents           a .npy body: the user's base latents (token and same origin required)
 
 View parameters: set (learned|axes|sefa), c (`3:1.5,7:-2`), seed, samples (1-4), latents=uploaded,
-class, truncation; client and seq (the page's request counter) let the newest position win.
+class, truncation, layers (`0-3`: the latent layers the coefficients reach, BigGAN-deep); client
+and seq (the page's request counter) let the newest position win.
 
 Other sites: a request whose Host header is not a name or address this server is bound to (or
 localhost) gets 403 before anything is served, so a page on another site that rebinds its own
@@ -86,7 +87,16 @@ def view_from(query: dict[str, list[str]]) -> View:
         uploaded=one("latents") == "uploaded",
         class_=number("class", int),
         truncation=number("truncation", float),
+        layers=_layers(one("layers")),
     )
+
+
+def _layers(text: str | None) -> tuple[int, int] | None:
+    """`layers=2-5` (first-last latent layers the coefficients reach); absent or empty: all."""
+    if not text:
+        return None
+    first, _, last = text.partition("-")
+    return _index("layers", first), _index("layers", last or first)
 
 
 def _index(name: str, text: str) -> int:

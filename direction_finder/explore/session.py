@@ -29,8 +29,8 @@ from direction_finder.artifacts.latents import read_latents
 from direction_finder.artifacts.runs import OpenedDirections
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import UsageError
-from direction_finder.generators import ClassConditional, Factorisable, GeneratorChoice, describe
-from direction_finder.method.sweeps import move
+from direction_finder.generators import ClassConditional, Factorisable, GeneratorChoice, LayerwiseLatent, describe
+from direction_finder.method.sweeps import layer_edit, move
 from direction_finder.outputs.media import grid_frame, ping_pong, to_uint8, write_gif
 from direction_finder.validation import integer, positive, within
 
@@ -52,6 +52,7 @@ class View:
     uploaded: bool = False  # the user's latents instead of seeded ones
     class_: int | None = None  # None: the one the directions were learned for
     truncation: float | None = None
+    layers: tuple[int, int] | None = None  # (first, last) latent layers the coefficients reach; None: all
 
     @staticmethod
     def of(set: str = "learned", coefficients: Mapping[int, float] | None = None, **fields: Any) -> View:
@@ -99,6 +100,7 @@ class Explorer:
             "num_directions": d.num_directions, "z_dim": d.z_dim, "eta": self.eta, "names": d.names,
             "labels": {str(i): v for i, v in d.labels.items()}, "sets": list(self.sets),
             "class_conditional": isinstance(generator, ClassConditional), "max_samples": MAX_SAMPLES,
+            "latent_layers": generator.latent_layers if isinstance(generator, LayerwiseLatent) else 0,
             "uploaded_latents": 0 if self.uploaded is None else int(self.uploaded.shape[0]),
             "order": order, "activeness": self.activeness,
         }  # fmt: skip
@@ -121,6 +123,12 @@ class Explorer:
                 raise UsageError("this generator has no classes: `class_` and `truncation` do not apply")
             if view.truncation is not None:
                 within("truncation", view.truncation, 0.02, 1.0)
+        if view.layers is not None:
+            if not isinstance(self.opened.generator, LayerwiseLatent):
+                raise UsageError("this generator has no layer-wise latents: `layers` does not apply")
+            first, last = view.layers
+            integer("layers", first, 0, self.opened.generator.latent_layers - 1)
+            integer("layers", last, first, self.opened.generator.latent_layers - 1)
         return view
 
     def generator_for(self, view: View) -> Any:
@@ -150,12 +158,23 @@ class Explorer:
         return generator.sample_z(view.samples, torch.Generator().manual_seed(view.seed)).cpu()
 
     def edited(self, view: View) -> Tensor:
-        """z + w Q for the view: (samples, z_dim)."""
-        z = self.latents(view)
-        Q = self.sets[view.set]
+        """z + w Q for the view: (samples, z_dim); with `layers`, per-layer latents
+        (samples, latent_layers, z_dim), z + w Q on those layers and z on the others."""
+        base = self.latents(view)
+        z, Q = base, self.sets[view.set]
         for index, value in view.coefficients:
             z = z + value * Q[index].to(z.dtype)
-        return z
+        return z if view.layers is None else self._per_layer(base, z, view)
+
+    def _per_layer(self, base: Tensor, z: Tensor, view: View) -> Tensor:
+        assert view.layers is not None
+        first, last = view.layers
+        return layer_edit(base, z, range(first, last + 1), int(self.opened.generator.latent_layers))
+
+    def _forward(self, generator: Any, latents: Tensor) -> Tensor:
+        """Images of plain latents (n, z_dim) or of per-layer ones (n, L, z_dim)."""
+        latents = latents.to(generator.device)
+        return generator.layerwise(latents) if latents.dim() == 3 else generator(latents)
 
     # --- pictures ---
     def image(self, view: View, client: str = "", seq: int = 0) -> bytes | None:
@@ -177,7 +196,7 @@ class Explorer:
                     return None
             generator = self.generator_for(view)
             with torch.no_grad():
-                images = generator(self.edited(view).to(generator.device)).float()
+                images = self._forward(generator, self.edited(view)).float()
             png = png_of(images)
             with self.lock:
                 self.cache[view] = png
@@ -202,15 +221,16 @@ class Explorer:
         vector = self.sets[view.set][direction]
 
         def frames_of() -> list[np.ndarray]:
-            z, generator = self.edited(view), self.generator_for(view)
+            plain = dataclasses.replace(view, layers=None)
+            z, base, generator = self.edited(plain), self.latents(view), self.generator_for(view)
             frames = []
             for e in etas:
                 if self.closing.is_set():  # the explorer stops: not 15 more forwards first
                     raise UsageError("the explorer is stopping")
+                moved = move(z, vector, e, False)
+                latents = moved if view.layers is None else self._per_layer(base, moved, view)
                 with torch.no_grad():
-                    frames.append(
-                        grid_frame(to_uint8(generator(move(z, vector, e, False).to(generator.device)).float()))
-                    )
+                    frames.append(grid_frame(to_uint8(self._forward(generator, latents).float())))
             return frames
 
         pictures = self.worker.submit(frames_of).result()

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from direction_finder.artifacts.directions import check_z_dim
 from direction_finder.artifacts.latents import read_latents, write_latents
 from direction_finder.artifacts.runs import open_directions
 from direction_finder.config import FLOAT_LIMITS, LIMITS
-from direction_finder.errors import HpdirsError, UsageError
+from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
 from direction_finder.files import atomic_write, removed_if_failed, writable_dir
 from direction_finder.generators import GeneratorChoice, LayerwiseLatent, ProgressCallback
 from direction_finder.learning.layout import render_batch
@@ -164,6 +165,7 @@ class Track:
     index: int
     vector: Tensor  # (z_dim,), unit
     label: str = ""  # the name someone gave the direction (labels.json), if any
+    layers: range | None = None  # the latent layers the edit reaches (None: all)
 
     @property
     def name(self) -> str:
@@ -184,6 +186,7 @@ def render(
     *,
     info: dict[str, Any] | None = None,
     labels: Mapping[int, str] | None = None,
+    label_layers: Mapping[int, tuple[int, int]] | None = None,
     on_images: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Render the selected directions (rows of matrix, (N, z_dim)) and axes into out_dir.
@@ -191,16 +194,21 @@ def render(
     Writes <kind>_<index>.gif/.mp4 per row, overview.gif (rows = directions, columns =
     samples), sheet.png (rows = directions, columns = SHEET_COLUMNS etas evenly spaced through
     0, first sample, names and etas drawn on it), index.html, and render.json; returns the
-    manifest. `labels` names directions in captions. on_images(done, total) reports images.
+    manifest. `labels` names directions in captions; `label_layers` gives named directions the
+    latent layers they reach unless `settings.layers` sets one range for all. on_images(done,
+    total) reports images.
     """
     check_z_dim(matrix, generator)  # before anything is created
     settings.rows(matrix.shape[0], int(generator.z_dim))
     layers = settings.layer_range(generator)
+    own = _label_ranges(generator, label_layers or {}, labels or {}) if layers is None else {}
     out = writable_dir(out_dir)
     z_dim = int(generator.z_dim)
     directions, axes = settings.rows(matrix.shape[0], z_dim)
-    tracks = [Track("direction", i, matrix[i].float(), (labels or {}).get(i, "")) for i in directions]
-    tracks += [Track("axis", j, torch.eye(z_dim)[j]) for j in axes]
+    tracks = [
+        Track("direction", i, matrix[i].float(), (labels or {}).get(i, ""), own.get(i, layers)) for i in directions
+    ]
+    tracks += [Track("axis", j, torch.eye(z_dim)[j], layers=layers) for j in axes]
     etas = eta_values(settings.eta, settings.frames)
     if settings.latents is not None:  # the user's latents: every row is a sample
         z = read_latents(settings.latents, z_dim, MAX_SAMPLES).to(generator.device)  # (S, z_dim)
@@ -234,7 +242,7 @@ def render(
                     etas,
                     align=settings.align,
                     batch_size=int(settings.batch_size or 1),
-                    layers=layers,
+                    layers=track.layers,
                 )
             ):
                 pixels = to_uint8(frame, settings.size)  # (S, h, w, 3)
@@ -287,6 +295,28 @@ class RenderSpaceError(HpdirsError):
     """The output folder's disk cannot hold the render's frame store."""
 
 
+def _label_ranges(
+    generator: Any, label_layers: Mapping[int, tuple[int, int]], labels: Mapping[int, str]
+) -> dict[int, range]:
+    """The latent layers labels give named directions, checked against the generator; a generator
+    without layer-wise latents renders them on all layers, with a warning."""
+    if not label_layers:
+        return {}
+    if not isinstance(generator, LayerwiseLatent):
+        warnings.warn("the labels give some directions latent layers, but this generator has no layer-wise "
+                      "latents; they are rendered on every layer", HpdirsWarning, stacklevel=3)  # fmt: skip
+        return {}
+    ranges = {}
+    for index, (first, last) in label_layers.items():
+        if last >= generator.latent_layers:
+            raise UsageError(
+                f"label {labels.get(index, index)!r} gives direction {index} the layers {first}-{last}, but this "
+                f"generator has layers 0-{generator.latent_layers - 1}; label it again with other `layers`"
+            )
+        ranges[index] = range(first, last + 1)
+    return ranges
+
+
 def _write_track(out: Path, track: Track, frames: np.ndarray, etas: Tensor, settings: RenderSettings) -> dict:
     """One direction's GIF / MP4: each frame the grid of samples at one eta, ping-pong order."""
     grids = []
@@ -297,6 +327,8 @@ def _write_track(out: Path, track: Track, frames: np.ndarray, etas: Tensor, sett
     row: dict[str, Any] = {"kind": track.kind, "index": track.index, "files": {}}
     if track.label:
         row["label"] = track.label
+    if track.layers is not None:
+        row["layers"] = [track.layers.start, track.layers.stop - 1]
     if "gif" in settings.formats:
         write_gif(out / f"{track.name}.gif", [grids[i] for i in order], 1000.0 / settings.fps)
         row["files"]["gif"] = f"{track.name}.gif"
@@ -342,7 +374,7 @@ def _write_sheet(
     rows = []
     for track in tracks:
         frames = sweep(generator, track.vector, z, etas, align=False, batch_size=int(settings.batch_size or 1),
-                       layers=settings.layer_range(generator))  # fmt: skip
+                       layers=track.layers)  # fmt: skip
         rows.append(np.concatenate([to_uint8(frame, settings.size) for frame in frames]))  # (C, h, w, 3)
         done += SHEET_COLUMNS
         if on_images is not None:
@@ -377,6 +409,7 @@ def render_file(
             target,
             info=opened.info,
             labels=opened.directions.labels,
+            label_layers=opened.directions.label_layers,
             on_images=on_images,
         )
     opened.refresh_card(target)

@@ -11,6 +11,10 @@ function viewQuery(set) {
   const c = Object.entries(state.values).filter(([, v]) => v !== 0).map(([i, v]) => `${i}:${v}`).join(",");
   const q = new URLSearchParams({ set, c, seed: $("seed").value || "0", samples: $("samples").value });
   if ($("use-uploaded").checked) q.set("latents", "uploaded");
+  const layers = state.meta.latent_layers;
+  if (layers && ($("layer-first").value !== "0" || $("layer-last").value !== String(layers - 1))) {
+    q.set("layers", `${$("layer-first").value}-${$("layer-last").value}`);
+  }
   if (state.meta.class_conditional) {
     if (state.classIndex !== null && state.classIndex !== state.meta.class_index) q.set("class", String(state.classIndex));
     if ($("truncation").value !== "" && Number($("truncation").value) !== state.meta.truncation) q.set("truncation", $("truncation").value);
@@ -139,6 +143,12 @@ async function start() {
   const m = state.meta;
   $("about").textContent = `${m.model} · ${m.class_name} · ${m.num_directions} directions · η ±${m.eta} · ${m.file}`;
   for (const set of m.sets.filter((s) => s !== "learned")) $("compare").add(new Option(set, set));
+  if (m.latent_layers) {
+    $("layerwise").hidden = false;
+    for (const id of ["layer-first", "layer-last"]) $(id).max = String(m.latent_layers - 1);
+    $("layer-first").value = "0";
+    $("layer-last").value = String(m.latent_layers - 1);
+  }
   if (m.class_conditional) {
     $("conditional").hidden = false;
     $("class").value = m.class_name;
@@ -147,7 +157,9 @@ async function start() {
     $("truncation").value = m.truncation;
   }
   drawSliders();
-  for (const id of ["seed", "samples", "compare", "truncation", "use-uploaded"]) $(id).addEventListener("change", refresh);
+  for (const id of ["seed", "samples", "compare", "truncation", "use-uploaded", "layer-first", "layer-last"]) {
+    $(id).addEventListener("change", refresh);
+  }
   $("class").addEventListener("change", chooseClass);
   $("next-seed").addEventListener("click", () => { $("seed").value = String(Number($("seed").value || 0) + 1); refresh(); });
   $("reset").addEventListener("click", () => { state.values = {}; drawSliders(); refresh(); });
