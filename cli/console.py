@@ -142,24 +142,18 @@ class OneLineErrors(typer.core.TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-# rich asks for an IO[str]; a text stream that writes and flushes is all it uses of one
-console = Console(file=cast(IO[str], _ReaderGone("stdout")))
-err_console = Console(file=cast(IO[str], _ReaderGone("stderr")))
+# rich asks for an IO[str]; a text stream that writes and flushes is all it uses of one. No rich
+# markup is read from any string printed: they hold paths, names and metadata, where `[/bold]`
+# is text (styles are given as Text instead).
+console = Console(file=cast(IO[str], _ReaderGone("stdout")), markup=False)
+err_console = Console(file=cast(IO[str], _ReaderGone("stderr")), markup=False)
 
 
 def shown(value: object) -> Text:
-    """Text that came from a file, a run or the command line, to show and nothing else: rich
-    markup stays literal (a `[/bold]` in a path must not end in a MarkupError) and characters
-    that are not printable (an escape sequence that would clear or retitle the terminal) appear
-    as escapes."""
+    """Text that came from a file, a run or the command line, to show and nothing else:
+    characters that are not printable (an escape sequence that would clear or retitle the
+    terminal) appear as escapes."""
     return Text("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value)))
-
-
-def escaped(value: object) -> str:
-    """shown() as a markup string, for the places rich takes only a str (a table's headers)."""
-    from rich.markup import escape
-
-    return escape(shown(value).plain)
 
 
 def say(*parts: object) -> None:

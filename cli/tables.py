@@ -19,7 +19,7 @@ from direction_finder.evaluation.report import (
 )
 from direction_finder.generators import describe
 from direction_finder.learning.runner import RunPlan
-from hpdirs_cli.console import console, escaped, say, shown
+from hpdirs_cli.console import console, say, shown
 
 METADATA_ORDER = [
     "format",
@@ -71,7 +71,7 @@ def print_comparison(result: Comparison) -> None:
     if results.differences:
         reference = result.reports[0].name
         paired = Table(
-            *[escaped(h.format(reference=reference)) for h in DIFFERENCE_HEADER],
+            *[shown(h.format(reference=reference)).plain for h in DIFFERENCE_HEADER],
             title=shown(f"{reference} − each set, paired, ± 95% half-width (better/worse for {reference}; n.s.: no "
                         "significant difference)"),
         )  # fmt: skip

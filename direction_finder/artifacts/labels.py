@@ -40,10 +40,6 @@ def labels_path(directions_file: Path) -> Path:
 Store = tuple[dict[str, dict[str, str]], dict[str, dict[str, list[int]]]]  # names, layer ranges
 
 
-def _read_all(path: Path) -> dict[str, dict[str, str]]:
-    return _read_store(path)[0]
-
-
 def _read_store(path: Path) -> Store:
     if not path.is_file():
         return {}, {}
@@ -106,7 +102,7 @@ def parse_layer_range(text: str) -> tuple[int, int]:
 def read_labels(directions_file: str | Path) -> dict[int, str]:
     """The labels of one directions file: index -> name (empty when none were given)."""
     path = Path(directions_file)
-    return {int(k): v for k, v in _read_all(labels_path(path)).get(path.name, {}).items()}
+    return {int(k): v for k, v in _read_store(labels_path(path))[0].get(path.name, {}).items()}
 
 
 def check_label(label: str) -> str:

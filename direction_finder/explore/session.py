@@ -161,10 +161,14 @@ class Explorer:
         """z + w Q for the view: (samples, z_dim); with `layers`, per-layer latents
         (samples, latent_layers, z_dim), z + w Q on those layers and z on the others."""
         base = self.latents(view)
+        z = self._with_coefficients(base, view)
+        return z if view.layers is None else self._per_layer(base, z, view)
+
+    def _with_coefficients(self, base: Tensor, view: View) -> Tensor:
         z, Q = base, self.sets[view.set]
         for index, value in view.coefficients:
             z = z + value * Q[index].to(z.dtype)
-        return z if view.layers is None else self._per_layer(base, z, view)
+        return z
 
     def _per_layer(self, base: Tensor, z: Tensor, view: View) -> Tensor:
         assert view.layers is not None
@@ -221,8 +225,8 @@ class Explorer:
         vector = self.sets[view.set][direction]
 
         def frames_of() -> list[np.ndarray]:
-            plain = dataclasses.replace(view, layers=None)
-            z, base, generator = self.edited(plain), self.latents(view), self.generator_for(view)
+            base, generator = self.latents(view), self.generator_for(view)
+            z = self._with_coefficients(base, view)
             frames = []
             for e in etas:
                 if self.closing.is_set():  # the explorer stops: not 15 more forwards first

@@ -75,17 +75,21 @@ def pca_directions(
         raise ValueError(f"the layer has {mean.shape[0]} values per sample: fewer than {n} components")
     start = torch.randn(mean.shape[0], width, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
     basis = torch.linalg.qr(start).Q  # (D, w)
-    for _ in range(iterations):
-        product = torch.zeros_like(basis)  # C @ basis, C the covariance
+
+    def covariance_times(block: Tensor) -> Tensor:  # C @ block (D, w), C the covariance: one pass
+        product = torch.zeros_like(block)
         for z in _batches(sample_z, samples, batch_size, seed):
             centred = activations(z) - mean  # (b, D)
-            product += centred.T @ (centred @ basis)
-        product /= total - 1
-        ritz = basis.T @ product  # (w, w): C within the block
-        values, vectors = torch.linalg.eigh((ritz + ritz.T) / 2)  # ascending
-        components, variances = basis @ vectors.flip(1), values.flip(0)  # (D, w), (w,)
+            product += centred.T @ (centred @ block)
+        return product / (total - 1)
+
+    product = covariance_times(basis)
+    for _ in range(iterations - 1):
         basis = torch.linalg.qr(product).Q
-    components = components[:, :n]  # (D, n), the Rayleigh-Ritz vectors of the last block
+        product = covariance_times(basis)
+    ritz = basis.T @ product  # (w, w): C within the last block
+    values, vectors = torch.linalg.eigh((ritz + ritz.T) / 2)  # ascending
+    components, variances = (basis @ vectors.flip(1))[:, :n], values.flip(0)  # (D, n), (w,)
     gram, cross = torch.zeros(n, n, dtype=torch.float64), None
     for z in _batches(sample_z, samples, batch_size, seed):
         x = (activations(z) - mean) @ components  # (b, n)
