@@ -2,7 +2,12 @@
 that keeps every test offline (a real download attempt fails the test); and the one in-process
 runner of the command line the test files share (`from conftest import invoke, runner`)."""
 
+import os
+import shutil
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -71,3 +76,37 @@ def learn_synthetic(tmp_path, name, extra=()):
 @pytest.fixture
 def synthetic():
     return SyntheticGenerator(z_dim=8, factors=4, size=16, seed=0)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real filesystem of 512 KiB (tmpfs), where the machine lets this test mount one."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); the ulimit -f test still runs")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill `disk` but for about `leave` bytes, with a file that can be removed to free space."""
+    free = shutil.disk_usage(disk).free
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+def cli_process(*args, **kwargs):
+    """`hpdirs ARGS` in a process of its own (signals, limits, exit codes as a shell sees them)."""
+    return subprocess.Popen([sys.executable, "-m", "hpdirs_cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}, **kwargs)
+
+
+def one_error_line(err: str) -> None:
+    """stderr is one `error:` line and no traceback."""
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err

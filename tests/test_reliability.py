@@ -3,7 +3,6 @@ wrong and what to do, prints no traceback, and leaves existing outputs unchanged
 
 import hashlib
 import json
-import os
 import pickle
 import shutil
 import signal
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import runner
+from conftest import cli_process, fill, one_error_line, runner
 from safetensors.torch import save_file
 
 from direction_finder import save_directions
@@ -172,35 +171,24 @@ def test_off_grid_truncation_is_snapped_with_a_one_line_warning(world, tmp_path)
     assert json.loads((run / "config.json").read_text())["generator"]["truncation"] == 0.42
 
 
-def _cli(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "hpdirs_cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}, **kwargs)
-
-
 def test_ctrl_c_during_render_leaves_no_partial_file(world, tmp_path):
     out = tmp_path / "render"
-    process = _cli("render", str(world["run"]), "--frames", "400", "--samples", "16", "--directions", "0-7",
+    process = cli_process("render", str(world["run"]), "--frames", "400", "--samples", "16", "--directions", "0-7",
                    "--format", "gif,png", "--out", str(out))
     deadline = time.time() + 60
-    while time.time() < deadline and not (out.exists() and any(out.glob("direction_*.gif"))):
-        time.sleep(0.05)
+    while time.time() < deadline and not (out.exists() and any(out.glob(".staging-*/direction_*.gif"))):
+        time.sleep(0.05)  # the render's files are made in a staging folder, and moved in when all are done
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert err.startswith("error: interrupted") and "Traceback" not in err
-    import imageio.v3 as iio
-
-    names = [p.name for p in out.iterdir()]
-    assert not [n for n in names if n.startswith(".")]  # no temp files, no scratch folder
-    assert "index.html" not in names  # the render did not finish
-    for gif in out.glob("*.gif"):
-        assert iio.imread(gif, index=None).shape[0] == 2 * 400 - 2  # every file there is whole
+    assert not out.exists()  # made for this render, which did not finish: no files, no staging, no folder
 
 
 def test_two_runs_with_the_same_name_at_once_are_separated(tmp_path):
     args = ["learn", "--model", "synthetic:z_dim=8,factors=3,size=4", "--steps", "200", "--batch-size", "2",
             "--out", str(tmp_path), "--name", "same"]
-    first, second = _cli(*args), _cli(*args)
+    first, second = cli_process(*args), cli_process(*args)
     results = [(p.wait(timeout=120), p.stderr.read()) for p in (first, second)]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 1], results
@@ -235,10 +223,6 @@ def test_every_option_of_every_command_shows_its_default():
 SYNTH = ["--model", "synthetic:z_dim=8,factors=3,size=4"]
 
 
-def _one_error_line(err: str) -> None:
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-
-
 def _checkpoint_then_resume(run: Path, more: int = 3) -> None:
     """The run's checkpoint is whole, no temp file is left, and resuming it runs `more` steps."""
     from direction_finder import load_directions
@@ -252,7 +236,7 @@ def _checkpoint_then_resume(run: Path, more: int = 3) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_termination_signals_during_learn_checkpoint_like_ctrl_c(tmp_path, signum):
-    process = _cli("learn", *SYNTH, "--steps", "100000", "--batch-size", "2", "--eval-every", "0",
+    process = cli_process("learn", *SYNTH, "--steps", "100000", "--batch-size", "2", "--eval-every", "0",
                    "--checkpoint-every", "100000", "--out", str(tmp_path), "--name", "cut")
     for line in process.stdout:  # learning is under way once the first step was measured
         if line.startswith("measured"):
@@ -261,7 +245,7 @@ def test_termination_signals_during_learn_checkpoint_like_ctrl_c(tmp_path, signu
     _, err = process.communicate(timeout=60)
     run = tmp_path / "synthetic" / "cut"
     assert process.returncode == 128 + signum, err
-    _one_error_line(err)
+    one_error_line(err)
     assert f"interrupted by {signal.Signals(signum).name}" in err
     assert f"resume with: hpdirs learn --resume {run}" in err
     assert not (run / ".lock").exists()
@@ -270,22 +254,22 @@ def test_termination_signals_during_learn_checkpoint_like_ctrl_c(tmp_path, signu
 
 def test_sigterm_during_render_leaves_no_temp_file(world, tmp_path):
     out = tmp_path / "render"
-    process = _cli("render", str(world["run"]), "--frames", "400", "--samples", "16", "--directions", "0-7",
+    process = cli_process("render", str(world["run"]), "--frames", "400", "--samples", "16", "--directions", "0-7",
                    "--out", str(out))
     deadline = time.time() + 60
-    while time.time() < deadline and not (out.exists() and any(out.glob("direction_*.gif"))):
+    while time.time() < deadline and not (out.exists() and any(out.glob(".staging-*/direction_*.gif"))):
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
-    _one_error_line(err)
+    one_error_line(err)
     assert "interrupted by SIGTERM" in err
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temp file, no scratch folder
+    assert not out.exists()  # no temp file, no staging folder, and the folder made for the render gone with it
 
 
 def test_a_closed_stdout_does_not_stop_or_lose_the_run(tmp_path):
     """`hpdirs learn ... | head -1`: the reader goes away; the run goes on and finishes."""
-    process = _cli("learn", *SYNTH, "--steps", "300", "--batch-size", "2", "--eval-every", "50",
+    process = cli_process("learn", *SYNTH, "--steps", "300", "--batch-size", "2", "--eval-every", "50",
                    "--checkpoint-every", "100", "--out", str(tmp_path), "--name", "piped")
     process.stdout.readline()
     process.stdout.close()  # as head does after its line
@@ -297,38 +281,15 @@ def test_a_closed_stdout_does_not_stop_or_lose_the_run(tmp_path):
     assert load_directions(tmp_path / "synthetic" / "piped").metadata["step"] == 300
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real filesystem of 512 KiB (tmpfs), where the machine lets this test mount one."""
-    where = tmp_path / "disk"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(where)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); the ulimit -f test still runs")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-def _fill(disk: Path, leave: int) -> Path:
-    """Fill `disk` but for about `leave` bytes, with a file that can be removed to free space."""
-    free = shutil.disk_usage(disk).free
-    filler = disk / "filler"
-    with open(filler, "wb") as f:
-        f.write(b"\0" * max(0, free - leave))
-    return filler
-
-
 def test_learn_on_a_disk_that_fills_up_stops_with_one_line_and_resumes(small_disk):
-    filler = _fill(small_disk, 96 * 1024)  # room for the first checkpoints; loss.csv and loss.png grow
+    filler = fill(small_disk, 96 * 1024)  # room for the first checkpoints; loss.csv and loss.png grow
     args = ["learn", *SYNTH, "--steps", "100000", "--batch-size", "2", "--eval-every", "5",
             "--checkpoint-every", "5", "--out", str(small_disk), "--name", "full"]
-    process = _cli(*args)
+    process = cli_process(*args)
     _, err = process.communicate(timeout=240)
     run = small_disk / "synthetic" / "full"
     assert process.returncode == 1, err
-    _one_error_line(err)
+    one_error_line(err)
     assert "No space left on device" in err and f"hpdirs learn --resume {run}" in err
     filler.unlink()  # free space, as the message says
     _checkpoint_then_resume(run)
@@ -337,11 +298,11 @@ def test_learn_on_a_disk_that_fills_up_stops_with_one_line_and_resumes(small_dis
 def test_render_on_a_nearly_full_disk_fails_up_front_with_one_line(world, small_disk):
     out = small_disk / "render"
     # 8 directions x 400 frames x 16 samples of 4 x 4 px: a 2.4 MiB frame store on a 512 KiB disk
-    result = _cli("render", str(world["run"]), "--frames", "400", "--samples", "16", "--directions", "0-7",
+    result = cli_process("render", str(world["run"]), "--frames", "400", "--samples", "16", "--directions", "0-7",
                   "--out", str(out))
     _, err = result.communicate(timeout=120)
     assert result.returncode == 1, err  # not SIGBUS (-7)
-    _one_error_line(err)
+    one_error_line(err)
     assert f"not enough space in {out} for the render's frames" in err
     assert not out.exists()  # no scratch folder, nothing half-written, no empty folder left
 
@@ -357,18 +318,18 @@ def test_a_file_size_limit_is_a_write_error_with_one_line_not_a_torch_error(tmp_
     would report only 'file write failed'; hpdirs serialises in memory and writes itself."""
     args = ["learn", *SYNTH, "--steps", "100000", "--batch-size", "2", "--eval-every", "5", "--checkpoint-every", "5",
             "--out", str(tmp_path), "--name", "limited"]
-    process = _cli(*args, preexec_fn=_limit_file_size(16 * 1024))  # the checkpoint fits, the log outgrows it
+    process = cli_process(*args, preexec_fn=_limit_file_size(16 * 1024))  # the checkpoint fits, the log outgrows it
     _, err = process.communicate(timeout=240)
     run = tmp_path / "synthetic" / "limited"
     assert process.returncode == 1, err
-    _one_error_line(err)
+    one_error_line(err)
     assert "could not write to" in err and "File too large" in err and "--resume" in err
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] > 0
     # too small even for the first checkpoint: nothing is kept, and the name is free again
-    process = _cli(*args[:-1], "tiny-limit", preexec_fn=_limit_file_size(4 * 1024))
+    process = cli_process(*args[:-1], "tiny-limit", preexec_fn=_limit_file_size(4 * 1024))
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1, err
-    _one_error_line(err)
+    one_error_line(err)
     assert "before the run's first checkpoint; nothing was kept" in err
     assert not (tmp_path / "synthetic" / "tiny-limit").exists()
 
@@ -417,7 +378,7 @@ def test_a_damaged_run_file_is_one_line_naming_it_and_changes_nothing(world, tmp
     before = snapshot(run)
     result = runner.invoke(app, ["learn", "--resume", str(run), "--steps", "6"])
     assert result.exit_code == 1, result.stdout
-    _one_error_line(result.stderr)
+    one_error_line(result.stderr)
     assert name in result.stderr and fragment in result.stderr, result.stderr
     assert snapshot(run) == before  # config.json above all: a failed resume rewrites nothing
 
@@ -470,7 +431,7 @@ def test_absurd_values_and_usage_errors_are_one_line(world, case, argv, fragment
         result = runner.invoke(app, args, env={"COLUMNS": "200"})
         returncode, stderr = result.exit_code, result.stderr
     assert returncode == code, (case, stderr)
-    _one_error_line(stderr)
+    one_error_line(stderr)
     for fragment in fragments:
         assert fragment in stderr, (case, stderr)
     assert snapshot(world["root"]) == before
@@ -497,7 +458,7 @@ def test_a_relative_weights_path_works_from_anywhere_and_other_weights_are_notic
     save_random_biggan(tmp_path / "weights", tiny_config(), seed=5)  # other weights behind the same folder
     result = runner.invoke(app, ["render", str(run), "--frames", "2", "--samples", "1", "--directions", "0"])
     assert result.exit_code == 1
-    _one_error_line(result.stderr)
+    one_error_line(result.stderr)
     assert f"the weights in {tmp_path / 'weights'} are not the ones" in result.stderr
     explicit = runner.invoke(app, ["render", str(run), "--weights", str(tmp_path / "weights"), "--frames", "2",
                                    "--samples", "1", "--directions", "0", "--format", "png", "--out", "r2"])
@@ -535,6 +496,6 @@ def test_running_out_of_memory_is_one_line_and_leaves_no_run(world, tmp_path):
                               str(tmp_path), "--name", "huge"], capture_output=True, text=True, timeout=120,
                              preexec_fn=cap)
     assert process.returncode == 1, process.stderr
-    _one_error_line(process.stderr)
+    one_error_line(process.stderr)
     assert "not enough memory (an allocation of" in process.stderr and "lower --batch-size" in process.stderr
     assert not (tmp_path / "golden_retriever" / "huge").exists()

@@ -9,16 +9,33 @@ so anything may rewrite it at any time; written atomically.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 from direction_finder.artifacts.directions import LAST_NAME
 from direction_finder.artifacts.labels import read_label_layers, read_labels
-from direction_finder.files import atomic_write
+from direction_finder.errors import DirectionsFileError
+from direction_finder.files import read_capped, read_json, write_text_atomic
 
 CARD_NAME = "README.md"
 HUB_MODELS = {"biggan-deep-128": "osanseviero/BigGAN-deep-128"}  # base_model where a hub repo is known
+LOG_ROW_BYTES = 128  # a row of loss.csv: six numbers of at most 17 characters, and commas
+
+
+def log_limit(steps: int) -> int:
+    """The most bytes loss.csv of a run of `steps` steps can hold: a row a step, and its header."""
+    return LOG_ROW_BYTES * (int(steps) + 2)
+
+
+def read_run_json(path: Path) -> dict[str, Any]:
+    """A run's config.json, read within limits: an object whose `config` and `generator` are
+    objects (OSError or ValueError saying why not)."""
+    body = read_json(path, "config.json of a run")
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), dict) for k in ("config", "generator")):
+        raise ValueError("it is not an object with a 'config' and a 'generator' object")
+    return body
 
 
 def reproduce_command(config: dict[str, Any], generator: dict[str, Any]) -> str:
@@ -42,25 +59,32 @@ def reproduce_command(config: dict[str, Any], generator: dict[str, Any]) -> str:
     return " \\\n    ".join(parts)
 
 
-def _progress(run_dir: Path) -> tuple[int, float | None, float | None]:
+def _progress(run_dir: Path, steps: int) -> tuple[int, float | None, float | None]:
     """(steps done, last held-out penalty, best held-out penalty) from loss.csv."""
+    path = run_dir / "loss.csv"
     try:
-        with open(run_dir / "loss.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
+        text = read_capped(path, log_limit(steps), "loss.csv").decode("utf-8")
+    except FileNotFoundError:
         return 0, None, None
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     heldout = [float(r["heldout"]) for r in rows if r.get("heldout")]
     step = int(rows[-1]["step"]) if rows else 0
     return step, (heldout[-1] if heldout else None), (min(heldout) if heldout else None)
 
 
 def write_run_card(run_dir: str | Path) -> Path:
-    """(Re)write RUN/README.md from the run's files."""
+    """(Re)write RUN/README.md from the run's files; a DirectionsFileError naming the file when
+    config.json or loss.csv cannot be read (nothing is written then)."""
     run_dir = Path(run_dir)
-    body = json.loads((run_dir / "config.json").read_text())
-    config, generator = body.get("config", {}), body.get("generator", {})
+    try:
+        body = read_run_json(run_dir / "config.json")
+        config, generator = body["config"], body["generator"]
+        steps = config.get("steps")
+        step, last, best = _progress(run_dir, steps if isinstance(steps, int) and steps > 0 else 0)
+    except (OSError, ValueError, TypeError, KeyError, csv.Error) as exc:
+        detail = " ".join(str(exc).split())[:160]
+        raise DirectionsFileError(f"{run_dir} has a damaged config.json or loss.csv ({detail})") from None
     model = str(generator.get("model", "custom"))
-    step, last, best = _progress(run_dir)
     tags = ["hpdirs", "hessian-penalty", "gan", "latent-directions", model.split(":")[0]]
     front = ["---", "library_name: hpdirs", f"tags: [{', '.join(tags)}]"]
     if model in HUB_MODELS:
@@ -92,5 +116,5 @@ def write_run_card(run_dir: str | Path) -> Path:
         *(["## Pictures", "", *links, ""] if links else []),
     ])  # fmt: skip
     path = run_dir / CARD_NAME
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_text_atomic(path, text)
     return path

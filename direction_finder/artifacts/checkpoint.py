@@ -11,6 +11,8 @@ import dataclasses
 import io
 import json
 import math
+import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +22,20 @@ from torch import Tensor
 
 from direction_finder.config import LearnConfig
 from direction_finder.errors import DirectionsFileError, UsageError
-from direction_finder.files import write_bytes_atomic
+from direction_finder.files import UnfitFile, opened_regular, parse_json, write_bytes_atomic
 from direction_finder.validation import plain
 
 CHECKPOINT_FORMAT = "hpdirs.checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.pt"
 SMOOTHING = 0.98  # bias-corrected exponential moving average of the training loss, for display
+MATRICES = 4  # (N, z_dim) matrices a checkpoint holds: A, the best directions, Adam's two moments
+SMALL_PARTS = 2**20  # bytes besides them: the pickle, the generator's state, the config, Adam's step
+
+
+def checkpoint_limit(num_directions: int, z_dim: int) -> int:
+    """The most bytes a checkpoint of (N, z_dim) directions holds, stored or unpacked: its
+    matrices in float64 at most, and the small parts."""
+    return MATRICES * num_directions * z_dim * 8 + SMALL_PARTS
 
 
 @dataclass(kw_only=True)
@@ -75,11 +85,29 @@ def save_checkpoint(state: RunState, config: LearnConfig, meta: dict[str, Any], 
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint with weights_only=True (nothing in it can execute code)."""
-    if not path.is_file():
+def _check_archive(path: Path, limit: int) -> None:
+    """torch.save writes a zip archive whose members are stored, not compressed: refuse anything
+    else (the old pickle-only format may announce a storage of any size before reading it), and
+    an archive whose members add up to more than `limit` bytes, before a tensor is loaded. So a
+    small file cannot unpack into gigabytes."""
+    with opened_regular(path, limit, "checkpoint of this run") as stream:
+        if not zipfile.is_zipfile(stream):
+            raise UnfitFile("it is not the zip archive torch.save writes")
+        members = zipfile.ZipFile(stream).infolist()
+    if any(m.compress_type != zipfile.ZIP_STORED for m in members):
+        raise UnfitFile("it holds compressed members, which torch.save never writes")
+    declared = sum(m.file_size for m in members)
+    if declared > limit:
+        raise UnfitFile(f"its members declare {declared} bytes, more than a checkpoint of this run ({limit} at most)")
+
+
+def read_checkpoint(path: Path, limit: int) -> dict[str, Any]:
+    """Load a checkpoint of at most `limit` bytes (checkpoint_limit) with weights_only=True
+    (nothing in it can execute code), once its archive is known to unpack within the limit."""
+    if not os.path.lexists(path):
         raise DirectionsFileError(f"no checkpoint at {path}; `resume` needs a run folder that learning wrote")
     try:
+        _check_archive(path, limit)
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle refused by weights_only, ...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -94,7 +122,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 def checkpoint_json(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     """A JSON object stored in a checkpoint (its config or generator description)."""
     try:
-        value = json.loads(data[key])
+        value = parse_json(data[key])
         if not isinstance(value, dict):
             raise ValueError("not a JSON object")
         return value
@@ -163,7 +191,7 @@ def resumable_checkpoint(run_dir: Path, config: LearnConfig, meta: dict[str, Any
     """The checkpoint of run_dir, if this config and generator may continue it; else one line
     saying what differs or what is damaged."""
     path = run_dir / CHECKPOINT_NAME
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, checkpoint_limit(int(config.num_directions or z_dim), z_dim))
     differences = checkpoint_config(checkpoint, path).differences(config)
     if differences:
         raise UsageError(

@@ -20,12 +20,13 @@ from torch import Tensor
 
 from direction_finder.artifacts.labels import parse_layer_range, read_label_layers, read_labels, write_label
 from direction_finder.errors import DirectionsFileError, UsageError
-from direction_finder.files import write_bytes_atomic
+from direction_finder.files import opened_regular, parse_json, write_bytes_atomic
 from direction_finder.method.sweeps import layer_edit
 
 FORMAT = "hpdirs.directions/1"
 LAST_NAME = "directions.safetensors"  # a run folder's last directions
 ORTHONORMAL_TOLERANCE = 1e-4
+MAX_FILE_BYTES = 256 * 2**20  # two float32 (N, z_dim) matrices of z_dim 4096, and the header
 
 
 @dataclass
@@ -126,8 +127,8 @@ def _parse(meta: Mapping[str, str]) -> dict[str, Any]:
             out[key] = value
             continue
         try:
-            out[key] = json.loads(value)
-        except ValueError:
+            out[key] = parse_json(value)
+        except ValueError:  # not JSON, or nested too deep to be ours: kept as the text it is
             out[key] = value
     return out
 
@@ -140,15 +141,23 @@ def load_directions(path: str | os.PathLike) -> Directions:
     from safetensors import safe_open
 
     path = resolve_directions_file(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DirectionsFileError(f"directions file {path} does not exist; give a .safetensors file or a run folder")
-    if path.stat().st_size == 0:
+    try:
+        with opened_regular(path, MAX_FILE_BYTES, "directions file") as stream:
+            empty = stream.read(1) == b""
+    except (OSError, ValueError) as exc:
+        raise DirectionsFileError(f"{path} cannot be a directions file ({exc})") from None
+    if empty:
         raise DirectionsFileError(f"{path} is empty; it is not a directions file (re-run learn or pick another file)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            keys = set(f.keys())
-            tensors = {k: f.get_tensor(k) for k in keys & {"directions", "raw"}}
+            keys = set(f.keys()) & {"directions", "raw"}
+            _check_shapes(path, {k: f.get_slice(k) for k in keys})
+            tensors = {k: f.get_tensor(k) for k in keys}
+    except DirectionsFileError:
+        raise
     except Exception as exc:  # safetensors raises its own error types for damaged headers
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DirectionsFileError(
@@ -175,12 +184,30 @@ def load_directions(path: str | os.PathLike) -> Directions:
     return Directions(matrix, _parse(meta), tensors.get("raw"), labels, layers)
 
 
+def _check_shapes(path: Path, slices: dict[str, Any]) -> None:
+    """The tensors' shapes and types, from the header, before any is loaded: (N, z_dim) float32
+    with N <= z_dim (N orthonormal rows need N dimensions), so that no N x N product is ever
+    asked of a file that claims 15000 directions of size 1."""
+    for name, part in slices.items():
+        shape, dtype = tuple(part.get_shape()), part.get_dtype()
+        if len(shape) != 2 or dtype != "F32":
+            raise DirectionsFileError(f"{path} has no float32 (N, z_dim) tensor {name!r} ({dtype} {list(shape)})")
+        if shape[0] > shape[1]:
+            raise DirectionsFileError(
+                f"{path}: {name!r} holds {shape[0]} directions of size {shape[1]}, but at most {shape[1]} "
+                "orthonormal directions exist in that space; the file is damaged or not ours"
+            )
+    shapes = {tuple(part.get_shape()) for part in slices.values()}
+    if len(shapes) > 1:
+        raise DirectionsFileError(f"{path}: 'directions' and 'raw' differ in shape; the file is damaged")
+
+
 def resolve_directions_file(run_or_file: str | os.PathLike) -> Path:
     """A directions file, or a run folder (its last directions, `directions.safetensors`)."""
     path = Path(run_or_file)
     if path.is_dir():
         candidate = path / LAST_NAME
-        if not candidate.is_file():
+        if not os.path.lexists(candidate):  # anything but a regular file is refused when it is read
             raise DirectionsFileError(f"run folder {path} has no directions.safetensors; is it an hpdirs run?")
         return candidate
     return path

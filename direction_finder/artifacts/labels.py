@@ -25,11 +25,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from direction_finder.errors import DirectionsFileError, UsageError
-from direction_finder.files import atomic_write
+from direction_finder.files import read_json, write_bytes_atomic
 
 LABELS_FORMAT = "hpdirs.labels/1"
 LABELS_NAME = "labels.json"
 MAX_LABEL = 64  # characters: a name, not a description
+LABELS_LIMIT = 4 * 2**20  # bytes: 64-character names of thousands of directions of a few files
+MAX_INDEX_DIGITS = 6  # a direction index is below z_dim: never a million
 
 
 def labels_path(directions_file: Path) -> Path:
@@ -41,19 +43,17 @@ Store = tuple[dict[str, dict[str, str]], dict[str, dict[str, list[int]]]]  # nam
 
 
 def _read_store(path: Path) -> Store:
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}, {}
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = read_json(path, LABELS_NAME, LABELS_LIMIT)
         if not isinstance(body, dict) or body.get("format") != LABELS_FORMAT:
             raise ValueError(f"its format is not {LABELS_FORMAT}")
         files = body.get("files")
         if not isinstance(files, dict):
             raise ValueError("it has no 'files' object")
         for name, labels in files.items():
-            if not isinstance(labels, dict) or not all(
-                isinstance(k, str) and k.isascii() and k.isdigit() and isinstance(v, str) for k, v in labels.items()
-            ):
+            if not isinstance(labels, dict) or not all(_is_index(k) and isinstance(v, str) for k, v in labels.items()):
                 raise ValueError(f"the labels of {name} are not index -> name")
             for value in labels.values():
                 if check_label(value) != value or value.isdigit():
@@ -68,8 +68,12 @@ def _read_store(path: Path) -> Store:
             ):  # fmt: skip
                 raise ValueError(f"the layers of {name} are not index -> [first, last] of a named direction")
         return {str(name): dict(labels) for name, labels in files.items()}, {str(n): dict(r) for n, r in layers.items()}
-    except (OSError, UnicodeDecodeError, ValueError, UsageError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and UsageError are ValueErrors
         raise DirectionsFileError(f"{path} is damaged ({exc}); fix it or delete it (the labels are lost)") from None
+
+
+def _is_index(key: object) -> bool:
+    return isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= MAX_INDEX_DIGITS
 
 
 def _is_range(value: object) -> bool:
@@ -174,5 +178,5 @@ def write_label(
         if ranges:
             body["layers"] = ranges
         data = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-        atomic_write(store, lambda tmp: tmp.write_bytes(data))
+        write_bytes_atomic(store, data)
     return labels

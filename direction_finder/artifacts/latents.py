@@ -13,7 +13,9 @@ import torch
 from torch import Tensor
 
 from direction_finder.errors import UsageError
-from direction_finder.files import write_bytes_atomic
+from direction_finder.files import read_capped, write_bytes_atomic
+
+HEADER_LIMIT = 2**16  # bytes of a .npy header (numpy's own reading limit is 10000)
 
 
 def _header(stream: BinaryIO, where: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -42,12 +44,17 @@ def read_latents(source: str | os.PathLike | bytes, z_dim: int, limit: int) -> T
     that says what is wrong otherwise (no pickles are ever loaded). Every value must be finite
     once in float32: a float64 of 1e300 is not a latent."""
     where = "the upload" if isinstance(source, bytes) else str(source)
-    try:
-        stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    try:  # float64 rows at most, and a header: read whole, never from a FIFO or a device
+        data = source if isinstance(source, bytes) else read_capped(source, limit * z_dim * 8 + HEADER_LIMIT, ".npy")
     except FileNotFoundError:
         raise UsageError(f"`latents` {where} does not exist; give a .npy file of shape (n, {z_dim})") from None
     except OSError as exc:
         raise UsageError(f"`latents` {where} cannot be read ({exc.strerror}); give a .npy file") from None
+    except ValueError as exc:
+        raise UsageError(
+            f"`latents` {where} cannot be latents ({exc}); give a .npy file of shape (n, {z_dim})"
+        ) from None
+    stream: BinaryIO = io.BytesIO(data)
     with stream:
         shape, dtype = _header(stream, where)
         rows = shape if len(shape) != 1 else (1, *shape)

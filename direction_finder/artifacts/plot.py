@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageDraw
 
@@ -24,7 +25,10 @@ def log_ticks(low: float, high: float) -> list[float]:
 
 
 def loss_curve(
-    series: Mapping[str, Sequence[tuple[int, float]]], path: Path, title: str = "", size: tuple[int, int] = (640, 360)
+    series: Mapping[str, Sequence[tuple[int, float]]],
+    path: Path | BinaryIO,
+    title: str = "",
+    size: tuple[int, int] = (640, 360),
 ) -> None:
     """Draw each named series of (step, value > 0) on a log-y chart and save it as PNG."""
     colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from direction_finder.artifacts.card import write_run_card
+from direction_finder.artifacts.card import log_limit, read_run_json, write_run_card
 from direction_finder.artifacts.directions import (
     LAST_NAME,
     Directions,
@@ -31,8 +32,8 @@ from direction_finder.artifacts.directions import (
 )
 from direction_finder.artifacts.plot import loss_curve
 from direction_finder.config import LearnConfig
-from direction_finder.errors import DirectionsFileError, UsageError
-from direction_finder.files import atomic_write
+from direction_finder.errors import DirectionsFileError, HpdirsError, HpdirsWarning, UsageError
+from direction_finder.files import UnfitFile, atomic_write, read_capped, write_text_atomic
 from direction_finder.generators import GeneratorChoice, ProgressCallback, describe
 from direction_finder.validation import plain
 
@@ -105,7 +106,7 @@ def read_run(run_dir: str | os.PathLike) -> tuple[LearnConfig, dict[str, Any]]:
     if not Path(run_dir).is_dir():
         raise UsageError(f"`resume` {run_dir}: no such run folder")
     try:
-        body = json.loads(path.read_text())
+        body = read_run_json(path)
         return LearnConfig.from_dict(body["config"]), dict(body["generator"])
     except UsageError as exc:  # a hand-edited value out of range
         raise DirectionsFileError(
@@ -140,7 +141,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             break
         except FileExistsError:
             try:
-                pid = int(lock.read_text().strip() or "0")
+                pid = int(read_capped(lock, 32, "lock file").strip() or b"0")
+            except UnfitFile as exc:  # a link to /dev/zero, a FIFO: not a lock hpdirs wrote, and not removed
+                raise UsageError(
+                    f"{lock} is not a lock file hpdirs wrote ({exc}); remove it if no hpdirs process is using the run"
+                ) from None
             except (OSError, ValueError):
                 pid = 0
             if pid and _alive(pid):
@@ -150,8 +155,12 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             lock.unlink(missing_ok=True)  # stale: its writer is gone
     else:
         raise UsageError(f"cannot lock {run_dir}; remove {lock} if no hpdirs process is using it")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+    except BaseException:  # a full disk: no empty lock is left behind
+        lock.unlink(missing_ok=True)
+        raise
     try:
         yield
     finally:
@@ -212,15 +221,15 @@ class RunFiles:
 
     def write_config(self) -> None:
         body = {"format": RUN_FORMAT, "config": self.config.to_dict(), "generator": self.meta, "versions": versions()}
-        atomic_write(self.dir / CONFIG_NAME, lambda tmp: tmp.write_text(json.dumps(body, indent=2) + "\n"))
+        write_text_atomic(self.dir / CONFIG_NAME, json.dumps(body, indent=2) + "\n")
 
     def load_rows(self, up_to_step: int) -> None:
         """The log's rows up to the checkpoint's step (a damaged log: one line naming it)."""
         path = self.dir / LOSS_NAME
-        if not path.is_file():
+        if not os.path.lexists(path):
             return
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_capped(path, log_limit(self.config.steps), LOSS_NAME).decode("utf-8")
             # Every row is written with its newline: a last line without one was cut (a crash of
             # another writer, a copy cut short), and its last number may be a prefix of the value.
             text = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
@@ -246,12 +255,17 @@ class RunFiles:
             {k: ("" if v is None else (f"{v:.9g}" if isinstance(v, float) else str(v))) for k, v in row.items()}
         )
 
-    def write_log_card_and_curve(self) -> None:
+    def write_log(self) -> None:
+        """loss.csv, every row so far. Written before the checkpoint: a checkpoint never holds a
+        step the log lacks (a resume keeps the log's rows up to the checkpoint's step)."""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
         writer.writeheader()
         writer.writerows(self.rows)
-        atomic_write(self.dir / LOSS_NAME, lambda tmp: tmp.write_text(buffer.getvalue()))
+        write_text_atomic(self.dir / LOSS_NAME, buffer.getvalue())
+
+    def write_card_and_curve(self) -> None:
+        """README.md and loss.png, made from config.json and the log."""
         series = {
             "training loss (smoothed)": [(int(r["step"]), float(r["smoothed_loss"])) for r in self.rows],
             "held-out penalty": [(int(r["step"]), float(r["heldout"])) for r in self.rows if r["heldout"]],
@@ -261,7 +275,7 @@ class RunFiles:
         title = f"{model} · {class_name}" if named else model
 
         write_run_card(self.dir)  # the run's README.md, with the steps done so far
-        atomic_write(self.dir / CURVE_NAME, lambda tmp: loss_curve(series, tmp, title=title))
+        atomic_write(self.dir / CURVE_NAME, lambda stream: loss_curve(series, stream, title=title))
 
 
 # --- a directions file and its generator ------------------------------------------------------
@@ -288,10 +302,19 @@ class OpenedDirections:
     def refresh_card(self, written: Path) -> None:
         """Rewrite the run's README.md (its links to render and compare), for a run folder, when
         `written` (what render or compare wrote) is one of the run's own folders: a run that was
-        only read (`--out` elsewhere, perhaps a read-only run) is not written."""
+        only read (`--out` elsewhere, perhaps a read-only run) is not written. The work asked for
+        is done by then: a card that cannot be made is a warning, never a failure."""
         inside = written.resolve().parent == self.path.parent.resolve()
         if self.from_run and inside and (self.path.parent / CONFIG_NAME).is_file():
-            write_run_card(self.path.parent)
+            try:
+                write_run_card(self.path.parent)
+            except (HpdirsError, OSError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                warnings.warn(
+                    f"the run card {self.path.parent / 'README.md'} was not updated ({reason}); {written} is complete",
+                    HpdirsWarning,
+                    stacklevel=2,
+                )
 
 
 def open_directions(

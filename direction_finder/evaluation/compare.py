@@ -66,7 +66,7 @@ from direction_finder.evaluation.report import (
     write_reports,
 )
 from direction_finder.evaluation.stats import BETTER, Difference
-from direction_finder.files import removed_if_failed, writable_dir
+from direction_finder.files import staged_output
 from direction_finder.generators import Factorisable, GeneratorChoice, KnownTruth, ProgressCallback, display_name
 from direction_finder.generators.ganspace import ganspace_directions
 from direction_finder.generators.synthetic import recovery_score
@@ -75,6 +75,8 @@ from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.warmstart import curvature_directions
 
 BASELINES = ("axes", "random", "sefa", "curvature", "ganspace")
+# Every name a comparison writes: a folder holds one comparison, whole (see staged_output).
+COMPARE_FILES = re.compile(r"report\.(json|csv)|differences\.csv|compare\.html|pair_\d{3,}_[zd]\d{3,}\.gif")
 DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature and ganspace cost images more: asked for by name
 # reached through here as well: the metrics' helpers and the per-set types
 __all__ = ["METRICS", "DirectionSet", "SetReport", "diagonal_dominance", "matching"]
@@ -194,28 +196,31 @@ def compare_into(
     on_images: OnImages | None = None,
     name: str = "learned",
     other: DirectionSet | None = None,
+    owner: Path | None = None,
 ) -> Results:
     """compare_sets() plus every file: report.json, report.csv, differences.csv, pair_*.gif, compare.html.
-    With `other`, the GIFs pair each top direction with the other set's closest direction."""
+    With `other`, the GIFs pair each top direction with the other set's closest direction. The
+    folder holds the earlier comparison or this one, whole (staged_output); `owner`: the run
+    folder out_dir belongs to, when hpdirs chose it."""
     baselines = parse_baselines(baselines)
     check_z_dim(learned, generator)  # before anything is created
     settings = with_user_latents(settings, int(generator.z_dim))
     settings = dataclasses.replace(
         settings, batch_size=render_batch(generator, settings.batch_size, settings.max_memory)
     )
-    out = writable_dir(out_dir)
-    results = compare_sets(
-        generator, learned, baselines=baselines, settings=settings, on_images=on_images, name=name,
-        others=[other] if other is not None else [], reserved_images=gif_images(learned.shape[0], gifs),
-    )  # fmt: skip
-    info = dict(info or {})
-    write_reports(out, results, info, settings)
-    pairs = []
-    if gifs:
-        partner = (other.name, other.matrix) if other is not None else None
-        pairs = side_by_side(generator, learned, results.reports[0], out, seed=settings.seed, eta=settings.eta,
-                             partner=partner, batch_size=int(settings.batch_size or 1))  # fmt: skip
-    write_compare_html(out, results, pairs, info, settings)
+    with staged_output(Path(out_dir), COMPARE_FILES, owner=owner) as out:
+        results = compare_sets(
+            generator, learned, baselines=baselines, settings=settings, on_images=on_images, name=name,
+            others=[other] if other is not None else [], reserved_images=gif_images(learned.shape[0], gifs),
+        )  # fmt: skip
+        info = dict(info or {})
+        write_reports(out, results, info, settings)
+        pairs = []
+        if gifs:
+            partner = (other.name, other.matrix) if other is not None else None
+            pairs = side_by_side(generator, learned, results.reports[0], out, seed=settings.seed, eta=settings.eta,
+                                 partner=partner, batch_size=int(settings.batch_size or 1))  # fmt: skip
+        write_compare_html(out, results, pairs, info, settings)
     return results
 
 
@@ -296,10 +301,10 @@ def compare_file(
         info["against_file"] = str(resolve_directions_file(against))
     if opened.directions.labels:
         info["labels"] = {str(i): label for i, label in sorted(opened.directions.labels.items())}
-    with removed_if_failed(target):
-        results = compare_into(
-            opened.generator, opened.directions.matrix, target, baselines=names, settings=settings, info=info,
-            gifs=gifs, on_images=on_images, name=name, other=other,
-        )  # fmt: skip
+    owner = None if out_dir is not None else opened.path.parent  # hpdirs chose the folder: it stays in the run
+    results = compare_into(
+        opened.generator, opened.directions.matrix, target, baselines=names, settings=settings, info=info,
+        gifs=gifs, on_images=on_images, name=name, other=other, owner=owner,
+    )  # fmt: skip
     opened.refresh_card(target)
     return Comparison(results, info, target, with_user_latents(settings, opened.directions.z_dim))

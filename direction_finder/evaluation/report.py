@@ -22,7 +22,7 @@ from torch import Tensor
 from direction_finder.evaluation.measures import matching
 from direction_finder.evaluation.records import CompareSettings, Results, SetReport
 from direction_finder.evaluation.stats import Difference, Statistic
-from direction_finder.files import atomic_write
+from direction_finder.files import write_text_atomic
 from direction_finder.method.sweeps import sweep
 from direction_finder.outputs.media import add_label, ping_pong, tile, to_uint8, write_gif
 
@@ -111,7 +111,7 @@ def write_reports(out: Path, results: Results, info: dict[str, Any], settings: C
         },
         "differences": [d.as_dict() for d in results.differences],
     }
-    atomic_write(out / "report.json", lambda tmp: tmp.write_text(json.dumps(_json_number(body), indent=2) + "\n"))
+    write_text_atomic(out / "report.json", json.dumps(_json_number(body), indent=2) + "\n")
     _write_csv(out / "report.csv", [_json_number(r.summary()) for r in results.reports])
     rows = [{**d.as_dict(), "ci95_low": d.statistic.interval()[0], "ci95_high": d.statistic.interval()[1]}
             for d in results.differences]  # fmt: skip
@@ -123,7 +123,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(path, lambda tmp: tmp.write_text(buffer.getvalue()))
+    write_text_atomic(path, buffer.getvalue())
 
 
 def side_by_side(
@@ -231,4 +231,4 @@ k {settings.k} · D%, D_R over the {settings.top} most active directions of each
 {figures}
 </body></html>
 """
-    atomic_write(out / "compare.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    write_text_atomic(out / "compare.html", page)

@@ -4,7 +4,6 @@ architecture's tensors (loaded with weights_only=True: nothing in a file can run
 
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ import torch
 from torch import Tensor
 
 from direction_finder.errors import WeightsError
+from direction_finder.files import read_json
 
 # config.json of a BigGAN-deep: each field and the types it may have (bool is not an int here)
 CONFIG_FIELDS: dict[str, tuple[type, ...]] = {
@@ -52,8 +52,8 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
 def read_config(path: Path) -> dict[str, Any]:
     """config.json, parsed and checked (check_config)."""
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        config = read_json(path, "config.json of a generator")
+    except (OSError, ValueError) as exc:
         detail = " ".join(str(exc).split())[:160]
         raise WeightsError(f"{path} is not valid JSON ({detail}); re-download it or pass the right `weights`") from None
     return check_config(config, str(path))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from direction_finder.errors import UsageError, WeightsError
+from direction_finder.files import read_json, write_text_atomic
 from direction_finder.generators.published import build_biggan, load_exactly, read_config, read_state_dict
 
 MODEL_NAMES: tuple[str, ...] = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
@@ -124,7 +125,7 @@ def offline_from_env() -> bool:
 def _resolution_matches(config: Path, name: str) -> bool:
     """A found config.json is of the model asked for (its output_dim), else it is not used."""
     try:
-        return int(json.loads(config.read_text()).get("output_dim", -1)) == int(name.rsplit("-", 1)[1])
+        return int(read_json(config, "config.json").get("output_dim", -1)) == int(name.rsplit("-", 1)[1])
     except (OSError, ValueError, AttributeError, TypeError):
         return False
 
@@ -140,7 +141,7 @@ def biggan_package_cache(name: str) -> WeightsFiles | None:
     found: dict[str, Path] = {}
     for sidecar in sorted(root.glob("*.json")):
         try:
-            url = json.loads(sidecar.read_text()).get("url")
+            url = read_json(sidecar, "download record").get("url")
         except (OSError, ValueError, AttributeError):
             continue
         data = sidecar.with_name(sidecar.name[: -len(".json")])
@@ -193,11 +194,11 @@ def _cached(folder: Path) -> WeightsFiles | None:
     record = folder / RECORD_NAME
     if record.is_file():  # written by our downloader: sizes must still match
         try:
-            sizes = json.loads(record.read_text())
+            sizes = read_json(record, RECORD_NAME)
         except (OSError, ValueError):
             sizes = {}
         for f in (config, weights):
-            if f.name in sizes and f.stat().st_size != sizes[f.name]:
+            if isinstance(sizes, dict) and isinstance(sizes.get(f.name), int) and f.stat().st_size != sizes[f.name]:
                 raise WeightsError(
                     f"cached {f} is {f.stat().st_size} bytes but {sizes[f.name]} were downloaded "
                     f"(damaged); delete {folder} and run again, or pass `weights`"
@@ -280,9 +281,7 @@ def download(
                 f"{CONFIG_NAME} and {WEIGHTS_NAME} in {folder} by hand, or pass `weights` FOLDER"
             )
         sizes[filename] = final.stat().st_size
-    tmp = folder / f"{RECORD_NAME}.tmp"
-    tmp.write_text(json.dumps(sizes))
-    os.replace(tmp, folder / RECORD_NAME)
+    write_text_atomic(folder / RECORD_NAME, json.dumps(sizes))
     return WeightsFiles(folder / CONFIG_NAME, folder / WEIGHTS_NAME, "download")
 
 

@@ -57,6 +57,7 @@ class RunSaver:
 
     def _write(self, files: RunFiles, s: RunState) -> None:
         config = self.config
+        files.write_log()  # first: the checkpoint's step is always in the log
         save_checkpoint(s, config, self.meta, files.dir / CHECKPOINT_NAME)
         with torch.no_grad():
             Q = canonical_signs(orthonormal_directions(s.A))
@@ -73,7 +74,7 @@ class RunSaver:
                     directions_metadata(self.meta, config, s.best_step, loss, "best", s.best_heldout),
                 ),
             )
-        files.write_log_card_and_curve()
+        files.write_card_and_curve()
 
     @staticmethod
     def _write_error(run_dir: Path, step: int, exc: OSError) -> RunWriteError:

@@ -30,7 +30,7 @@ from torch import Tensor
 from direction_finder.config import LIMITS, LearnConfig, check_layer
 from direction_finder.errors import UsageError
 from direction_finder.explore.latency import explore_latency
-from direction_finder.files import atomic_write
+from direction_finder.files import write_text_atomic
 from direction_finder.generators import GeneratorChoice, Layered, ProgressCallback, display_name
 from direction_finder.learning.layout import default_render_batch
 from direction_finder.learning.objective import Batch, draw_batch, outputs, strict_fp32, train_step
@@ -356,5 +356,5 @@ def bench_to_file(
     if on_layers is not None and isinstance(generator, Layered):
         on_layers(generator.layers())
     results = bench(generator, settings, note=note)
-    atomic_write(Path(out), lambda tmp: tmp.write_text(json.dumps(results, indent=2) + "\n"))
+    write_text_atomic(Path(out), json.dumps(results, indent=2) + "\n")
     return results

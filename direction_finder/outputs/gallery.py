@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from direction_finder.files import atomic_write
+from direction_finder.files import write_text_atomic
 
 
 def write_gallery(out: Path, manifest: dict[str, Any]) -> None:
@@ -56,4 +56,4 @@ img, video {{ max-width: 100%; image-rendering: pixelated; }}
 {chr(10).join(parts)}
 </body></html>
 """
-    atomic_write(out / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    write_text_atomic(out / "index.html", page)

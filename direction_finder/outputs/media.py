@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from direction_finder.errors import UsageError
-from direction_finder.files import atomic_write
+from direction_finder.files import atomic_write, write_bytes_atomic
 
 
 def ping_pong(count: int) -> list[int]:
@@ -80,8 +81,10 @@ def write_gif(path: Path, frames: Sequence[np.ndarray], duration_ms: float) -> N
             )
         images.append(palette[key])
 
-    def write(tmp: Path) -> None:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(duration_ms), loop=0)
+    def write(stream: BinaryIO) -> None:
+        images[0].save(
+            stream, format="GIF", save_all=True, append_images=images[1:], duration=round(duration_ms), loop=0
+        )
 
     atomic_write(path, write)
 
@@ -94,16 +97,14 @@ def write_mp4(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
         raise UsageError("MP4 needs PyAV: pip install 'hpdirs[mp4]' (or use `formats` gif,png)") from None
     import imageio.v3 as iio
 
-    def write(tmp: Path) -> None:
-        iio.imwrite(
-            tmp, np.stack([_even(f) for f in frames]), extension=".mp4", plugin="pyav", codec="libx264", fps=fps
-        )
-
-    atomic_write(path, write)
+    encoded = iio.imwrite(
+        "<bytes>", np.stack([_even(f) for f in frames]), extension=".mp4", plugin="pyav", codec="libx264", fps=fps
+    )  # in memory, then written through the temp file's descriptor like every other file
+    write_bytes_atomic(path, encoded)
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
-    atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
+    atomic_write(path, lambda stream: Image.fromarray(image).save(stream, format="PNG"))
 
 
 def grid_frame(samples: np.ndarray) -> np.ndarray:

@@ -7,12 +7,14 @@ samples; each output is assembled from it and written atomically (temp file, the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import re
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from direction_finder.artifacts.latents import read_latents, write_latents
 from direction_finder.artifacts.runs import open_directions
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
-from direction_finder.files import atomic_write, removed_if_failed, writable_dir
+from direction_finder.files import shown_path, staged_output, write_text_atomic
 from direction_finder.generators import GeneratorChoice, LayerwiseLatent, ProgressCallback
 from direction_finder.learning.layout import render_batch
 from direction_finder.method.sweeps import sweep
@@ -54,6 +56,11 @@ FPS_RANGE = (0.01, 100.0)
 SIZE_RANGE = (8, 1024)  # pixels per image in the outputs
 DEFAULT_DIRECTIONS = 8  # rendered when none are chosen: the first eight
 SHEET_COLUMNS = 9  # etas on the sheet: odd, so that the middle column is eta 0
+# Every name a render writes: a folder holds one render, whole (staged_output removes the files of
+# an earlier render the new one lacks).
+RENDER_FILES = re.compile(
+    r"(direction|axis)_\d{3,}\.(gif|mp4)|overview\.(gif|mp4)|sheet\.png|latents\.npy|render\.json|index\.html"
+)
 
 
 def parse_indices(text: str, limit: int, what: str = "directions") -> list[int]:
@@ -188,6 +195,7 @@ def render(
     labels: Mapping[int, str] | None = None,
     label_layers: Mapping[int, tuple[int, int]] | None = None,
     on_images: Callable[[int, int], None] | None = None,
+    owner: Path | None = None,
 ) -> dict[str, Any]:
     """Render the selected directions (rows of matrix, (N, z_dim)) and axes into out_dir.
 
@@ -196,13 +204,28 @@ def render(
     0, first sample, names and etas drawn on it), index.html, and render.json; returns the
     manifest. `labels` names directions in captions; `label_layers` gives named directions the
     latent layers they reach unless `settings.layers` sets one range for all. on_images(done,
-    total) reports images.
+    total) reports images. The folder holds the earlier render or this one, whole, never a mix
+    (staged_output); `owner`: the run folder out_dir belongs to, when hpdirs chose it.
     """
     check_z_dim(matrix, generator)  # before anything is created
     settings.rows(matrix.shape[0], int(generator.z_dim))
     layers = settings.layer_range(generator)
     own = _label_ranges(generator, label_layers or {}, labels or {}) if layers is None else {}
-    out = writable_dir(out_dir)
+    with staged_output(Path(out_dir), RENDER_FILES, owner=owner) as out:
+        return _render_into(generator, matrix, settings, out, layers, own, info, labels, on_images)
+
+
+def _render_into(
+    generator: Any,
+    matrix: Tensor,
+    settings: RenderSettings,
+    out: Path,
+    layers: range | None,
+    own: dict[int, range],
+    info: dict[str, Any] | None,
+    labels: Mapping[int, str] | None,
+    on_images: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     z_dim = int(generator.z_dim)
     directions, axes = settings.rows(matrix.shape[0], z_dim)
     tracks = [
@@ -231,7 +254,7 @@ def render(
         "layers": None if layers is None else [layers.start, layers.stop - 1],
         "rows": [],
     }
-    with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as scratch:
+    with contextlib.ExitStack() as scratch:
         store: np.memmap | None = None  # made when the first frame gives the image size
         for t, track in enumerate(tracks):
             for f, frame in enumerate(
@@ -248,7 +271,7 @@ def render(
                 pixels = to_uint8(frame, settings.size)  # (S, h, w, 3)
                 if store is None:
                     shape = (len(tracks), settings.frames, *pixels.shape)
-                    store = frame_store(Path(scratch) / "frames.npy", shape, out)
+                    store = scratch.enter_context(frame_store(shape, out))
                 store[t, f] = pixels
                 done += pixels.shape[0]
                 if on_images is not None:
@@ -257,38 +280,43 @@ def render(
             manifest["rows"].append(_write_track(out, track, store[t], etas, settings))
         assert store is not None
         _write_overview(out, tracks, store, etas, settings, manifest)
-        store.flush()
         del store
     if "png" in settings.formats:
         done = _write_sheet(generator, out, tracks, z[:1], settings, manifest, done, total, on_images)
     write_latents(out / "latents.npy", z)  # the samples shown: `--latents` renders them again
     manifest["latents"] = "latents.npy"
-    atomic_write(out / "render.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=2) + "\n"))
+    write_text_atomic(out / "render.json", json.dumps(manifest, indent=2) + "\n")
     write_gallery(out, manifest)
     return manifest
 
 
-def frame_store(path: Path, shape: tuple[int, ...], out: Path) -> np.memmap:
-    """A uint8 array of `shape` in a file, its blocks reserved before the first frame is stored.
+@contextlib.contextmanager
+def frame_store(shape: tuple[int, ...], out: Path) -> Iterator[np.memmap]:
+    """A uint8 array of `shape` in a file in `out`, its blocks reserved before the first frame is
+    stored. The file is made exclusively and unlinked at once: it is reached only through its
+    descriptor, and gone with it, whatever stops the render.
 
     A plain memory map is sparse: on a disk that fills up, the first page the kernel cannot back
-    kills the process with SIGBUS, leaving the scratch file behind. Reserving the whole size up
-    front turns that into an error here, after the first frame (which gives the image size).
-    Where the OS has no posix_fallocate (macOS), the map stays sparse.
+    kills the process with SIGBUS. Reserving the whole size up front turns that into an error
+    here, after the first frame (which gives the image size). Where the OS has no
+    posix_fallocate (macOS), the map stays sparse.
     """
-    store = np.lib.format.open_memmap(path, "w+", np.uint8, shape)
-    size = path.stat().st_size
-    try:
-        if hasattr(os, "posix_fallocate"):  # an OS capability, not a generator's
-            with open(path, "r+b") as f:
-                os.posix_fallocate(f.fileno(), 0, size)
-    except OSError as exc:
-        del store
-        raise RenderSpaceError(
-            f"not enough space in {out} for the render's frames ({size / 2**20:.1f} MiB: {exc.strerror}); free "
-            "space, choose another `out_dir`, or render fewer `directions`, `frames` or `samples`"
-        ) from None
-    return store
+    size = int(np.prod(shape))
+    fd, name = tempfile.mkstemp(prefix=".frames-", dir=out)
+    os.unlink(name)
+    with os.fdopen(fd, "r+b") as f:
+        try:
+            if hasattr(os, "posix_fallocate"):  # an OS capability, not a generator's
+                os.posix_fallocate(fd, 0, size)
+            else:
+                os.ftruncate(fd, size)
+        except OSError as exc:
+            raise RenderSpaceError(
+                f"not enough space in {shown_path(out)} for the render's frames ({size / 2**20:.1f} MiB: "
+                f"{exc.strerror}); free space, choose another `out_dir`, or render fewer `directions`, `frames` "
+                "or `samples`"
+            ) from None
+        yield np.memmap(f, np.uint8, "r+", shape=shape)
 
 
 class RenderSpaceError(HpdirsError):
@@ -401,16 +429,16 @@ def render_file(
     opened = open_directions(run_or_file, generator, progress)
     settings.rows(opened.directions.num_directions, opened.directions.z_dim)  # before the first image
     target = Path(out_dir) if out_dir is not None else opened.output_dir("render")
-    with removed_if_failed(target):
-        render(
-            opened.generator,
-            opened.directions.matrix,
-            settings,
-            target,
-            info=opened.info,
-            labels=opened.directions.labels,
-            label_layers=opened.directions.label_layers,
-            on_images=on_images,
-        )
+    render(
+        opened.generator,
+        opened.directions.matrix,
+        settings,
+        target,
+        info=opened.info,
+        labels=opened.directions.labels,
+        label_layers=opened.directions.label_layers,
+        on_images=on_images,
+        owner=None if out_dir is not None else opened.path.parent,
+    )
     opened.refresh_card(target)
     return target
