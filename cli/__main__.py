@@ -1,3 +1,3 @@
-from hpdirs_cli.main import main
+from hpdirs_cli.launch import main
 
 main()

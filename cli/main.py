@@ -462,15 +462,18 @@ def explore(
     say(f"hpdirs explore: {server.url}  (Ctrl-C stops it)")
     if open_browser:
         webbrowser.open(server.url)
+    signum = None  # Ctrl-C is the way to stop the explorer (exit 0); SIGTERM or SIGHUP end it (128 + signal)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", None)
     finally:
         stop.set()
         server.httpd.server_close()
         explorer.close()  # queued images cancelled; waits for the forward in progress, if any
         measuring.join(timeout=60)  # torch must not be mid-forward in a thread when the interpreter exits
+    if signum is not None:
+        raise fail(f"stopped by {signal.Signals(signum).name}", 128 + signum)
     console.print("stopped", highlight=False)
 
 

@@ -4,8 +4,10 @@ page in a real headless Chromium (Playwright, the system's chromium)."""
 import io
 import json
 import shutil
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,7 +38,13 @@ def server(biggan_run, tmp_path):
     running.stop()
 
 
+PICTURES = ("/api/image", "/api/latent.npy", "/api/sweep.gif")  # run the generator: the page's token is needed
+
+
 def call(server, path, body=None, headers=None):
+    """A request to the server; one for a picture carries the page's token unless `headers` are given."""
+    if headers is None and path.startswith(PICTURES):
+        headers = {"X-Hpdirs-Token": server.token}
     request = urllib.request.Request(server.url + path.lstrip("/"), data=body, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -438,3 +446,134 @@ def test_a_layer_range_limits_the_edit_to_those_layers(server):
                          ("x-2", "is not an index")):
         status, _, body = call(server, f"/api/image?c=1:3.0&layers={bad}")
         assert status == 400 and message in json.loads(body)["error"], body
+
+
+# --- a client that misbehaves: resets, abandons, floods ---------------------------------------
+
+
+def _reset(address, request: bytes) -> None:
+    """Send `request` (perhaps half of one) to (host, port) and reset the connection (RST, not
+    FIN), as a client that crashes or aborts does."""
+    import socket
+    import struct
+
+    connection = socket.create_connection(address, timeout=30)
+    connection.sendall(request)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.close()
+
+
+def _picture_request(address, token: str, path: str) -> bytes:
+    host, port = address
+    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Hpdirs-Token: {token}\r\n\r\n".encode()
+
+
+def test_clients_that_reset_their_connections_leave_no_traceback(server, capfd):
+    address = server.httpd.server_address[:2]
+    for n in range(10):
+        _reset(address, _picture_request(address, server.token, f"/api/image?seed={n}&c=1:2"))
+        _reset(address, b"GET /api/me")  # half a request line
+        _reset(address, _picture_request(address, server.token, f"/api/sweep.gif?direction=1&seed={n}"))
+    assert call(server, "/api/image?seed=99")[0] == 200  # still answering
+    time.sleep(0.5)  # the threads of the reset connections are done with them
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_abandoned_sweeps_are_dropped_and_a_new_image_comes_at_once(server):
+    """150 sweeps asked for and abandoned at once: work for a client that has gone is dropped, and
+    no more than a few sweeps ever wait, so the next image takes a few of its normal times."""
+    import statistics
+
+    def image_time(seed):
+        started = time.perf_counter()
+        assert call(server, f"/api/image?seed={seed}&c=2:1")[0] == 200
+        return time.perf_counter() - started
+
+    image_time(0)  # warm
+    normal = statistics.median(image_time(seed) for seed in range(1, 6))
+    address = server.httpd.server_address[:2]
+    for n in range(150):
+        _reset(address, _picture_request(address, server.token, f"/api/sweep.gif?direction=1&seed={1000 + n}"))
+    after = image_time(6)
+    assert after < 5 * normal + 0.5, (after, normal)
+    deadline = time.monotonic() + 30
+    while any(server.explorer.pending.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(server.explorer.pending.values())  # nothing left queued for the gone clients
+
+
+def test_pictures_need_the_pages_token_and_a_full_queue_is_a_503(server, monkeypatch):
+    for path in ("/api/image?seed=1", "/api/sweep.gif?direction=1", "/api/latent.npy?seed=1"):
+        assert call(server, path, headers={})[0] == 403  # an <img> on another page knows no token
+        assert call(server, path + f"&token={server.token}", headers={})[0] == 200  # the page's own links
+    from direction_finder.explore import session
+
+    monkeypatch.setitem(session.MAX_PENDING, "image", 0)
+    status, _, body = call(server, "/api/image?seed=2")
+    assert status == 503 and "too many image requests at once" in json.loads(body)["error"]
+
+
+def test_a_token_that_is_not_ascii_is_a_403(server):
+    import http.client
+
+    host, port = server.httpd.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    connection.request("POST", "/api/label", body=b'{"index": 1, "name": "x"}',
+                       headers={"X-Hpdirs-Token": "caf\u00e9", "Content-Type": "application/json"})  # fmt: skip
+    response = connection.getresponse()
+    assert response.status == 403 and b"Error" not in response.read()
+    connection.close()
+
+
+def test_sigterm_ends_the_explorer_like_every_command_and_resets_leave_its_log_clean(biggan_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    shutil.copytree(biggan_run, run)
+    process = subprocess.Popen([sys.executable, "-m", "hpdirs_cli", "explore", str(run), "--device", "cpu", "--offline"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        url = line.split()[2]
+        with urllib.request.urlopen(url, timeout=60) as response:
+            token = response.read().decode().split('name="hpdirs-token" content="')[1].split('"')[0]
+        host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
+        address = (host, int(port))
+        for n in range(10):
+            _reset(address, _picture_request(address, token, f"/api/sweep.gif?direction=1&seed={n}"))
+            _reset(address, b"GET /api/im")
+        with urllib.request.urlopen(url + "api/meta", timeout=60) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err == "error: stopped by SIGTERM\n", err  # the resets and aborts left nothing on the terminal
+
+
+def test_a_signal_during_start_up_is_one_line_and_its_exit_code(tmp_path):
+    """SIGTERM while the command line is still importing (torch takes seconds): handled from the
+    first instant, not a silent death by the signal."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "hpdirs_cli", "classes", "retriever"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    status = Path(f"/proc/{process.pid}/status")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until its SIGTERM handler is installed (SigCgt, bit 15)
+        caught = [line for line in status.read_text().splitlines() if line.startswith("SigCgt:")]
+        if caught and int(caught[0].split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+            break
+        time.sleep(0.001)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err == "error: interrupted by SIGTERM while starting; nothing was written\n", err

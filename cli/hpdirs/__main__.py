@@ -1,5 +1,5 @@
 """`python -m hpdirs` (and `torchrun -m hpdirs learn ...`): the command line."""
 
-from hpdirs_cli.main import main
+from hpdirs_cli.launch import main
 
 main()

@@ -45,7 +45,7 @@ def explore_latency(generator: Any, samples: Sequence[int] = (1, 4), steps: int 
 
         def fetch(query: str) -> float:
             start = time.perf_counter()
-            with urllib.request.urlopen(f"{server.url}api/image?{query}", timeout=600) as response:
+            with urllib.request.urlopen(f"{server.url}api/image?{query}&token={server.token}", timeout=600) as response:
                 response.read()
             return (time.perf_counter() - start) * 1000
 

@@ -8,6 +8,9 @@ GET  /api/class?q=...       an ImageNet class by name, index or WordNet id (400 
 GET  /api/image?...         PNG of a view; 409 when a newer request of the same client superseded it
 GET  /api/latent.npy?...    the latents shown, z + w Q
 GET  /api/sweep.gif?...&direction=i   one direction swept around the current point
+                            (these three run the generator: the page's token is needed, in the
+                            query as token=... or in the header X-Hpdirs-Token; 503 when
+                            too many of their kind wait already; dropped when the client goes)
 POST /api/label             {"index": i, "name": "zoom"}   (token and same origin required)
 POST /api/latents           a .npy body: the user's base latents (token and same origin required)
 
@@ -18,7 +21,8 @@ and seq (the page's request counter) let the newest position win.
 Other sites: a request whose Host header is not a name or address this server is bound to (or
 localhost) gets 403 before anything is served, so a page on another site that rebinds its own
 domain name to 127.0.0.1 reads nothing (DNS rebinding). Writes need the token in the page and an
-Origin, when sent, of an accepted host. An idle connection is closed after IDLE_TIMEOUT_S.
+Origin, when sent, of an accepted host. An idle connection is closed after IDLE_TIMEOUT_S. A
+client that resets or abandons its connection is normal: no traceback, and no work done for it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+import select
 import socket
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -38,7 +44,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
-from direction_finder.explore.session import Explorer, View
+from direction_finder.explore.session import Busy, ClientGone, Explorer, View
+from direction_finder.files import parse_json
 from direction_finder.generators.imagenet import resolve_class
 from direction_finder.validation import plain
 
@@ -50,6 +57,7 @@ ASSETS = {  # request path -> (file in the package's static folder, content type
 MAX_BODY = 16 * 2**20  # bytes of an upload: 1024 latents of z_dim 2048 in float64 fit
 IDLE_TIMEOUT_S = 30.0  # a connection that sends nothing this long (a body announced, never sent) is closed
 WILDCARDS = ("", "0.0.0.0", "::")  # bound to every interface
+HEAVY = ("/api/image", "/api/latent.npy", "/api/sweep.gif")  # run the generator: the page's token is needed
 
 
 class BadRequest(ValueError):
@@ -196,7 +204,7 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> E
         pass
 
     Handler.explorer, Handler.token = explorer, token
-    httpd = ThreadingHTTPServer((host, port), Handler)
+    httpd = _Server((host, port), Handler)
     httpd.daemon_threads = True
     Handler.hosts = HostRule.of(host, int(httpd.server_address[1]))
     if not _is_loopback(host):
@@ -208,6 +216,22 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> E
             stacklevel=2,
         )
     return ExploreServer(explorer, httpd, token)
+
+
+class _Server(ThreadingHTTPServer):
+    """The standard server, except for what it does with a request that fails outside the API's
+    own answers: a client that reset, closed or stalled its connection is normal and passes in
+    silence; anything else is one warning line, never a traceback on the explorer's terminal."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        warnings.warn(
+            f"the explorer could not answer a request from {client_address[0]} ({type(exc).__name__}: {exc})",
+            HpdirsWarning,
+            stacklevel=1,
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -249,7 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
             answer()
         except (BadRequest, HpdirsError, KeyError, IndexError) as exc:
             self._error(HTTPStatus.BAD_REQUEST, plain(str(exc).strip("'\"")))
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+        except Busy as exc:
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+        except (ConnectionError, TimeoutError, ClientGone):
             self.close_connection = True  # the page went away, aborted a stale request, or stalled
         except Exception as exc:
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
@@ -261,9 +287,21 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._guarded(self._post)
 
+    def _gone(self) -> bool:
+        """Whether the client closed its connection while its request waits: it is readable,
+        and reading would give the end of the stream (or an error), not a next request."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
     def _get(self) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
+        if url.path in HEAVY and not self._has_token((query.get("token") or [""])[-1]):
+            self._error(HTTPStatus.FORBIDDEN, "refused: the page's token is needed for pictures")
+            return
         if url.path in ASSETS:
             name, kind = ASSETS[url.path]
             body = resources.files("direction_finder.explore").joinpath("static").joinpath(name).read_bytes()
@@ -274,7 +312,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, self.explorer.metadata())
         elif url.path == "/api/image":
             client, seq = (query.get("client") or [""])[-1][:64], (query.get("seq") or ["0"])[-1]
-            png = self.explorer.image(view_from(query), client, _index("seq", seq))
+            png = self.explorer.image(view_from(query), client, _index("seq", seq), self._gone)
+            if png is None and self._gone():
+                raise ClientGone()
             if png is None:
                 self._error(HTTPStatus.CONFLICT, "superseded by a newer request")
             else:
@@ -288,7 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
                        {"Content-Disposition": 'attachment; filename="latent.npy"'})  # fmt: skip
         elif url.path == "/api/sweep.gif":
             direction = _index("direction", (query.get("direction") or [""])[-1])
-            body = self.explorer.sweep_gif(view_from(query), direction)
+            body = self.explorer.sweep_gif(view_from(query), direction, gone=self._gone)
             self._send(HTTPStatus.OK, body, "image/gif",
                        {"Content-Disposition": f'attachment; filename="direction_{direction}.gif"'})  # fmt: skip
         else:
@@ -310,19 +350,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, {"count": self.explorer.upload_latents(body)})
             return
         try:
-            request = json.loads(body)
+            request = parse_json(body)
             index, name = request["index"], request["name"]
-        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
+        except (ValueError, KeyError, TypeError):
             raise BadRequest('the body must be JSON {"index": i, "name": "..."}') from None
         if not isinstance(index, int) or not isinstance(name, str):
             raise BadRequest('the body must be JSON {"index": i, "name": "..."}')
         labels = self.explorer.label(index, name)
         self._json(HTTPStatus.OK, {"labels": {str(i): v for i, v in labels.items()}})
 
+    def _has_token(self, given: str = "") -> bool:
+        """The page's token, in the header X-Hpdirs-Token or as `given` (a query's token=): what
+        only the page knows. Compared as bytes, so any header (non-ASCII included) is a yes or a
+        no, never an error."""
+        sent = (self.headers.get("X-Hpdirs-Token") or given).encode("utf-8", "surrogateescape")
+        return secrets.compare_digest(sent, self.token.encode())
+
     def _same_origin(self) -> bool:
         """The page's token in a header (a cross-site form cannot set one, nor read the page to
         learn it), and an Origin, when sent, of this server."""
-        if not secrets.compare_digest(self.headers.get("X-Hpdirs-Token", ""), self.token):
+        if not self._has_token():
             return False
         origin = self.headers.get("Origin")
         if origin is None:

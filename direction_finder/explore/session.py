@@ -13,7 +13,7 @@ import io
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +34,28 @@ from direction_finder.method.sweeps import layer_edit, move
 from direction_finder.outputs.media import grid_frame, ping_pong, to_uint8, write_gif
 from direction_finder.validation import integer, positive, within
 
+# Jobs of one kind that may wait for the render thread at once; one more is refused (Busy), so a
+# flood of requests queues no more work than a few of them can take.
+MAX_PENDING = {"image": 8, "latents": 8, "sweep": 2}
 MAX_SAMPLES = 4  # images side by side
 MAX_LATENTS = 1024  # rows of an uploaded .npy of latents
 ACTIVENESS_SAMPLES = 2  # latents whose images order the sliders by activeness
 SWEEP_FRAMES = 16
+
+
+class Busy(Exception):
+    """Too many jobs of one kind wait for the render thread: the request is refused, not queued."""
+
+
+class ClientGone(Exception):
+    """The client that asked for the work closed its connection: the work is dropped."""
+
+
+Gone = Callable[[], bool]  # whether the client asking has gone away
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,7 @@ class Explorer:
         self.uploaded: Tensor | None = None  # (n, z_dim)
         self.activeness: list[float] | None = None  # per learned direction, once measured
         self.latest: dict[str, int] = {}  # client -> newest request number: older ones are dropped
+        self.pending: dict[str, int] = dict.fromkeys(MAX_PENDING, 0)  # jobs of each kind not yet done
         n, z_dim = self.opened.directions.num_directions, self.opened.directions.z_dim
         self.sets: dict[str, Tensor] = {"learned": self.opened.directions.matrix.float(), "axes": torch.eye(n, z_dim)}
         if isinstance(self.opened.generator, Factorisable):
@@ -180,10 +199,24 @@ class Explorer:
         latents = latents.to(generator.device)
         return generator.layerwise(latents) if latents.dim() == 3 else generator(latents)
 
+    def _run(self, kind: str, job: Callable[[], Any]) -> Any:
+        """`job` on the render thread, when fewer than MAX_PENDING[kind] jobs of its kind wait or
+        run; Busy otherwise (at once: nothing is queued)."""
+        with self.lock:
+            if self.pending[kind] >= MAX_PENDING[kind]:
+                raise Busy(f"too many {kind} requests at once; try again in a moment")
+            self.pending[kind] += 1
+        try:
+            return self.worker.submit(job).result()
+        finally:
+            with self.lock:
+                self.pending[kind] -= 1
+
     # --- pictures ---
-    def image(self, view: View, client: str = "", seq: int = 0) -> bytes | None:
+    def image(self, view: View, client: str = "", seq: int = 0, gone: Gone = _never) -> bytes | None:
         """The PNG of a view (its samples side by side); None when a newer request of the same
-        client arrived while this one waited (the newest position wins)."""
+        client arrived while this one waited (the newest position wins), or when the client has
+        gone (`gone`), so no forward is spent on a picture nobody will see."""
         view = self.check(view)
         with self.lock:
             if client:
@@ -198,6 +231,8 @@ class Explorer:
                     return self.cache[view]
                 if client and seq < self.latest[client]:
                     return None
+            if gone():
+                return None
             generator = self.generator_for(view)
             with torch.no_grad():
                 images = self._forward(generator, self.edited(view)).float()
@@ -208,17 +243,18 @@ class Explorer:
                     self.cache.popitem(last=False)
             return png
 
-        return self.worker.submit(render).result()
+        return self._run("image", render)
 
     def latent_npy(self, view: View) -> bytes:
         """The latents shown, z + w Q, as a .npy (samples, z_dim) float32."""
         buffer = io.BytesIO()
         view = self.check(view)  # generators are looked up and made on the render thread only
-        np.save(buffer, self.worker.submit(self.edited, view).result().numpy().astype(np.float32))
+        np.save(buffer, self._run("latents", lambda: self.edited(view)).numpy().astype(np.float32))
         return buffer.getvalue()
 
-    def sweep_gif(self, view: View, direction: int, frames: int = SWEEP_FRAMES) -> bytes:
-        """A looping GIF of one direction swept from -eta to +eta around the current point."""
+    def sweep_gif(self, view: View, direction: int, frames: int = SWEEP_FRAMES, gone: Gone = _never) -> bytes:
+        """A looping GIF of one direction swept from -eta to +eta around the current point; a
+        client that goes away (`gone`) stops it at the next frame (ClientGone)."""
         view = self.check(view)
         integer("direction", direction, 0, self.opened.directions.num_directions - 1)
         etas = torch.linspace(-self.eta, self.eta, frames)
@@ -231,13 +267,15 @@ class Explorer:
             for e in etas:
                 if self.closing.is_set():  # the explorer stops: not 15 more forwards first
                     raise UsageError("the explorer is stopping")
+                if gone():
+                    raise ClientGone()
                 moved = move(z, vector, e, False)
                 latents = moved if view.layers is None else self._per_layer(base, moved, view)
                 with torch.no_grad():
                     frames.append(grid_frame(to_uint8(self._forward(generator, latents).float())))
             return frames
 
-        pictures = self.worker.submit(frames_of).result()
+        pictures = self._run("sweep", frames_of)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "sweep.gif"
             write_gif(path, [pictures[i] for i in ping_pong(frames)], 1000.0 / 12)

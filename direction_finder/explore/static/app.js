@@ -9,7 +9,8 @@ const state = { meta: null, values: {}, seq: 0, timer: null, pending: {}, classI
 
 function viewQuery(set) {
   const c = Object.entries(state.values).filter(([, v]) => v !== 0).map(([i, v]) => `${i}:${v}`).join(",");
-  const q = new URLSearchParams({ set, c, seed: $("seed").value || "0", samples: $("samples").value });
+  // token: the server runs the generator only for this page (an <img> elsewhere cannot know it)
+  const q = new URLSearchParams({ set, c, seed: $("seed").value || "0", samples: $("samples").value, token });
   if ($("use-uploaded").checked) q.set("latents", "uploaded");
   const layers = state.meta.latent_layers;
   if (layers && ($("layer-first").value !== "0" || $("layer-last").value !== String(layers - 1))) {

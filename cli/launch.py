@@ -1,0 +1,33 @@
+"""The `hpdirs` command's entry point, light on purpose: it handles termination signals before the
+command line's heavy imports (torch takes seconds), so a SIGTERM, SIGHUP or Ctrl-C during start-up
+ends the process with one line and exit code 128 + the signal, never silently or with a traceback.
+Nothing is written before those imports are done, so nothing can be left half-written."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+
+class _StartUpInterrupted(KeyboardInterrupt):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise _StartUpInterrupted(signum)
+
+
+def main() -> None:
+    """Install the signal handlers, import the command line, run it."""
+    for kind in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(kind, _interrupt)
+    try:
+        from hpdirs_cli.main import main as run
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        sys.stderr.write(f"error: interrupted by {signal.Signals(signum).name} while starting; nothing was written\n")
+        sys.exit(128 + signum)
+    run()
