@@ -221,7 +221,12 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> E
 class _Server(ThreadingHTTPServer):
     """The standard server, except for what it does with a request that fails outside the API's
     own answers: a client that reset, closed or stalled its connection is normal and passes in
-    silence; anything else is one warning line, never a traceback on the explorer's terminal."""
+    silence; anything else is one warning line, never a traceback on the explorer's terminal.
+    Connections wait for their thread in a queue of 128, not the standard 5: a burst of requests
+    (a flood of abandoned ones, or just a page's parallel fetches) fills 5 faster than the accept
+    loop takes them, and every connection beyond it waits a second for TCP to send its SYN again."""
+
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
