@@ -136,8 +136,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror or str(exc), shown_path(path)) from None
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as stream:
+        with os.fdopen(fd, "wb") as stream:  # closes fd, whatever happens below
+            os.fchmod(fd, 0o666 & ~current_umask())
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
@@ -232,12 +232,13 @@ def staged_output(target: Path, ours: re.Pattern[str], *, owner: Path | None = N
     made = not existed
     staging_fd, staging = -1, ""
     try:
-        for entry in os.scandir(folder):
-            if ours.fullmatch(entry.name) and (entry.is_symlink() or not entry.is_file(follow_symlinks=False)):
-                raise UsageError(
-                    f"{target / entry.name} is a link or not a regular file, and hpdirs writes no file through "
-                    "a link: remove it, or choose another `out_dir`"
-                )
+        with os.scandir(folder) as entries:
+            unfit = [e.name for e in entries if ours.fullmatch(e.name) and not e.is_file(follow_symlinks=False)]
+        if unfit:
+            raise UsageError(
+                f"{target / unfit[0]} is a link or not a regular file, and hpdirs writes no file through a link: "
+                "remove it, or choose another `out_dir`"
+            )
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=_held(folder, target))).name
         staging_fd = os.open(staging, _FOLDER_FLAGS | getattr(os, "O_NOFOLLOW", 0), dir_fd=folder)
         try:
@@ -247,18 +248,20 @@ def staged_output(target: Path, ours: re.Pattern[str], *, owner: Path | None = N
                 raise
             raise OSError(exc.errno, exc.strerror or str(exc), shown_path(exc.filename)) from None
         with signals_held():
-            new = {e.name for e in os.scandir(staging_fd) if e.is_file(follow_symlinks=False)}
+            with os.scandir(staging_fd) as entries:
+                new = {e.name for e in entries if e.is_file(follow_symlinks=False)}
             for name in sorted(new):
                 os.replace(name, name, src_dir_fd=staging_fd, dst_dir_fd=folder)
-            for entry in os.scandir(folder):
-                if ours.fullmatch(entry.name) and entry.name not in new and entry.is_file(follow_symlinks=False):
-                    os.unlink(entry.name, dir_fd=folder)
+            with os.scandir(folder) as entries:
+                stale = [e.name for e in entries if ours.fullmatch(e.name) and e.name not in new and e.is_file()]
+            for name in stale:  # an earlier output's files the new one does not have
+                os.unlink(name, dir_fd=folder)
     finally:
         for fd in (staging_fd, folder):
             _THROUGH.pop(str(Path("/proc/self/fd") / str(fd)), None)
         if staging_fd >= 0:
-            with contextlib.suppress(OSError):  # what was not committed: files only, nothing else is made there
-                for entry in os.scandir(staging_fd):
+            with contextlib.suppress(OSError), os.scandir(staging_fd) as entries:  # what was not committed
+                for entry in entries:
                     os.unlink(entry.name, dir_fd=staging_fd)
             os.close(staging_fd)
         if staging:

@@ -44,8 +44,9 @@ def read_latents(source: str | os.PathLike | bytes, z_dim: int, limit: int) -> T
     that says what is wrong otherwise (no pickles are ever loaded). Every value must be finite
     once in float32: a float64 of 1e300 is not a latent."""
     where = "the upload" if isinstance(source, bytes) else str(source)
-    try:  # float64 rows at most, and a header: read whole, never from a FIFO or a device
-        data = source if isinstance(source, bytes) else read_capped(source, limit * z_dim * 8 + HEADER_LIMIT, ".npy")
+    cap = limit * z_dim * 8 + HEADER_LIMIT  # float64 rows at most, and a header
+    try:  # read whole, never from a FIFO or a device
+        data = source if isinstance(source, bytes) else read_capped(source, cap, f".npy of {limit} latents")
     except FileNotFoundError:
         raise UsageError(f"`latents` {where} does not exist; give a .npy file of shape (n, {z_dim})") from None
     except OSError as exc:

@@ -296,8 +296,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Whether the client closed its connection while its request waits: it is readable,
         and reading would give the end of the stream (or an error), not a next request."""
         try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select
+                poller = select.poll()
+                poller.register(self.connection, select.POLLIN)
+                readable = bool(poller.poll(0))
+            else:
+                readable = bool(select.select([self.connection], [], [], 0)[0])
+            return readable and self.connection.recv(1, socket.MSG_PEEK) == b""
         except (OSError, ValueError):
             return True
 
