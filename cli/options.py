@@ -89,7 +89,8 @@ RECIPE_HELP = (
     + ". --init/--lr/--optimizer override it."
 )
 INIT_HELP = (
-    "random (Kaiming-normal, as the reference), axes, sefa (closed-form warm start; BigGAN), curvature "
+    "random (Kaiming-normal, as the reference), axes, sefa (closed-form warm start: every layer z enters, "
+    "BigGAN-deep's first linear layer and conditional BatchNorms), sefa-first (the first layer only), curvature "
     "(rotation that diagonalises the tanh curvature of 8 samples' Jacobians; 16*z_dim images; try with "
     "--lr 0.001), or ganspace (GANSpace's PCA of the first layer's activations, mapped back to z)."
 )
@@ -167,8 +168,9 @@ Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--laten
 
 # --- compare ---
 BASELINES_HELP = (
-    f"Comma-separated: {', '.join(BASELINES)} (curvature: the --init curvature warm start, 16*z_dim images more; "
-    "ganspace: GANSpace's PCA directions)."
+    f"Comma-separated: {', '.join(BASELINES)} (sefa: SeFa of every layer z enters; sefa-first: of the first "
+    "layer only; curvature: the --init curvature warm start, 16*z_dim images more; ganspace: GANSpace's PCA "
+    "directions)."
 )
 Baselines = Annotated[str | None, option(BASELINES_HELP, f"{','.join(DEFAULT_BASELINES)} (none with a second set)")]
 Against = Annotated[

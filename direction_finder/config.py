@@ -13,12 +13,12 @@ from typing import Any
 import torch
 
 from direction_finder.errors import UsageError
-from direction_finder.generators.base import Checkpointable, Factorisable, Layered
+from direction_finder.generators.base import SEFA_VARIANTS, Checkpointable, Factorisable, Layered, ZLayered
 from direction_finder.method.manifold import OPTIMIZERS
 from direction_finder.method.penalty import REDUCTIONS
 from direction_finder.validation import check_fields, one_of, parse_memory
 
-INITS = ("random", "axes", "sefa", "curvature", "ganspace")
+INITS = ("random", "axes", "sefa", "sefa-first", "curvature", "ganspace")
 # Named presets of how A starts, how far each step moves it, and (sefa) the optimiser; every other
 # field is shared.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -145,8 +145,10 @@ class LearnConfig:
         check_layer(generator, self.layer)
         if self.checkpoint_activations and not isinstance(generator, Checkpointable):
             raise UsageError("`checkpoint_activations`: this generator has no blocks to checkpoint; learn without it")
-        if self.init == "sefa" and not isinstance(generator, Factorisable):
-            raise UsageError("`init` sefa: this generator has no first linear layer to factorise; use `init` random")
+        if self.init in SEFA_VARIANTS and not isinstance(generator, (Factorisable, ZLayered)):
+            raise UsageError(
+                f"`init` {self.init}: this generator has no first linear layer to factorise; use `init` random"
+            )
         return dataclasses.replace(self, num_directions=n, chunk_size=chunk, micro_batch=micro)
 
     def differences(self, other: LearnConfig) -> list[str]:

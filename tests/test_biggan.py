@@ -222,6 +222,69 @@ def test_sefa_directions_are_the_top_right_singular_vectors_of_the_z_columns(tin
     np.testing.assert_allclose(ours @ ours.T, np.eye(5), atol=4 * 16 * FLOAT32_EPS)
 
 
+def test_all_layer_sefa_factorises_every_layer_z_enters_measured_from_outside(tiny_biggan):
+    """SeFa of every layer z enters (its authors' `layer_idx='all'`), against an independent
+    computation: each layer's response to z measured by running the generator at z = 0 and at
+    z = e_j with hooks on gen_z and on every conditional BatchNorm's gain and bias projections
+    (all linear in z, so the differences are exactly their z-columns), each output unit's row
+    scaled to unit length as the authors' release does, eigenvectors by numpy."""
+    from direction_finder.generators import sefa_of
+    from direction_finder.generators.biggan import SelectedStatsBatchNorm
+
+    g = tiny_biggan
+    gen = g.model.generator
+    linears = [gen.gen_z] + [p for m in gen.modules() if isinstance(m, SelectedStatsBatchNorm) and m.conditional
+                             for p in (m.scale, m.offset)]  # fmt: skip
+    seen: list = []
+    hooks = [layer.register_forward_hook(lambda mod, args, out: seen.append(out.detach().double())) for layer in linears]
+    try:
+        responses = []
+        for z in torch.cat([torch.zeros(1, g.z_dim), torch.eye(g.z_dim)]):
+            seen.clear()
+            with torch.no_grad():
+                g(z[None].to(g.device))
+            responses.append(torch.cat([out.reshape(-1) for out in seen]))  # every unit of every z-layer
+    finally:
+        for hook in hooks:
+            hook.remove()
+    w = (torch.stack(responses[1:]) - responses[0]).T.numpy()  # (units, z_dim): column j = response to e_j
+    assert len(linears) > 2 and w.shape[0] == sum(layer.weight.shape[0] for layer in linears)
+    w = w / np.linalg.norm(w, axis=1, keepdims=True)
+    values, vectors = np.linalg.eigh(w.T @ w)
+    expected = vectors[:, np.argsort(values)[::-1][:5]].T  # (5, z_dim)
+    ours = sefa_of(g, 5).double().numpy()
+    # the measured columns carry float32 rounding of the forward (~1e-6 relative); the top
+    # eigenvalues of the tiny model are apart by far more, so the directions agree to ~1e-4
+    np.testing.assert_allclose(np.abs(np.sum(ours * expected, axis=1)), 1.0, atol=1e-4)
+    first = sefa_of(g, 5, "sefa-first")
+    assert torch.equal(first, g.sefa_directions(5))  # the first layer alone: exactly what sefa always was
+    assert np.abs(np.sum(first.double().numpy() * ours, axis=1)).min() < 0.99  # and not the same directions
+
+
+def test_with_one_z_layer_sefa_is_exactly_the_first_layers(tiny_biggan):
+    """A generator whose latent enters one layer (declared, or only a first layer) gets exactly
+    the first-layer directions hpdirs has always given, from either variant."""
+    from direction_finder.generators import sefa, sefa_of
+
+    weight = tiny_biggan.model.generator.gen_z.weight[:, :16].detach()
+
+    class OneLayer:
+        z_dim, device = 16, torch.device("cpu")
+
+        def sample_z(self, n, generator=None):
+            return torch.randn(n, 16, generator=generator)
+
+        def __call__(self, z):
+            return torch.tanh(z @ weight.T).reshape(-1, 1, 1, weight.shape[0])
+
+        def z_weights(self):
+            return [weight]
+
+    for variant in ("sefa", "sefa-first"):
+        assert torch.equal(sefa_of(OneLayer(), 6, variant), sefa(weight, 6))
+    assert sefa_of(object(), 6) is None
+
+
 def test_layerwise_edits_reach_only_their_layers(tiny_biggan):
     """GANSpace's layer-wise edits: on every layer the plain edit, on none the unedited image
     (both bitwise), and on a range exactly the blocks of that range see the edited latent."""

@@ -114,3 +114,15 @@ def test_compare_a_b_refuses_two_different_generators(tmp_path):
     result = runner.invoke(app, ["compare", str(a), str(b), "--no-gifs"])
     assert result.exit_code == 1 and "different generators (model" in result.stderr
     assert "pass --model, --class and --truncation" in result.stderr
+
+
+def test_both_sefa_variants_are_baselines_and_a_generator_without_a_layer_is_a_note(tiny_biggan):
+    from direction_finder.evaluation.compare import baseline_sets
+    from direction_finder.generators import sefa_of
+
+    sets, notes = baseline_sets(tiny_biggan, 4, ["sefa", "sefa-first"])
+    assert [s.name for s in sets] == ["sefa", "sefa-first"] and notes == []
+    for s in sets:
+        assert torch.equal(s.matrix, sefa_of(tiny_biggan, 4, s.name))
+    sets, notes = baseline_sets(SyntheticGenerator(z_dim=8), 4, ["sefa-first"])
+    assert [s.name for s in sets] == ["truth"] and notes[0].startswith("sefa-first skipped")

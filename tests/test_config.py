@@ -17,7 +17,7 @@ from direction_finder.errors import UsageError
     ({"k": 1}, "`k` must be an integer from 2 to 1,024"),
     ({"lr": 1e300}, r"`lr` must be at most 10, got 1e\+300"),
     ({"seed": 2**64}, "`seed` must be an integer from 0 to 4,294,967,295"),
-    ({"init": "zeros"}, "`init` must be random, axes, sefa, curvature or ganspace"),
+    ({"init": "zeros"}, "`init` must be random, axes, sefa, sefa-first, curvature or ganspace"),
     ({"reduction": "none"}, "`reduction` must be mean or max"),
 ])
 def test_bad_configs_are_refused(kwargs, message):

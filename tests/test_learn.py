@@ -122,9 +122,12 @@ def test_time_limit_stops_and_resume_continues_the_same_path(tmp_path):
     assert torch.equal(same.matrix, again.matrix)
 
 
-def test_sefa_warm_start_begins_at_the_closed_form_directions(tiny_biggan):
-    sefa = tiny_biggan.sefa_directions(16)
-    config = LearnConfig(steps=1, batch_size=1, eval_every=0, init="sefa", lr=1e-12)
+@pytest.mark.parametrize("init", ["sefa", "sefa-first"])
+def test_sefa_warm_start_begins_at_the_closed_form_directions(tiny_biggan, init):
+    from direction_finder.generators import sefa_of
+
+    sefa = sefa_of(tiny_biggan, 16, init)  # every layer z enters, or the first only
+    config = LearnConfig(steps=1, batch_size=1, eval_every=0, init=init, lr=1e-12)
     # lr 1e-12 leaves A where it started, to float32 rounding of unit vectors
     torch.testing.assert_close(learn(tiny_biggan, config).matrix, canonical_signs(orthonormal_directions(sefa)),
                                atol=64 * FLOAT32_EPS, rtol=0)

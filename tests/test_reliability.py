@@ -104,7 +104,7 @@ ROWS = [
     ("epsilon negative", [*LEARN, "--epsilon", "-0.1"], ["epsilon must be a finite number > 0"]),
     ("k 1", [*LEARN, "--k", "1"], ["k must be an integer from 2 to 1,024"]),
     ("unknown recipe", [*LEARN, "--recipe", "fast"], ["unknown recipe 'fast'", "paper, curvature"]),
-    ("unknown init", [*LEARN, "--init", "zeros"], ["init must be random, axes, sefa, curvature or ganspace"]),
+    ("unknown init", [*LEARN, "--init", "zeros"], ["init must be random, axes, sefa, sefa-first, curvature or ganspace"]),
     ("render eta 0", [*RENDER, "--eta", "0"], ["eta must be a finite number > 0"]),
     ("weights path missing", ["learn", "--weights", "{root}/nowhere", "--class", "207"],
      ["--weights", "nowhere does not exist", "config.json and pytorch_model.bin"]),

@@ -67,14 +67,15 @@ from direction_finder.evaluation.report import (
 )
 from direction_finder.evaluation.stats import BETTER, Difference
 from direction_finder.files import staged_output
-from direction_finder.generators import Factorisable, GeneratorChoice, KnownTruth, ProgressCallback, display_name
+from direction_finder.generators import GeneratorChoice, KnownTruth, ProgressCallback, display_name, sefa_of
+from direction_finder.generators.base import SEFA_VARIANTS
 from direction_finder.generators.ganspace import ganspace_directions
 from direction_finder.generators.synthetic import recovery_score
 from direction_finder.learning.layout import render_batch
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.warmstart import curvature_directions
 
-BASELINES = ("axes", "random", "sefa", "curvature", "ganspace")
+BASELINES = ("axes", "random", "sefa", "sefa-first", "curvature", "ganspace")
 # Every name a comparison writes: a folder holds one comparison, whole (see staged_output).
 COMPARE_FILES = re.compile(r"report\.(json|csv)|differences\.csv|compare\.html|pair_\d{3,}_[zd]\d{3,}\.gif")
 DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature and ganspace cost images more: asked for by name
@@ -97,11 +98,12 @@ def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -
             sets.append(DirectionSet("curvature", curvature_directions(generator, n, seed=WARMSTART_SEED_OFFSET)))
         elif name == "ganspace":  # what learn's --init ganspace begins from (at seed 0)
             sets.append(DirectionSet("ganspace", ganspace_directions(generator, n, seed=GANSPACE_SEED_OFFSET)))
-        elif name == "sefa":
-            if isinstance(generator, Factorisable):
-                sets.append(DirectionSet("sefa", generator.sefa_directions(n)))
+        elif name in SEFA_VARIANTS:  # every layer z enters (sefa), or the first (sefa-first)
+            found = sefa_of(generator, n, name)
+            if found is not None:
+                sets.append(DirectionSet(name, found))
             else:
-                notes.append(f"sefa skipped: {display_name(generator)} has no first linear layer to factorise")
+                notes.append(f"{name} skipped: {display_name(generator)} has no first linear layer to factorise")
         else:
             raise UsageError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
     if isinstance(generator, KnownTruth):

@@ -29,7 +29,7 @@ from direction_finder.artifacts.latents import read_latents
 from direction_finder.artifacts.runs import OpenedDirections
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import UsageError
-from direction_finder.generators import ClassConditional, Factorisable, GeneratorChoice, LayerwiseLatent, describe
+from direction_finder.generators import ClassConditional, GeneratorChoice, LayerwiseLatent, describe, sefa_of
 from direction_finder.method.sweeps import layer_edit, move
 from direction_finder.outputs.media import grid_frame, ping_pong, to_uint8, write_gif
 from direction_finder.validation import integer, positive, within
@@ -104,8 +104,9 @@ class Explorer:
         self.pending: dict[str, int] = dict.fromkeys(MAX_PENDING, 0)  # jobs of each kind not yet done
         n, z_dim = self.opened.directions.num_directions, self.opened.directions.z_dim
         self.sets: dict[str, Tensor] = {"learned": self.opened.directions.matrix.float(), "axes": torch.eye(n, z_dim)}
-        if isinstance(self.opened.generator, Factorisable):
-            self.sets["sefa"] = self.opened.generator.sefa_directions(n).float()
+        sefa = sefa_of(self.opened.generator, n)  # every layer z enters, where there are several
+        if sefa is not None:
+            self.sets["sefa"] = sefa.float()
 
     # --- what the page needs to draw itself ---
     def metadata(self) -> dict[str, Any]:

@@ -24,10 +24,13 @@ from direction_finder.generators.base import (
     KnownTruth,
     Layered,
     LayerwiseLatent,
+    ZLayered,
     describe,
     display_name,
     resolve_device,
     sefa,
+    sefa_all,
+    sefa_of,
     working_dtype,
 )
 from direction_finder.generators.biggan import DEFAULT_MODEL, BigGANGenerator, load_biggan
@@ -251,6 +254,7 @@ __all__ = [
     "LayerwiseLatent",
     "ProgressCallback",
     "SyntheticGenerator",
+    "ZLayered",
     "class_slug",
     "describe",
     "display_name",
@@ -261,5 +265,7 @@ __all__ = [
     "resolve_device",
     "search_classes",
     "sefa",
+    "sefa_all",
+    "sefa_of",
     "working_dtype",
 ]

@@ -5,6 +5,7 @@ isinstance on these runtime-checkable protocols (or the helpers below), never by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -70,6 +71,18 @@ class Factorisable(Protocol):
 
     def sefa_directions(self, n: int) -> Tensor:
         """SeFa's n directions (n, z_dim), orthonormal rows (see `sefa`)."""
+        ...
+
+
+@runtime_checkable
+class ZLayered(Protocol):
+    """z enters several layers (BigGAN-deep: its first linear layer and every conditional
+    BatchNorm's gain and bias), so SeFa factorises them together, as its authors do where a
+    latent feeds several layers (`sefa_of`)."""
+
+    def z_weights(self) -> list[Tensor]:
+        """The weights that act on z, (out_l, z_dim) each, of every layer that takes it: the
+        first layer first."""
         ...
 
 
@@ -143,6 +156,40 @@ def sefa(weight: Tensor, n: int) -> Tensor:
     top = vectors[:, torch.argsort(values, descending=True)[:n]].T  # (n, z_dim)
     signs = torch.sign(top.gather(1, top.abs().argmax(dim=1, keepdim=True)))
     return (top * signs).float()
+
+
+SEFA_VARIANTS = ("sefa", "sefa-first")  # every layer z enters (where there are several); the first only
+SEFA_EPS = 1e-12  # an output unit whose z-weights are all zero is left at zero, not divided by it
+
+
+def sefa_all(weights: Sequence[Tensor], n: int) -> Tensor:
+    """SeFa of every layer z enters (the authors' `layer_idx='all'`): the layers' z-weights
+    stacked, (sum of out_l, z_dim), each output unit's row scaled to unit length as their
+    released code does, then `sefa`. Scaling makes each unit count alike, whatever the scale of
+    its layer's outputs. With one layer it is exactly `sefa` of that layer, unscaled: what
+    hpdirs' first-layer SeFa has always been."""
+    if len(weights) == 1:
+        return sefa(weights[0], n)
+    stacked = torch.cat([w.detach().double() for w in weights])  # (sum out_l, z_dim)
+    return sefa(stacked / stacked.norm(dim=1, keepdim=True).clamp_min(SEFA_EPS), n)
+
+
+def sefa_of(generator: Any, n: int, variant: str = "sefa") -> Tensor | None:
+    """SeFa's n directions (n, z_dim) of a generator, or None where it has no layer to factorise.
+
+    `sefa`: every layer z enters, together (sefa_all), for a generator that declares them
+    (ZLayered), else its first layer; `sefa-first`: its first layer only (Factorisable, or the
+    first of its declared z-layers). For a generator whose latent enters one layer, the two are
+    the same directions."""
+    if variant not in SEFA_VARIANTS:
+        raise UsageError(f"unknown SeFa variant {variant!r}; choose from {', '.join(SEFA_VARIANTS)}")
+    if variant == "sefa" and isinstance(generator, ZLayered):
+        return sefa_all(generator.z_weights(), n)
+    if isinstance(generator, Factorisable):
+        return generator.sefa_directions(n)
+    if isinstance(generator, ZLayered):
+        return sefa(generator.z_weights()[0], n)
+    return None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -247,9 +247,20 @@ class BigGANGenerator:
         that act on z: gen_z.weight[:, :z_dim], shape (4*4*16*ch, z_dim). The directions are the
         eigenvectors of W^T W with the n largest eigenvalues (rows, (n, z_dim)), each signed so
         its largest-magnitude entry is positive. z also reaches every conditional BatchNorm
-        through the condition vector; SeFa, as published, looks at the first layer only.
+        through the condition vector: `z_weights` gives them all, for SeFa of every layer.
         """
         return sefa(self.model.generator.gen_z.weight[:, : self.z_dim], n)
+
+    def z_weights(self) -> list[Tensor]:
+        """The weights acting on z of every layer it enters, in forward order: gen_z's z-columns
+        (4*4*16*ch, z_dim), then for each conditional BatchNorm its gain and its bias projection's
+        z-columns (C, z_dim) each. The condition vector is (z, class embedding): z is its first
+        z_dim entries everywhere. Spectral norms are folded, so these are the weights applied."""
+        weights = [self.model.generator.gen_z.weight[:, : self.z_dim]]
+        for module in self.model.generator.modules():
+            if isinstance(module, SelectedStatsBatchNorm) and module.conditional:
+                weights += [module.scale.weight[:, : self.z_dim], module.offset.weight[:, : self.z_dim]]
+        return [w.detach() for w in weights]
 
     def with_class(self, class_: str | int) -> BigGANGenerator:
         """The same model, device and truncation, bound to another ImageNet class."""

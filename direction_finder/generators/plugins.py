@@ -32,6 +32,7 @@ from direction_finder.generators.base import (
     Fingerprinted,
     KnownTruth,
     Layered,
+    ZLayered,
     describe,
     resolve_device,
 )
@@ -112,7 +113,7 @@ def load_factory(model: str) -> Callable[..., Any]:
 def _capability_members() -> tuple[str, ...]:
     """The members that make up the capabilities (layers, sefa_directions, with_class, ...)."""
     names: list[str] = []
-    for protocol in (Layered, Checkpointable, Factorisable, ClassConditional, KnownTruth, Fingerprinted):
+    for protocol in (Layered, Checkpointable, Factorisable, ZLayered, ClassConditional, KnownTruth, Fingerprinted):
         declared = [*getattr(protocol, "__annotations__", {}), *vars(protocol)]
         names += [n for n in declared if not n.startswith("_") and n not in names]
     return tuple(names)

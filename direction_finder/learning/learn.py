@@ -39,7 +39,8 @@ from direction_finder.artifacts.runs import (
 )
 from direction_finder.config import GANSPACE_SEED_OFFSET, HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, LearnConfig
 from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
-from direction_finder.generators import describe, working_dtype
+from direction_finder.generators import describe, sefa_of, working_dtype
+from direction_finder.generators.base import SEFA_VARIANTS
 from direction_finder.generators.ganspace import ganspace_directions
 from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.layout import fit_layout
@@ -364,8 +365,10 @@ def _initial_state(
         torch.nn.init.kaiming_normal_(A, generator=rng)  # std sqrt(2 / z_dim), as the reference
     elif resuming:
         A = torch.eye(n, z_dim)  # replaced by the checkpoint's A
-    elif config.init == "sefa":  # closed-form warm start, refined by the penalty
-        A = generator.sefa_directions(n).float().cpu()
+    elif config.init in SEFA_VARIANTS:  # closed-form warm start, refined by the penalty
+        found = sefa_of(generator, n, config.init)
+        assert found is not None  # LearnConfig.resolved refused a generator without a layer to factorise
+        A = found.float().cpu()
     elif config.init == "curvature":
         A = curvature_directions(generator, n, seed=config.seed + WARMSTART_SEED_OFFSET).cpu()
     elif config.init == "ganspace":
