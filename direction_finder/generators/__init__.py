@@ -44,6 +44,7 @@ from direction_finder.generators.plugins import (
     refuse_recorded_factory,
 )
 from direction_finder.generators.synthetic import SyntheticGenerator, parse_synthetic
+from direction_finder.generators.truth import DEFAULTS, PREFIX, TRUTH_ABOUT, is_truth_model, parse_truth
 from direction_finder.generators.weights import MODEL_NAMES, ProgressCallback
 
 DEFAULT_CLASS = "golden_retriever"
@@ -67,6 +68,9 @@ def load_generator(
     model_args (see plugins)."""
     if model is not None and model.split(":", 1)[0] == "synthetic":
         return parse_synthetic(model, resolve_device(device))
+    if is_truth_model(model):
+        assert model is not None
+        return parse_truth(model, resolve_device(device))
     if is_plugin(model):
         assert model is not None
         return load_plugin(model, model_args, device, output_range)
@@ -108,7 +112,7 @@ def generator_for_metadata(
         raise UsageError(f"{source} does not say which model it was learned with; pass `model` (and `class_`)")
     if not isinstance(name, str):
         raise UsageError(f"{source} names the model {name!r}, which is not a model name; pass `model`")
-    synthetic = name.split(":", 1)[0] == "synthetic"
+    synthetic = name.split(":", 1)[0] == "synthetic" or is_truth_model(name)  # built in, classless, weightless
     if model is None and not synthetic and not re.fullmatch(r"biggan-deep-\d+", name):
         raise UsageError(f"{source} names the model {name!r}, which hpdirs does not know; pass `model`")
     if class_ is None and not synthetic:
@@ -155,6 +159,10 @@ def available_models() -> list[tuple[str, str, str]]:
         (name, "built-in", "BigGAN-deep, published weights (cache, download or --weights)") for name in MODEL_NAMES
     ]
     models.append(("synthetic[:z_dim=8,factors=4,size=8,seed=0]", "built-in", "known true directions, offline"))
+    models += [
+        (f"{PREFIX}{kind}[:z_dim={DEFAULTS[kind][0]},seed=0]", "built-in", f"known factors: {about}")
+        for kind, about in TRUTH_ABOUT.items()
+    ]
     models += [(name, "plug-in", spec) for name, spec in sorted(installed_plugins().items())]
     models.append(("module.path:factory", "any", "your own factory returning a Generator (--model-arg key=value)"))
     return models

@@ -79,6 +79,7 @@ class StepInfo:
     elapsed: float  # seconds of learning so far (across resumes)
     sample_steps_per_s: float  # over this session's steps after the first
     eta_s: float | None  # estimated seconds to finish
+    A: Tensor | None = None  # (N, z_dim), the parameter after this step (Q = Gram-Schmidt of it): read only
 
     def log_row(self) -> dict[str, Any]:
         """The row of loss.csv this step writes (its fields as runs.LOG_FIELDS names them)."""
@@ -238,6 +239,7 @@ class _Loop:
                     elapsed=self.state.elapsed,
                     sample_steps_per_s=clock.sample_steps_per_s(seconds),
                     eta_s=clock.eta_s(config.steps - done),
+                    A=self.A.detach(),
                 )
                 self.saver.log(info.log_row())
                 # persist: a checkpoint every checkpoint_every steps (the last one after the loop)
