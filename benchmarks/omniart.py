@@ -75,8 +75,13 @@ class EyeGenerator:
     def sefa_directions(self, n: int) -> Tensor:
         """SeFa on the first layer, a ConvTranspose2d on a 1x1 input (a linear map):
         W = weight[:100] reshaped to (1024*4*4, 100), the columns acting on z."""
+        return sefa(self.z_weights()[0], n)
+
+    def z_weights(self) -> list[Tensor]:
+        """z enters the first layer only: its weight acting on z, (1024*4*4, 100). Declared, so
+        compare shows SeFa's spectrum and its near-degenerate groups."""
         weight = self.model.main[0].weight[: self.z_dim]  # (100, 1024, 4, 4)
-        return sefa(weight.reshape(self.z_dim, -1).T, n)  # W: (16384, 100)
+        return [weight.reshape(self.z_dim, -1).T.detach()]  # W: (16384, 100)
 
     def describe(self) -> dict:
         return {"model": self.name, "class_index": CLASSES.index(self.class_name), "class_name": self.class_name,

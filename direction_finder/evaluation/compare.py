@@ -68,11 +68,12 @@ from direction_finder.evaluation.report import (
 from direction_finder.evaluation.stats import BETTER, Difference
 from direction_finder.files import staged_output
 from direction_finder.generators import GeneratorChoice, KnownTruth, ProgressCallback, display_name, sefa_of
-from direction_finder.generators.base import SEFA_VARIANTS
-from direction_finder.generators.ganspace import ganspace_directions
+from direction_finder.generators.base import SEFA_VARIANTS, sefa_spectrum
+from direction_finder.generators.ganspace import default_samples, ganspace_directions
 from direction_finder.generators.synthetic import recovery_score
 from direction_finder.learning.layout import render_batch
 from direction_finder.method.orthonormal import gram_schmidt
+from direction_finder.method.pca import near_degenerate_groups
 from direction_finder.method.warmstart import curvature_directions
 
 BASELINES = ("axes", "random", "sefa", "sefa-first", "curvature", "ganspace")
@@ -160,7 +161,26 @@ def compare_sets(
     if truth is not None:
         for report, s in zip(reports, sets, strict=True):
             report.extra["recovery"] = recovery_score(s.matrix, generator.true_directions)
-    return Results(reports, notes, differences(reports), measured)
+    spectrum = spectrum_of(generator, n)
+    if spectrum is not None and spectrum["groups"]:
+        groups = ", ".join(f"{a}-{b}" for a, b in spectrum["groups"])
+        notes.append(
+            f"SeFa's directions {groups} have eigenvalues within the sampling spread of {spectrum['samples']:,} "
+            "samples: inside each group SeFa and GANSpace return an arbitrary rotation, where learning can find more"
+        )
+    return Results(reports, notes, differences(reports), measured, spectrum)
+
+
+def spectrum_of(generator: Any, n: int) -> dict[str, Any] | None:
+    """SeFa's eigenvalues (every layer z enters) and the groups among the first n that GANSpace's
+    samples could not order (near_degenerate_groups): what predicts whether learning can add
+    anything to the closed forms. None for a generator without declared z-layers."""
+    values = sefa_spectrum(generator)
+    if values is None:
+        return None
+    samples = default_samples(generator.device)
+    return {"variant": "sefa", "samples": samples, "values": values.tolist(),
+            "groups": [list(g) for g in near_degenerate_groups(values[:n], samples)]}  # fmt: skip
 
 
 def with_user_latents(settings: CompareSettings, z_dim: int) -> CompareSettings:

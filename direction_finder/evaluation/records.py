@@ -80,6 +80,7 @@ class Results:
     notes: list[str]
     differences: list[Difference]
     measured: dict[str, Any]  # mode, samples per metric, images, seconds
+    spectrum: dict[str, Any] | None = None  # SeFa's eigenvalues and their near-degenerate groups
 
 
 METRICS = ("heldout_penalty", "D_percent", "D_R", "top_activeness", "mean_activeness")

@@ -97,6 +97,7 @@ def write_reports(out: Path, results: Results, info: dict[str, Any], settings: C
         "settings": settings.__dict__,
         "measured": results.measured,
         "notes": results.notes,
+        "spectrum": results.spectrum,
         "sets": {
             r.name: {
                 **r.summary(),

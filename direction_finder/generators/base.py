@@ -144,6 +144,15 @@ def working_dtype(generator: Any) -> torch.dtype:
     return dtype if isinstance(dtype, torch.dtype) else torch.float32
 
 
+def _sefa_eigen(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """The eigenvalues of W^T W, largest first (z_dim,), and their eigenvectors as rows
+    (z_dim, z_dim), in float64."""
+    w = weight.detach().double()  # (out, z_dim)
+    values, vectors = torch.linalg.eigh(w.T @ w)  # ascending eigenvalues
+    order = torch.argsort(values, descending=True)
+    return values[order], vectors[:, order].T
+
+
 def sefa(weight: Tensor, n: int) -> Tensor:
     """SeFa's closed-form directions (Shen & Zhou, CVPR 2021) of a layer whose weight acts on z.
 
@@ -151,11 +160,15 @@ def sefa(weight: Tensor, n: int) -> Tensor:
     eigenvectors of W^T W with the n largest eigenvalues, as rows (n, z_dim) in float32, each
     signed so that its largest-magnitude entry is positive. Computed in float64.
     """
-    w = weight.detach().double()  # (out, z_dim)
-    values, vectors = torch.linalg.eigh(w.T @ w)  # ascending eigenvalues
-    top = vectors[:, torch.argsort(values, descending=True)[:n]].T  # (n, z_dim)
+    top = _sefa_eigen(weight)[1][:n]  # (n, z_dim)
     signs = torch.sign(top.gather(1, top.abs().argmax(dim=1, keepdim=True)))
     return (top * signs).float()
+
+
+def _stacked(weights: Sequence[Tensor]) -> Tensor:
+    """The z-weights of several layers as one matrix (sum out_l, z_dim), each row unit length."""
+    stacked = torch.cat([w.detach().double() for w in weights])  # (sum out_l, z_dim)
+    return stacked / stacked.norm(dim=1, keepdim=True).clamp_min(SEFA_EPS)
 
 
 SEFA_VARIANTS = ("sefa", "sefa-first")  # every layer z enters (where there are several); the first only
@@ -168,10 +181,7 @@ def sefa_all(weights: Sequence[Tensor], n: int) -> Tensor:
     released code does, then `sefa`. Scaling makes each unit count alike, whatever the scale of
     its layer's outputs. With one layer it is exactly `sefa` of that layer, unscaled: what
     hpdirs' first-layer SeFa has always been."""
-    if len(weights) == 1:
-        return sefa(weights[0], n)
-    stacked = torch.cat([w.detach().double() for w in weights])  # (sum out_l, z_dim)
-    return sefa(stacked / stacked.norm(dim=1, keepdim=True).clamp_min(SEFA_EPS), n)
+    return sefa(weights[0] if len(weights) == 1 else _stacked(weights), n)
 
 
 def sefa_of(generator: Any, n: int, variant: str = "sefa") -> Tensor | None:
@@ -190,6 +200,18 @@ def sefa_of(generator: Any, n: int, variant: str = "sefa") -> Tensor | None:
     if isinstance(generator, ZLayered):
         return sefa(generator.z_weights()[0], n)
     return None
+
+
+def sefa_spectrum(generator: Any, variant: str = "sefa") -> Tensor | None:
+    """The eigenvalues of W^T W behind `sefa_of`'s directions, largest first (z_dim,) in float64:
+    how far each direction is from the next, which decides whether SeFa can order them at all.
+    None for a generator with no layer to factorise, or one that gives directions only
+    (Factorisable without ZLayered)."""
+    if not isinstance(generator, ZLayered):
+        return None
+    weights = generator.z_weights()
+    chosen = weights[0] if variant == "sefa-first" or len(weights) == 1 else _stacked(weights)
+    return _sefa_eigen(chosen)[0]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

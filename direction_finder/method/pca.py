@@ -99,3 +99,28 @@ def pca_directions(
     assert cross is not None
     latent = torch.linalg.solve(gram, cross)  # (n, z_dim): row k, the z change per unit of component k
     return gram_schmidt(latent).float(), variances[:n].float()
+
+
+SPREAD_Z = 1.96  # two-sided 95%
+
+
+def near_degenerate_groups(values: Tensor, samples: int) -> list[tuple[int, int]]:
+    """Runs (first, last) of neighbouring eigenvalues (largest first) that `samples` latents
+    could not tell apart: the gap between neighbours is within 1.96 times the standard error of
+    their difference, sqrt(2 / samples) * sqrt(l_i^2 + l_j^2) (a sample eigenvalue's standard
+    error is l * sqrt(2 / samples) for Gaussian data). Inside such a group, second-order methods
+    (SeFa, GANSpace) have nothing to order the directions by and return an arbitrary rotation;
+    a criterion of higher order, like the Hessian Penalty, can still tell them apart."""
+    values = values.double()
+    spread = SPREAD_Z * (2.0 / samples) ** 0.5 * torch.sqrt(values[:-1] ** 2 + values[1:] ** 2)  # (z_dim - 1,)
+    close = (values[:-1] - values[1:]).abs() <= spread
+    groups, start = [], None
+    for i, near in enumerate(close.tolist()):
+        if near and start is None:
+            start = i
+        if not near and start is not None:
+            groups.append((start, i))
+            start = None
+    if start is not None:
+        groups.append((start, len(values) - 1))
+    return groups
