@@ -29,6 +29,7 @@ from direction_finder.errors import UsageError
 MiB = 2**20
 JSON_LIMIT = MiB  # a JSON of settings, labels or a download record: kilobytes, never a megabyte
 MAX_JSON_DEPTH = 32  # nesting of any JSON hpdirs reads from a file: its own files nest 4 deep
+READ_BLOCK = MiB  # bytes read_capped asks for at a time
 
 
 class UnfitFile(ValueError):
@@ -74,12 +75,16 @@ def opened_regular(path: str | os.PathLike, limit: int, what: str) -> Iterator[B
 
 def read_capped(path: str | os.PathLike, limit: int, what: str) -> bytes:
     """The bytes of a regular file of at most `limit` bytes (see opened_regular); a file that
-    grows past the limit while it is read is refused too."""
+    grows past the limit while it is read is refused too. Read in blocks: memory follows what
+    the file holds, not the limit (a log's limit grows with the steps a run asks for)."""
+    chunks, total = [], 0
     with opened_regular(path, limit, what) as stream:
-        data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise UnfitFile(f"it holds more than {limit} bytes, more than any {what}")
-    return data
+        while chunk := stream.read(min(READ_BLOCK, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise UnfitFile(f"it holds more than {limit} bytes, more than any {what}")
+    return b"".join(chunks)
 
 
 def parse_json(text: str | bytes) -> Any:

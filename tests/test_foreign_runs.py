@@ -338,3 +338,15 @@ def test_a_full_disk_at_the_start_of_a_resume_leaves_no_lock(made, small_disk):
     one_error_line(result.stderr)
     assert "No space left on device" in result.stderr
     assert not (run / ".lock").exists()
+
+
+def test_a_limit_far_above_the_file_costs_only_what_the_file_holds(tmp_path):
+    """A run of 10**9 steps may write a log of 128 GB: its cap. Reading a small log under that cap
+    takes the log's bytes, not the cap's (read in blocks, not in one read of cap + 1 bytes)."""
+    from direction_finder.files import read_capped
+
+    (tmp_path / "loss.csv").write_bytes(b"step,loss\n1,0.5\n" * 1000)
+    assert read_capped(tmp_path / "loss.csv", 128 * 10**9, "loss.csv") == b"step,loss\n1,0.5\n" * 1000
+    assert len(read_capped(tmp_path / "loss.csv", 16_000, "loss.csv")) == 16_000
+    with pytest.raises(ValueError, match="holds 16000 bytes, more than any loss.csv"):
+        read_capped(tmp_path / "loss.csv", 15_999, "loss.csv")
