@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,39 @@ def test_dry_run_resolves_everything_and_writes_nothing(tmp_path):
     from direction_finder import load_directions
 
     assert load_directions(tmp_path / "synthetic" / "d").metadata["step"] == 2
+
+
+def test_a_signal_during_start_up_is_one_line_and_its_exit_code(tmp_path):
+    """SIGTERM while the command line is still importing (torch takes seconds): handled from the
+    first instant, not a silent death by the signal."""
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "hpdirs_cli", "classes", "retriever"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    status = Path(f"/proc/{process.pid}/status")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until its SIGTERM handler is installed (SigCgt, bit 15)
+        caught = [line for line in status.read_text().splitlines() if line.startswith("SigCgt:")]
+        if caught and int(caught[0].split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+            break
+        time.sleep(0.001)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err == "error: interrupted by SIGTERM while starting; nothing was written\n", err
+
+
+def test_a_signal_after_the_command_is_no_traceback(tmp_path):
+    """A SIGTERM that lands while the interpreter cleans up after a finished command (here sent
+    by an exit handler, so it always lands there) ends the process with 143 and no traceback."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import atexit, os, signal, sys; atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM)); "
+            "sys.argv = ['hpdirs', 'classes', 'retriever']; from hpdirs_cli.launch import main; main()")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert "golden retriever" in done.stdout and done.stderr == "", done.stderr
