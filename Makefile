@@ -27,7 +27,7 @@ test: $(STAMP)
 NUMERICS := tests/test_penalty.py tests/test_orthonormal.py tests/test_objective.py tests/test_learn.py tests/test_bench.py \
 	tests/test_compare.py tests/test_stats.py tests/test_budget.py tests/test_probes.py tests/test_measures.py \
 	tests/test_sweeps.py tests/test_pca.py tests/test_distributed.py tests/test_reproducibility.py tests/test_warmstart.py \
-	tests/test_memory.py tests/test_layout.py tests/test_manifold.py tests/test_gradient_snr.py
+	tests/test_memory.py tests/test_layout.py tests/test_manifold.py tests/test_gradient_snr.py tests/test_truth.py
 test-numerics: $(STAMP)
 	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q $(NUMERICS)
 
