@@ -94,7 +94,10 @@ INIT_HELP = (
     "(rotation that diagonalises the tanh curvature of 8 samples' Jacobians; 16*z_dim images; try with "
     "--lr 0.001), or ganspace (GANSpace's PCA of the first layer's activations, mapped back to z)."
 )
-MODEL_HELP = "biggan-deep-128/-256/-512, or synthetic[:z_dim=16,factors=4] (known true directions, offline)."
+MODEL_HELP = (
+    "biggan-deep-128/-256/-512, synthetic[:z_dim=16,factors=4] or truth-flat/-aligned/-layers/-shapes[:seed=0] "
+    "(known true directions, offline)."
+)
 WEIGHTS_HELP = "Folder with config.json + pytorch_model.bin (else the cache, else a download)."
 TIME_HELP = "Stop and save after this much learning time (e.g. 90s, 30m, 2h); resume later."
 CHUNK_SHOWN = "calls of ~2 images on CPU; all 2k on GPU or with --layer"
