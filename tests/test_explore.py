@@ -441,8 +441,8 @@ def test_a_layer_range_limits_the_edit_to_those_layers(server):
     np.testing.assert_array_equal(shown[0, :2], np.repeat(base, 2, axis=0))  # layers 0-1: unedited
     gif = call(server, f"/api/sweep.gif?direction=2&layers=2-{L - 1}")
     assert gif[0] == 200 and gif[1] == "image/gif"
-    for bad, message in ((f"0-{L}", "layers must be an integer"), ("3-1", "layers must be an integer"),
-                         ("x-2", "is not an index")):
+    for bad, message in ((f"0-{L}", f"is outside this generator's layers 0-{L - 1}"),
+                         ("3-1", "is not a range of layers such as 0-3"), ("x-2", "is not a range of layers")):
         status, _, body = call(server, f"/api/image?c=1:3.0&layers={bad}")
         assert status == 400 and message in json.loads(body)["error"], body
 

@@ -197,7 +197,7 @@ def test_layers_limit_the_edit_and_all_layers_render_as_the_plain_edit(tiny_bigg
     assert every["layers"] == [0, L - 1] and plain["layers"] is None
     np.testing.assert_array_equal(frames(tmp_path / "plain"), frames(tmp_path / "every"))
     assert not np.array_equal(frames(tmp_path / "plain"), frames(tmp_path / "late"))
-    for bad, message in ((f"0-{L}", "is outside"), ("0,2", "not one range")):
+    for bad, message in ((f"0-{L}", f"is outside this generator's layers 0-{L - 1}"), ("0,2", "not a range of layers")):
         with pytest.raises(UsageError, match=message):
             render(tiny_biggan, matrix, RenderSettings(**base, layers=bad), tmp_path / "bad")
     with pytest.raises(UsageError, match="no layer-wise latents"):

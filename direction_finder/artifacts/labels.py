@@ -91,15 +91,19 @@ def read_label_layers(directions_file: str | Path) -> dict[int, tuple[int, int]]
     return {int(k): (v[0], v[1]) for k, v in ranges.items()}
 
 
-def parse_layer_range(text: str) -> tuple[int, int]:
-    """`0-3` or `5` -> (first, last): latent layers, checked against a generator when used."""
+def parse_layer_range(text: str, count: int | None = None) -> tuple[int, int]:
+    """`0-3` or `5` -> (first, last) latent layers: the one reading of a layer range (label,
+    render, the explorer). ASCII digits only (int() would also take '٣'); with `count`, the
+    layers a generator has, the range must lie within 0..count-1."""
     first, dash, last = str(text).strip().partition("-")
-    try:
-        pair = [int(first), int(last) if dash else int(first)]
-    except ValueError:
-        raise UsageError(f"`layers` {text!r} is not a range of layers such as 0-3") from None
+    parts = [first, last] if dash else [first, first]
+    if not all(p.strip().isascii() and p.strip().isdigit() and len(p.strip()) <= 4 for p in parts):
+        raise UsageError(f"`layers` {text!r} is not a range of layers such as 0-3")
+    pair = [int(p) for p in parts]
     if not _is_range(pair):
         raise UsageError(f"`layers` {text!r} is not a range of layers such as 0-3")
+    if count is not None and pair[1] >= count:
+        raise UsageError(f"`layers` {text!r} is outside this generator's layers 0-{count - 1}")
     return pair[0], pair[1]
 
 

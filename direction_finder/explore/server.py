@@ -43,6 +43,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from direction_finder.artifacts.labels import parse_layer_range
 from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
 from direction_finder.explore.session import Busy, ClientGone, Explorer, View
 from direction_finder.files import parse_json
@@ -100,11 +101,9 @@ def view_from(query: dict[str, list[str]]) -> View:
 
 
 def _layers(text: str | None) -> tuple[int, int] | None:
-    """`layers=2-5` (first-last latent layers the coefficients reach); absent or empty: all."""
-    if not text:
-        return None
-    first, _, last = text.partition("-")
-    return _index("layers", first), _index("layers", last or first)
+    """`layers=2-5` (first-last latent layers the coefficients reach, read as `hpdirs label` and
+    `render` read them); absent or empty: all."""
+    return parse_layer_range(text[:40]) if text else None
 
 
 def _index(name: str, text: str) -> int:

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from direction_finder.artifacts.labels import write_label
+from direction_finder.artifacts.labels import parse_layer_range, write_label
 from direction_finder.artifacts.latents import read_latents
 from direction_finder.artifacts.runs import OpenedDirections
 from direction_finder.config import FLOAT_LIMITS, LIMITS
@@ -146,9 +146,8 @@ class Explorer:
         if view.layers is not None:
             if not isinstance(self.opened.generator, LayerwiseLatent):
                 raise UsageError("this generator has no layer-wise latents: `layers` does not apply")
-            first, last = view.layers
-            integer("layers", first, 0, self.opened.generator.latent_layers - 1)
-            integer("layers", last, first, self.opened.generator.latent_layers - 1)
+            first, last = view.layers  # read as label and render read a range, with their words
+            parse_layer_range(f"{first}-{last}", self.opened.generator.latent_layers)
         return view
 
     def generator_for(self, view: View) -> Any:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from direction_finder.artifacts.directions import check_z_dim
+from direction_finder.artifacts.labels import parse_layer_range
 from direction_finder.artifacts.latents import read_latents, write_latents
 from direction_finder.artifacts.runs import open_directions
 from direction_finder.config import FLOAT_LIMITS, LIMITS
@@ -145,10 +146,8 @@ class RenderSettings:
             return None
         if not isinstance(generator, LayerwiseLatent):
             raise UsageError("`layers`: this generator has no layer-wise latents (BigGAN-deep has); leave it out")
-        chosen = parse_indices(self.layers, generator.latent_layers, "layers")
-        if chosen != list(range(chosen[0], chosen[-1] + 1)):
-            raise UsageError(f"`layers` {self.layers!r} is not one range of layers such as 0-3")
-        return range(chosen[0], chosen[-1] + 1)
+        first, last = parse_layer_range(self.layers, generator.latent_layers)
+        return range(first, last + 1)
 
     def rows(self, num_directions: int, z_dim: int) -> tuple[list[int], list[int]]:
         """The directions and axes to render, checked against the file's N and z_dim."""
