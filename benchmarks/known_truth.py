@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import Any
 import torch
 
 from direction_finder import LearnConfig, learn
+from direction_finder.evaluation.stats import Statistic
 from direction_finder.generators import load_generator, sefa_of
 from direction_finder.generators.ganspace import ganspace_directions
 from direction_finder.generators.truth import KINDS, PREFIX, matched_recovery
@@ -54,14 +54,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     "sefa": {"recipe": "sefa"},
     "ganspace": {"recipe": "paper", "init": "ganspace"},
 }
-T_975 = {2: 12.71, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
 
 
 def interval(values: list[float]) -> dict[str, float]:
-    """Mean and the half-width of its 95% interval (Student t over the seeds)."""
-    mean = statistics.fmean(values)
-    half = T_975[len(values)] * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
-    return {"mean": mean, "ci95": half}
+    """Mean and the half-width of its 95% interval (Student t over the seeds, as compare's)."""
+    mean = Statistic.mean(values)
+    low, high = mean.interval()
+    return {"mean": mean.value, "ci95": (high - low) / 2}
 
 
 def closed_forms(generator: Any, n: int, seed: int) -> dict[str, tuple[torch.Tensor, float]]:

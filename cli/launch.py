@@ -12,6 +12,9 @@ from typing import Any
 
 
 class _StartUpInterrupted(KeyboardInterrupt):
+    """errors.Terminated before the library is imported: importing it (direction_finder) is the
+    heavy part this module runs ahead of."""
+
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum

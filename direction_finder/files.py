@@ -232,9 +232,8 @@ def staged_output(target: Path, ours: re.Pattern[str], *, owner: Path | None = N
     work, and the folders are held open while the block writes: on Linux every write goes through
     their descriptors, so a link planted in their place meanwhile is not followed."""
     target = Path(target)
-    existed = os.path.lexists(target)
+    made = not os.path.lexists(target)  # for this command: removed again if it fails
     folder = _open_output_folder(target, owner)
-    made = not existed
     staging_fd, staging = -1, ""
     try:
         with os.scandir(folder) as entries:
@@ -258,7 +257,10 @@ def staged_output(target: Path, ours: re.Pattern[str], *, owner: Path | None = N
             for name in sorted(new):
                 os.replace(name, name, src_dir_fd=staging_fd, dst_dir_fd=folder)
             with os.scandir(folder) as entries:
-                stale = [e.name for e in entries if ours.fullmatch(e.name) and e.name not in new and e.is_file()]
+                stale = [
+                    e.name for e in entries
+                    if ours.fullmatch(e.name) and e.name not in new and e.is_file(follow_symlinks=False)
+                ]  # fmt: skip
             for name in stale:  # an earlier output's files the new one does not have
                 os.unlink(name, dir_fd=folder)
     finally:

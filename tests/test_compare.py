@@ -118,11 +118,12 @@ def test_compare_a_b_refuses_two_different_generators(tmp_path):
 
 def test_both_sefa_variants_are_baselines_and_a_generator_without_a_layer_is_a_note(tiny_biggan):
     from direction_finder.evaluation.compare import baseline_sets
-    from direction_finder.generators import sefa_of
+    from direction_finder.generators import sefa_all
 
     sets, notes = baseline_sets(tiny_biggan, 4, ["sefa", "sefa-first"])
     assert [s.name for s in sets] == ["sefa", "sefa-first"] and notes == []
-    for s in sets:
-        assert torch.equal(s.matrix, sefa_of(tiny_biggan, 4, s.name))
+    # every z-layer together (checked against measured responses in test_biggan), and the first layer alone
+    assert torch.equal(sets[0].matrix, sefa_all(tiny_biggan.z_weights(), 4))
+    assert torch.equal(sets[1].matrix, tiny_biggan.sefa_directions(4))
     sets, notes = baseline_sets(SyntheticGenerator(z_dim=8), 4, ["sefa-first"])
     assert [s.name for s in sets] == ["truth"] and notes[0].startswith("sefa-first skipped")

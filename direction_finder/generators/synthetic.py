@@ -9,6 +9,8 @@ the global minimum is at the true directions, with finite differences of any ste
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -17,6 +19,37 @@ from direction_finder.errors import UsageError
 # What parse_synthetic accepts: a test model, never large (a z_dim of 10**6 would be a 8 TB QR);
 # the seed within the 32 bits torch's CPU generator keeps.
 SYNTHETIC_LIMITS = {"z_dim": (1, 4096), "factors": (1, 4096), "size": (1, 1024), "seed": (0, 2**32 - 1)}
+
+
+def random_rotation(z_dim: int, g: torch.Generator) -> Tensor:
+    """A random rotation (z_dim, z_dim) as rows, drawn from `g`: the QR of a Gaussian matrix, its
+    signs fixed so that the draw decides it alone."""
+    q, r = torch.linalg.qr(torch.randn(z_dim, z_dim, generator=g, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).T.float().contiguous()
+
+
+@dataclass(frozen=True)
+class SineBlocks:
+    """Factors that each drive a block of pixels of their own: pixel p of factor j is
+    sin(freq_p u_j + phase_p) amplitude_p, the blocks splitting the P pixels evenly. No pixel
+    depends on two factors, so the pixel Hessian is diagonal in the factors' coordinates."""
+
+    owner: Tensor  # (P,): the factor of each pixel
+    freq: Tensor  # (P,)
+    phase: Tensor  # (P,)
+    amplitude: Tensor  # (P,)
+
+    @classmethod
+    def draw(cls, factors: int, pixels: int, g: torch.Generator, device: torch.device) -> SineBlocks:
+        owner = torch.arange(pixels) * factors // pixels
+        freq = 0.5 + torch.rand(pixels, generator=g)
+        phase = 2 * torch.pi * torch.rand(pixels, generator=g)
+        amplitude = 0.5 + 0.5 * torch.rand(pixels, generator=g)
+        return cls(*(t.to(device) for t in (owner, freq, phase, amplitude)))
+
+    def __call__(self, u: Tensor) -> Tensor:
+        """Factor values u (n, factors) -> pixels (n, P)."""
+        return torch.sin(u[:, self.owner] * self.freq + self.phase) * self.amplitude
 
 
 class SyntheticGenerator:
@@ -33,20 +66,13 @@ class SyntheticGenerator:
         if not 1 <= factors <= z_dim:
             raise ValueError(f"factors must be in 1..z_dim ({z_dim}), got {factors}")
         g = torch.Generator().manual_seed(seed)
-        q, r = torch.linalg.qr(torch.randn(z_dim, z_dim, generator=g, dtype=torch.float64))
-        self.basis = (q * torch.sign(torch.diagonal(r))).T.float().contiguous()  # (z_dim, z_dim)
+        basis = random_rotation(z_dim, g)  # (z_dim, z_dim)
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
         self.z_dim, self.factors, self.size, self.seed = z_dim, factors, size, seed
         self.device = torch.device(device)
-        pixels = 3 * size * size
-        self.owner = torch.arange(pixels) * factors // pixels  # (P,): the factor of each pixel
-        self.freq = 0.5 + torch.rand(pixels, generator=g)  # (P,)
-        self.phase = 2 * torch.pi * torch.rand(pixels, generator=g)
-        self.amplitude = 0.5 + 0.5 * torch.rand(pixels, generator=g)
-        self.basis, self.owner, self.freq, self.phase, self.amplitude = (
-            t.to(self.device) for t in (self.basis, self.owner, self.freq, self.phase, self.amplitude)
-        )
+        self.basis = basis.to(self.device)
+        self.blocks = SineBlocks.draw(factors, 3 * size * size, g, self.device)
         self.name = "synthetic"
 
     @property
@@ -62,8 +88,7 @@ class SyntheticGenerator:
 
     def __call__(self, z: Tensor) -> Tensor:
         u = self.factors_of(z.to(self.device, torch.float32))  # (n, factors)
-        pixels = torch.sin(u[:, self.owner] * self.freq + self.phase) * self.amplitude  # (n, P)
-        return pixels.reshape(-1, 3, self.size, self.size)
+        return self.blocks(u).reshape(-1, 3, self.size, self.size)
 
     @property
     def spec(self) -> str:

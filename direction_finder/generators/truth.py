@@ -38,6 +38,7 @@ from torch import Tensor
 
 from direction_finder.errors import UsageError
 from direction_finder.generators.base import sefa
+from direction_finder.generators.synthetic import SineBlocks, random_rotation
 
 KINDS = ("flat", "aligned", "layers", "shapes")
 PREFIX = "truth-"
@@ -82,30 +83,25 @@ class KnownFactorGenerator:
         self.device = torch.device(device)
         self.name = PREFIX + kind
         g = torch.Generator().manual_seed(seed)
-        q, r = torch.linalg.qr(torch.randn(z_dim, z_dim, generator=g, dtype=torch.float64))
-        self.basis = (q * torch.sign(torch.diagonal(r))).T.float().contiguous()  # (z_dim, z_dim), rows
+        basis = random_rotation(z_dim, g)  # (z_dim, z_dim), rows
         strengths = torch.linspace(*STRENGTHS, z_dim) if kind == "aligned" else torch.ones(z_dim)
-        self.first = strengths[:, None] * self.basis  # (z_dim, z_dim): the first layer, h = first z
-        size = SHAPES_SIZE if kind == "shapes" else SIZE
-        self.size = size
+        first = strengths[:, None] * basis  # (z_dim, z_dim): the first layer, h = first z
+        self.size = size = SHAPES_SIZE if kind == "shapes" else SIZE
         pixels = 3 * size * size
-        self.owner = torch.arange(pixels) * factors // pixels  # (P,): the factor of each pixel
-        self.freq = 0.5 + torch.rand(pixels, generator=g)  # (P,)
-        self.phase = 2 * torch.pi * torch.rand(pixels, generator=g)
-        self.amplitude = 0.5 + 0.5 * torch.rand(pixels, generator=g)
+        self.blocks = SineBlocks.draw(factors, pixels, g, self.device)  # drawn for every kind: one stream
+        self.basis, self.first = basis.to(self.device), first.to(self.device)
+        self.decoy: Tensor | None = None
         if kind == "layers":
             units = DECOY_UNITS * z_dim
             u, _, vh = torch.linalg.svd(
                 torch.randn(units, z_dim, generator=g, dtype=torch.float64), full_matrices=False
             )
             spectrum = torch.logspace(math.log10(DECOY_SPECTRUM[0]), math.log10(DECOY_SPECTRUM[1]), z_dim)
-            self.decoy = ((u * spectrum.double()) @ vh).float()  # (units, z_dim)
-            self.mix = DECOY_WEIGHT * torch.randn(pixels, units, generator=g) / math.sqrt(units)  # (P, units)
-        axis = torch.linspace(-1, 1, size)
+            self.decoy = ((u * spectrum.double()) @ vh).float().to(self.device)  # (units, z_dim)
+            mix = DECOY_WEIGHT * torch.randn(pixels, units, generator=g) / math.sqrt(units)  # (P, units)
+            self.mix = mix.to(self.device)
+        axis = torch.linspace(-1, 1, size, device=self.device)
         self.grid_y, self.grid_x = torch.meshgrid(axis, axis, indexing="ij")  # (s, s) each
-        for key in ("basis", "first", "owner", "freq", "phase", "amplitude", "grid_x", "grid_y", "decoy", "mix"):
-            if hasattr(self, key):
-                setattr(self, key, getattr(self, key).to(self.device))
 
     # --- the Generator protocol ---
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -115,9 +111,8 @@ class KnownFactorGenerator:
         z = z.to(self.device, torch.float32)  # (n, z_dim)
         if self.kind == "shapes":
             return self._shapes((z @ self.first.T)[:, : self.factors])  # the rest of h changes nothing
-        u = z @ self.first.T  # (n, factors): every unit of the first layer is a factor
-        pixels = torch.sin(u[:, self.owner] * self.freq + self.phase) * self.amplitude  # (n, P)
-        if self.kind == "layers":  # the first layer, linearly: within [-1, 1] but for its Gaussian tail
+        pixels = self.blocks(z @ self.first.T)  # (n, P): every unit of the first layer is a factor
+        if self.decoy is not None:  # truth-layers' first layer, linearly: in [-1, 1] but for its Gaussian tail
             pixels = 0.75 * pixels + (z @ self.decoy.T) @ self.mix.T
         return pixels.reshape(-1, 3, self.size, self.size)
 
@@ -149,7 +144,7 @@ class KnownFactorGenerator:
     def z_weights(self) -> list[Tensor]:
         """The weights acting on z of every layer it enters: the first layer (and, for
         truth-layers, the deeper injection that carries the factors)."""
-        if self.kind == "layers":
+        if self.decoy is not None:
             return [self.decoy, self.basis[: self.factors]]
         return [self.first]
 
@@ -163,7 +158,7 @@ class KnownFactorGenerator:
         return (z.to(self.device, torch.float32) @ self._first_layer().T)[:, :, None, None]
 
     def _first_layer(self) -> Tensor:
-        return self.decoy if self.kind == "layers" else self.first
+        return self.decoy if self.decoy is not None else self.first
 
     @property
     def spec(self) -> str:
