@@ -23,17 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-from omniart import EyeGenerator  # noqa: E402
-from safetensors import safe_open  # noqa: E402
-from safetensors.torch import load_file, save_file  # noqa: E402
+import torch
+from omniart import EyeGenerator
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
-from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig, recipe_fields  # noqa: E402
-from direction_finder.evaluation.compare import CompareSettings, DirectionSet, baseline_sets, compare_sets  # noqa: E402
-from direction_finder.evaluation.report import with_interval  # noqa: E402
-from direction_finder.evaluation.stats import BETTER, Difference  # noqa: E402
-from direction_finder.learning.learn import learn  # noqa: E402
-from direction_finder.method.warmstart import curvature_directions  # noqa: E402
+from direction_finder.config import LearnConfig, recipe_fields
+from direction_finder.evaluation.compare import CompareSettings, DirectionSet, baseline_sets, compare_sets
+from direction_finder.evaluation.report import with_interval
+from direction_finder.evaluation.stats import BETTER, Difference
+from direction_finder.learning.learn import learn
+from direction_finder.method.warmstart import curvature_directions
+from direction_finder.starts import WARMSTART_SEED_OFFSET
 
 # chunk_size 4: all 2k perturbed batches of 8 in one call of 32 images, the DCGAN's fastest
 # call size on this CPU (94 images/s against 71 in calls of 8); the same for every recipe.

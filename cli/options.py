@@ -13,12 +13,12 @@ import typer
 
 from direction_finder.config import DEFAULT_RECIPE, RECIPES, default
 from direction_finder.evaluation.budget import DEFAULT_BUDGET
-from direction_finder.evaluation.compare import BASELINES, DEFAULT_BASELINES
 from direction_finder.evaluation.records import PRECISE_SAMPLES, CompareSettings
 from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION, GeneratorChoice
 from direction_finder.learning.runner import RunRequest
 from direction_finder.measuring.bench import BenchSettings
 from direction_finder.outputs.render import RenderSettings
+from direction_finder.starts import DEFAULT_BASELINES, STARTS
 
 # The library's defaults of the commands whose every option is passed on.
 RENDER, COMPARE, BENCH = RenderSettings(), CompareSettings(), BenchSettings()
@@ -88,12 +88,8 @@ RECIPE_HELP = (
     )
     + ". --init/--lr/--optimizer override it."
 )
-INIT_HELP = (
-    "random (Kaiming-normal, as the reference), axes, sefa (closed-form warm start: every layer z enters, "
-    "BigGAN-deep's first linear layer and conditional BatchNorms), sefa-first (the first layer only), curvature "
-    "(rotation that diagonalises the tanh curvature of 8 samples' Jacobians; 16*z_dim images; try with "
-    "--lr 0.001), or ganspace (GANSpace's PCA of the first layer's activations, mapped back to z)."
-)
+STARTS_HELP = "; ".join(f"{start.name}: {start.help}" for start in STARTS.values())
+INIT_HELP = f"How A starts. {STARTS_HELP}."
 MODEL_HELP = (
     "biggan-deep-128/-256/-512, synthetic[:z_dim=16,factors=4] or truth-flat/-aligned/-layers/-shapes[:seed=0] "
     "(known true directions, offline)."
@@ -170,11 +166,7 @@ LATENTS_HELP = "A .npy of latents (n, z_dim) to use instead of seeded samples (r
 Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--latents")]
 
 # --- compare ---
-BASELINES_HELP = (
-    f"Comma-separated: {', '.join(BASELINES)} (sefa: SeFa of every layer z enters; sefa-first: of the first "
-    "layer only; curvature: the --init curvature warm start, 16*z_dim images more; ganspace: GANSpace's PCA "
-    "directions)."
-)
+BASELINES_HELP = f"Comma-separated, each the start --init of that name gives. {STARTS_HELP}."
 Baselines = Annotated[str | None, option(BASELINES_HELP, f"{','.join(DEFAULT_BASELINES)} (none with a second set)")]
 Against = Annotated[
     Path | None, typer.Argument(help="A second run or directions file to compare the first with (paired).")

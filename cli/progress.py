@@ -107,12 +107,9 @@ class LearnProgress:
             ),
             highlight=False,
         )
-        if plan.warmstart_images:
-            console.print(
-                f"curvature warm start: Jacobians of {plan.warmstart_images // (2 * plan.generator.z_dim)} "
-                f"samples ({plan.warmstart_images} images) …",
-                highlight=False,
-            )
+        announcement = plan.start_announcement()
+        if announcement is not None:
+            console.print(announcement, highlight=False)
         self.bar.start()
         self.task = self.bar.add_task("learn", total=config.steps, loss="-", heldout="-", rate="-", eta="-")
 

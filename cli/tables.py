@@ -164,6 +164,7 @@ def print_plan(plan: RunPlan, recipe: str | None) -> None:
         ("objective", f"{c.num_directions} directions · --eta {c.eta:g} · --epsilon {c.epsilon:g} · --k {c.k} · "
                       f"{c.steps} steps × batch {c.batch_size} · --seed {c.seed}"),
         ("layout", layout),
+        *([("start", f"--init {c.init}: {plan.start_cost.text()}")] if plan.start_cost.layer_forwards else []),
         ("run folder", f"{plan.run_dir} ({'resumed' if plan.resumed else 'new'}, not created)"),
         ("images to generate", f"{sum(images.values()):,} ({parts})"),
     ]  # fmt: skip

@@ -1,24 +1,27 @@
 """The settings of a learning run: LearnConfig, the named recipes, and the ranges of every field.
 
 This is the one place the defaults live: the command line shows them, and a resumed run compares
-its stored config with these fields.
+its stored config with these fields. Importing it imports no torch (the command line's help
+reads it): what checks a config against a generator imports the generator's side when called.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from direction_finder.errors import UsageError
-from direction_finder.generators.base import SEFA_VARIANTS, Checkpointable, Factorisable, Layered, ZLayered
-from direction_finder.method.manifold import OPTIMIZERS
-from direction_finder.method.penalty import REDUCTIONS
+from direction_finder.starts import STARTS, start_named, supported, unsupported
 from direction_finder.validation import check_fields, one_of, parse_memory
 
-INITS = ("random", "axes", "sefa", "sefa-first", "curvature", "ganspace")
+if TYPE_CHECKING:
+    import torch
+
+# what the optimiser and the reduction may be (method.manifold.make_optimizer and
+# method.penalty.hessian_penalty take these names)
+OPTIMIZERS = ("adam", "riemannian")
+REDUCTIONS = ("mean", "max")
 # Named presets of how A starts, how far each step moves it, and (sefa) the optimiser; every other
 # field is shared.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -31,10 +34,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "sefa": {"init": "sefa", "lr": 0.001, "optimizer": "riemannian"},
 }
 DEFAULT_RECIPE = "paper"
-HELDOUT_SEED_OFFSET = 1_000_003  # the held-out set never shares draws with training
-WARMSTART_SEED_OFFSET = 2_000_003  # nor does the curvature warm start
-RANDOM_BASELINE_SEED_OFFSET = 7919  # compare's random rotation: its own draws, not the held-out data's
-GANSPACE_SEED_OFFSET = 3_000_017  # the latents GANSpace's PCA reads
+HELDOUT_SEED_OFFSET = 1_000_003  # the held-out set never shares draws with training (nor do the starts: starts.py)
 # Fields a resumed run may change: they do not alter the optimisation path.
 # changes that leave the optimisation path as it is (activation checkpointing: the same numbers)
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_activations"})
@@ -76,9 +76,8 @@ class LearnConfig:
     epsilon: float = 0.1
     k: int = 2
     reduction: str = "mean"
-    # "random": Kaiming-normal A (as the reference); "axes": A = I; "sefa": SeFa's closed form;
-    # "curvature": the warm start of direction_finder.method.warmstart (its cost counts as learning time);
-    # "ganspace": GANSpace's PCA directions (direction_finder.generators.ganspace), likewise
+    # a row of starts.STARTS: "random" (Kaiming-normal A, as the reference), "axes", SeFa's closed
+    # forms, the curvature warm start, GANSpace's PCA; a start's cost counts as learning time
     init: str = RECIPES[DEFAULT_RECIPE]["init"]
     seed: int = 0
     checkpoint_every: int = 50
@@ -99,8 +98,8 @@ class LearnConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, LIMITS, FLOAT_LIMITS, optional=("num_directions", "chunk_size", "micro_batch"))
-        one_of("reduction", self.reduction, REDUCTIONS[:2])
-        one_of("init", self.init, INITS)
+        one_of("reduction", self.reduction, REDUCTIONS)
+        one_of("init", self.init, STARTS)
         one_of("optimizer", self.optimizer, OPTIMIZERS)
         if not isinstance(self.checkpoint_activations, bool):
             raise UsageError(f"`checkpoint_activations` must be true or false, got {self.checkpoint_activations!r}")
@@ -143,12 +142,13 @@ class LearnConfig:
             )
         micro = self.micro_batch
         check_layer(generator, self.layer)
+        from direction_finder.generators.base import Checkpointable
+
         if self.checkpoint_activations and not isinstance(generator, Checkpointable):
             raise UsageError("`checkpoint_activations`: this generator has no blocks to checkpoint; learn without it")
-        if self.init in SEFA_VARIANTS and not isinstance(generator, (Factorisable, ZLayered)):
-            raise UsageError(
-                f"`init` {self.init}: this generator has no first linear layer to factorise; use `init` random"
-            )
+        start = start_named(self.init)
+        if not supported(start, generator):
+            raise UsageError(unsupported(start))
         return dataclasses.replace(self, num_directions=n, chunk_size=chunk, micro_batch=micro)
 
     def differences(self, other: LearnConfig) -> list[str]:
@@ -166,11 +166,14 @@ def recipe_fields(recipe: str) -> dict[str, Any]:
 
 def default(field: str) -> Any:
     """The value a new run uses for `field` when it is not given (the default recipe's)."""
-    return getattr(LearnConfig.from_recipe(DEFAULT_RECIPE), field)
+    values = {f.name: f.default for f in dataclasses.fields(LearnConfig)} | recipe_fields(DEFAULT_RECIPE)
+    return values[field]  # read, not constructed: a field's default is what a new run takes
 
 
 def check_layer(generator: Any, layer: str | None) -> None:
     """A layer name the generator's `features` knows, or None (pixel space)."""
+    from direction_finder.generators.base import Layered
+
     if layer is None:
         return
     if not isinstance(generator, Layered):
@@ -190,6 +193,8 @@ def default_chunk_size(device: torch.device | str, k: int, batch_size: int = 1, 
     the partial forward's activations are small and one call of all 2k is fastest; accelerators
     gain from batching all 2k (`hpdirs bench` measures the layouts; README, Performance).
     """
+    import torch
+
     if torch.device(device).type in ("cuda", "mps") or layer is not None:
         return 2 * k
     return max(1, min(2 * k, CPU_ROWS_PER_CALL // batch_size))

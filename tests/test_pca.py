@@ -81,7 +81,7 @@ def test_learn_starts_from_ganspace_and_compare_measures_it(tmp_path):
     from conftest import invoke
 
     from direction_finder import load_directions
-    from direction_finder.config import GANSPACE_SEED_OFFSET
+    from direction_finder.starts import GANSPACE_SEED_OFFSET
     from direction_finder.generators import load_generator
 
     model = "synthetic:z_dim=8,factors=4,size=8"

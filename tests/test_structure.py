@@ -163,7 +163,7 @@ def test_no_capability_is_probed_by_name_outside_the_generators_package():
 STAGES = [
     {"errors", "validation", "files"},
     {"method", "generators"},
-    {"config"},
+    {"config", "starts"},
     {"artifacts"},
     {"learning"},
     {"outputs"},

@@ -1,13 +1,13 @@
 """The curvature warm start: its identity, its optimiser, and what learn does with it."""
 
-import sys
+import dataclasses
 import time
 
 import pytest
 import torch
 from tolerances import FLOAT32_EPS, FLOAT64_EPS
 
-from direction_finder.config import WARMSTART_SEED_OFFSET, LearnConfig
+from direction_finder.config import LearnConfig
 from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
 from direction_finder.learning.learn import learn
 from direction_finder.method.orthonormal import canonical_signs, gram_schmidt, orthonormal_directions
@@ -17,6 +17,7 @@ from direction_finder.method.warmstart import (
     output_jacobian,
     tanh_curvature_weights,
 )
+from direction_finder.starts import STARTS, WARMSTART_SEED_OFFSET
 
 
 class TanhGenerator:
@@ -102,14 +103,13 @@ def test_learn_starts_from_the_warm_start_and_resume_does_not_recompute_it(tmp_p
     g = SyntheticGenerator(z_dim=8, factors=4, size=8, seed=5)
     expected = curvature_directions(g, 8, seed=WARMSTART_SEED_OFFSET)
     config = LearnConfig(steps=1, batch_size=1, eval_every=0, init="curvature", lr=1e-12)
-    learn_module = sys.modules[learn.__module__]  # where learn looks the warm start up
-    real = learn_module.curvature_directions
+    real = STARTS["curvature"].make  # learn finds every start in the table
 
     def slow(*args, **kwargs):  # a warm start that takes at least 0.5 s
         time.sleep(0.5)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(learn_module, "curvature_directions", slow)
+    monkeypatch.setitem(STARTS, "curvature", dataclasses.replace(STARTS["curvature"], make=slow))
     seen = []
     directions = learn(g, config, out_dir=tmp_path / "run", on_step=seen.append)
     # lr 1e-12 leaves A where it started: the same matrix, rounded to float32 unit vectors
@@ -120,7 +120,7 @@ def test_learn_starts_from_the_warm_start_and_resume_does_not_recompute_it(tmp_p
     def refuse(*args, **kwargs):
         raise AssertionError("the warm start was computed again on resume")
 
-    monkeypatch.setattr(learn_module, "curvature_directions", refuse)
+    monkeypatch.setitem(STARTS, "curvature", dataclasses.replace(STARTS["curvature"], make=refuse))
     resumed = learn(g, LearnConfig(steps=2, batch_size=1, eval_every=0, init="curvature", lr=1e-12),
                     out_dir=tmp_path / "run", resume=True, on_step=seen.append)
     torch.testing.assert_close(resumed.matrix, directions.matrix, atol=64 * FLOAT32_EPS, rtol=0)  # one more 1e-12 step

@@ -38,13 +38,7 @@ from torch import Tensor
 from direction_finder.artifacts.directions import check_z_dim, load_directions, resolve_directions_file
 from direction_finder.artifacts.latents import read_latents
 from direction_finder.artifacts.runs import open_directions
-from direction_finder.config import (
-    GANSPACE_SEED_OFFSET,
-    LIMITS,
-    RANDOM_BASELINE_SEED_OFFSET,
-    WARMSTART_SEED_OFFSET,
-    check_layer,
-)
+from direction_finder.config import LIMITS, check_layer
 from direction_finder.errors import UsageError
 from direction_finder.evaluation.measures import diagonal_dominance, matching
 from direction_finder.evaluation.probes import (
@@ -67,46 +61,41 @@ from direction_finder.evaluation.report import (
 )
 from direction_finder.evaluation.stats import BETTER, Difference
 from direction_finder.files import staged_output
-from direction_finder.generators import GeneratorChoice, KnownTruth, ProgressCallback, display_name, sefa_of
-from direction_finder.generators.base import SEFA_VARIANTS, sefa_spectrum
-from direction_finder.generators.ganspace import default_samples, ganspace_directions
+from direction_finder.generators import GeneratorChoice, KnownTruth, ProgressCallback, display_name
+from direction_finder.generators.base import sefa_spectrum
+from direction_finder.generators.ganspace import default_samples
 from direction_finder.generators.synthetic import recovery_score
 from direction_finder.learning.layout import render_batch
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.pca import near_degenerate_groups
-from direction_finder.method.warmstart import curvature_directions
+from direction_finder.starts import (
+    DEFAULT_BASELINES,
+    RANDOM_BASELINE_SEED_OFFSET,
+    parse_starts,
+    start_named,
+    starting_directions,
+    supported,
+)
 
-BASELINES = ("axes", "random", "sefa", "sefa-first", "curvature", "ganspace")
 # Every name a comparison writes: a folder holds one comparison, whole (see staged_output).
 COMPARE_FILES = re.compile(r"report\.(json|csv)|differences\.csv|compare\.html|pair_\d{3,}_[zd]\d{3,}\.gif")
-DEFAULT_BASELINES = ("axes", "random", "sefa")  # curvature and ganspace cost images more: asked for by name
 # reached through here as well: the metrics' helpers and the per-set types
 __all__ = ["METRICS", "DirectionSet", "SetReport", "diagonal_dominance", "matching"]
 
 
 def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -> tuple[list[DirectionSet], list[str]]:
-    """The requested baselines with n directions each, and a note for each one skipped."""
-    z_dim = int(generator.z_dim)
+    """The requested baselines with n directions each (the rows of starts.STARTS: what learn's
+    `init` of the same name begins from at seed 0, orthonormal; the ones without a stream of their
+    own draw from `seed`'s baseline stream), and a note for each one this generator cannot take."""
     sets, notes = [], []
     for name in names:
-        if name == "axes":
-            sets.append(DirectionSet("axes", torch.eye(n, z_dim)))
-        elif name == "random":
-            a = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed + RANDOM_BASELINE_SEED_OFFSET))
-            sets.append(DirectionSet("random", gram_schmidt(a)))
-        elif name == "curvature":
-            # the warm start learn's --init curvature begins from (at seed 0)
-            sets.append(DirectionSet("curvature", curvature_directions(generator, n, seed=WARMSTART_SEED_OFFSET)))
-        elif name == "ganspace":  # what learn's --init ganspace begins from (at seed 0)
-            sets.append(DirectionSet("ganspace", ganspace_directions(generator, n, seed=GANSPACE_SEED_OFFSET)))
-        elif name in SEFA_VARIANTS:  # every layer z enters (sefa), or the first (sefa-first)
-            found = sefa_of(generator, n, name)
-            if found is not None:
-                sets.append(DirectionSet(name, found))
-            else:
-                notes.append(f"{name} skipped: {display_name(generator)} has no first linear layer to factorise")
-        else:
-            raise UsageError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+        start = start_named(name, "baselines")
+        if not supported(start, generator):
+            notes.append(f"{name} skipped: {display_name(generator)} has {start.lacks}")
+            continue
+        stream = torch.Generator().manual_seed(seed + RANDOM_BASELINE_SEED_OFFSET)
+        found = starting_directions(start, generator, n, 0, stream=stream)  # (n, z_dim)
+        sets.append(DirectionSet(name, found if start.orthonormal else gram_schmidt(found)))
     if isinstance(generator, KnownTruth):
         sets.append(DirectionSet("truth", generator.basis[:n].clone()))
     return sets, notes
@@ -191,16 +180,6 @@ def with_user_latents(settings: CompareSettings, z_dim: int) -> CompareSettings:
     return dataclasses.replace(settings, samples=int(rows))
 
 
-def parse_baselines(chosen: str | Sequence[str]) -> list[str]:
-    """`axes,random,sefa` (or a list of names) -> the baselines, each one of BASELINES."""
-    names = [b.strip().lower() for b in (chosen.split(",") if isinstance(chosen, str) else chosen) if b.strip()]
-    unknown = [b for b in names if b not in BASELINES]
-    if unknown:
-        shown = chosen if isinstance(chosen, str) else ",".join(chosen)
-        raise UsageError(f"`baselines` {shown!r}: unknown {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
-    return names
-
-
 def gif_images(n: int, gifs: bool) -> int:
     """Images the side-by-side GIFs generate (reserved from a budget)."""
     return min(PAIRS, n) * 2 * PAIR_FRAMES * PAIR_SAMPLES if gifs else 0
@@ -224,7 +203,7 @@ def compare_into(
     With `other`, the GIFs pair each top direction with the other set's closest direction. The
     folder holds the earlier comparison or this one, whole (staged_output); `owner`: the run
     folder out_dir belongs to, when hpdirs chose it."""
-    baselines = parse_baselines(baselines)
+    baselines = parse_starts(baselines)
     check_z_dim(learned, generator)  # before anything is created
     settings = with_user_latents(settings, int(generator.z_dim))
     settings = dataclasses.replace(
@@ -299,7 +278,7 @@ def compare_file(
     compare it with the baselines (default: axes, random, SeFa) into out_dir (default RUN/compare,
     or compare-<file>). With `against`, a second run or file is compared with it (and no baseline
     unless asked for), into RUN/compare-vs-<other>."""
-    names = parse_baselines(baselines if baselines is not None else ([] if against is not None else DEFAULT_BASELINES))
+    names = parse_starts(baselines if baselines is not None else ([] if against is not None else DEFAULT_BASELINES))
     opened = open_directions(run_or_file, generator, progress)
     name, other = "learned", None
     if against is not None:

@@ -125,6 +125,19 @@ class Fingerprinted(Protocol):
     weights_fingerprint: str
 
 
+CAPABILITIES: dict[str, type] = {
+    kind.__name__: kind
+    for kind in (Described, Layered, Checkpointable, Factorisable, ZLayered, ClassConditional, KnownTruth,
+                 LayerwiseLatent, Fingerprinted)
+}  # fmt: skip
+
+
+def has_capability(generator: Any, name: str) -> bool:
+    """isinstance(generator, the capability `name` names): for tables that must name capabilities
+    without importing them (see starts.py)."""
+    return isinstance(generator, CAPABILITIES[name])
+
+
 def describe(generator: Any) -> dict[str, Any]:
     """generator.describe(), or a description naming its type for a generator that has none."""
     if isinstance(generator, Described):

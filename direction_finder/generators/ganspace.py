@@ -15,6 +15,7 @@ from direction_finder.generators.biggan import BigGANGenerator
 from direction_finder.method.pca import Features, pca_directions
 
 FIRST_LINEAR = "gen_z"
+IMAGES = "images"  # what the PCA reads from a generator that names no layers
 CPU_SAMPLES = 4_096  # latents the PCA reads on a CPU: seconds at gen_z for biggan-deep-128
 ACCELERATOR_SAMPLES = 100_000  # on a GPU, where a forward to gen_z costs next to nothing
 
@@ -38,7 +39,7 @@ def pca_features(generator: Any, layer: str | None = None) -> tuple[str, Feature
         return chosen, lambda z: generator.features(z, chosen)
     if layer is not None:
         raise UsageError("`ganspace_layer`: this generator names no layers; leave it out (its images are used)")
-    return "images", generator
+    return IMAGES, generator
 
 
 def ganspace_directions(

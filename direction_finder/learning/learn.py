@@ -37,18 +37,16 @@ from direction_finder.artifacts.runs import (
     remove_unfinished,
     run_lock,
 )
-from direction_finder.config import GANSPACE_SEED_OFFSET, HELDOUT_SEED_OFFSET, WARMSTART_SEED_OFFSET, LearnConfig
+from direction_finder.config import HELDOUT_SEED_OFFSET, LearnConfig
 from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
-from direction_finder.generators import describe, sefa_of, working_dtype
-from direction_finder.generators.base import SEFA_VARIANTS
-from direction_finder.generators.ganspace import ganspace_directions
+from direction_finder.generators import describe, working_dtype
 from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.layout import fit_layout
 from direction_finder.learning.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
 from direction_finder.learning.persist import RunSaver
 from direction_finder.method.manifold import make_optimizer
 from direction_finder.method.orthonormal import canonical_signs, orthonormal_directions
-from direction_finder.method.warmstart import curvature_directions
+from direction_finder.starts import start_named, starting_directions
 
 
 class LearnInterrupted(RunStopped):
@@ -358,25 +356,16 @@ def _initial_state(
     generator: Any, config: LearnConfig, resuming: bool = False
 ) -> tuple[RunState, torch.optim.Optimizer, Tensor]:
     """Step 0: A, Adam and the sample stream. A resumed run replaces A, so no warm start is
-    computed for it. The warm start's seconds start the run's learning time."""
+    computed for it. The start (a row of starts.STARTS; LearnConfig.resolved checked that the
+    generator can take it) draws from the run's stream unless it has its own, so `random` is the
+    first draw of the run; its seconds start the run's learning time."""
     n, z_dim = int(config.num_directions or generator.z_dim), int(generator.z_dim)
     rng = torch.Generator().manual_seed(config.seed)
-    A = torch.empty(n, z_dim)
     started = time.perf_counter()
-    if config.init == "random":
-        torch.nn.init.kaiming_normal_(A, generator=rng)  # std sqrt(2 / z_dim), as the reference
-    elif resuming:
-        A = torch.eye(n, z_dim)  # replaced by the checkpoint's A
-    elif config.init in SEFA_VARIANTS:  # closed-form warm start, refined by the penalty
-        found = sefa_of(generator, n, config.init)
-        assert found is not None  # LearnConfig.resolved refused a generator without a layer to factorise
-        A = found.float().cpu()
-    elif config.init == "curvature":
-        A = curvature_directions(generator, n, seed=config.seed + WARMSTART_SEED_OFFSET).cpu()
-    elif config.init == "ganspace":
-        A = ganspace_directions(generator, n, seed=config.seed + GANSPACE_SEED_OFFSET).cpu()
+    if resuming:
+        A = torch.eye(n, z_dim)  # replaced by the checkpoint's A, and rng by its stream
     else:
-        A = torch.eye(n, z_dim)
+        A = starting_directions(start_named(config.init), generator, n, config.seed, stream=rng)  # (n, z_dim)
     A = A.to(generator.device, working_dtype(generator)).requires_grad_(True)
     optimizer = make_optimizer(config.optimizer, A, config.lr)  # riemannian: A made orthonormal itself
     state = RunState(

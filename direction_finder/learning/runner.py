@@ -15,11 +15,9 @@ from direction_finder.artifacts.runs import free_run_dir, new_run_dir, read_run
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
 from direction_finder.errors import HpdirsError
 from direction_finder.generators import GeneratorChoice, ProgressCallback, class_slug
-from direction_finder.generators.ganspace import default_samples
 from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.learn import OnStep, learn
-from direction_finder.method.pca import passes
-from direction_finder.method.warmstart import SAMPLES
+from direction_finder.starts import Cost, start_named
 
 
 @dataclass(frozen=True)
@@ -47,16 +45,14 @@ class RunPlan:
     dist: DistContext | None
 
     @property
-    def warmstart_images(self) -> int:
-        """Images the warm start generates before the first step (0 if none): the curvature warm
-        start's Jacobians, or every pass of GANSpace's PCA (forwards to its layer only)."""
-        if self.resumed:
-            return 0
-        if self.config.init == "curvature":
-            return 2 * SAMPLES * int(self.generator.z_dim)
-        if self.config.init == "ganspace":
-            return passes() * default_samples(self.generator.device)
-        return 0
+    def start_cost(self) -> Cost:
+        """What the start computes before the first step (nothing for a resumed run)."""
+        return Cost() if self.resumed else start_named(self.config.init).cost(self.generator)
+
+    def start_announcement(self) -> str | None:
+        """The line said before a start that takes time (None: it takes none)."""
+        announce = start_named(self.config.init).announce
+        return None if self.resumed or announce is None else announce(self.generator, self.start_cost)
 
     def images(self) -> dict[str, int]:
         """The generator images the whole run makes, by part (for a resumed run, an upper bound:
@@ -68,7 +64,7 @@ class RunPlan:
         return {
             "learning steps": c.steps * c.batch_size * per_sample,
             "held-out evaluations": evaluations * c.eval_samples * per_sample,
-            "warm start": self.warmstart_images,
+            "warm start": self.start_cost.images,
         }
 
 

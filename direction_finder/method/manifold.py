@@ -29,8 +29,6 @@ from torch import Tensor
 
 from direction_finder.method.orthonormal import orthonormal_directions
 
-OPTIMIZERS = ("adam", "riemannian")
-
 
 def tangent(A: Tensor, G: Tensor) -> Tensor:
     """G (N, D) projected on the tangent space of the orthonormal rows A (N, D) at A."""
