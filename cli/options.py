@@ -1,211 +1,168 @@
-"""Every option of every command: its flag, its help, and the library default --help shows.
+"""The options several commands share, and the decorators that give a command a group of them.
 
-An option whose value a command passes on only when given (None: left out) shows the library's
-default as text; the others take it as their value (RENDER.samples, COMPARE.k, ...).
+A command's own options live in its module (commands/<command>.py). An option whose value a
+command passes on only when given (None: left out) shows the library's default as text; the
+others take it as their value. Everything imported here is light (no torch): --help and shell
+completion import this module and must answer at once.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from direction_finder.config import DEFAULT_RECIPE, RECIPES, default
-from direction_finder.evaluation.budget import DEFAULT_BUDGET
-from direction_finder.evaluation.records import PRECISE_SAMPLES, CompareSettings
-from direction_finder.generators import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION, GeneratorChoice
-from direction_finder.learning.runner import RunRequest
-from direction_finder.measuring.bench import BenchSettings
-from direction_finder.outputs.render import RenderSettings
-from direction_finder.starts import DEFAULT_BASELINES, STARTS
+from direction_finder.generators.catalogue import DEFAULT_CLASS, DEFAULT_MODEL, DEFAULT_TRUNCATION
+from direction_finder.generators.choice import GeneratorChoice
+from hpdirs_cli.console import user_errors
 
-# The library's defaults of the commands whose every option is passed on.
-RENDER, COMPARE, BENCH = RenderSettings(), CompareSettings(), BenchSettings()
+GENERATOR_PANEL = "The generator"
 DEVICE = str(GeneratorChoice().device)  # "auto": the best device present
-OUT_ROOT = Path(RunRequest().out_root)
-# ... and those of them that are lists, as the comma-separated text the options take
-RENDER_FORMATS = ",".join(map(str, RENDER.formats))
-BENCH_BATCHES = ",".join(map(str, BENCH.batch_sizes))
-BENCH_LAYER = str(BENCH.layer)
 
 
-def option(help: str, shown: object = None, *flags: str) -> Any:
+def option(help: str, shown: object = None, *flags: str, panel: str | None = None) -> Any:
     """A typer option; `shown`, when given, is what --help names as its default."""
     if shown is None:
-        return typer.Option(*flags, help=help)
-    return typer.Option(*flags, help=help, show_default=str(shown))
+        return typer.Option(*flags, help=help, rich_help_panel=panel)
+    return typer.Option(*flags, help=help, show_default=str(shown), rich_help_panel=panel)
 
 
-def flag(help: str, shown: object, *flags: str) -> Any:
+def flag(help: str, shown: object, *flags: str, panel: str | None = None) -> Any:
     """An on/off option: no value follows it, so --help shows no type for it."""
     if shown is None:
-        return typer.Option(*flags, help=help, metavar="")
-    return typer.Option(*flags, help=help, show_default=str(shown), metavar="")
+        return typer.Option(*flags, help=help, metavar="", rich_help_panel=panel)
+    return typer.Option(*flags, help=help, show_default=str(shown), metavar="", rich_help_panel=panel)
 
 
-def learned(name: str) -> str:
-    """A LearnConfig field's default as a new run takes it (the default recipe's)."""
-    value = default(name)
-    return "z_dim" if name == "num_directions" and value is None else str(value)
+def given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (None: left out, so the library's default applies)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def adds_options(
+    options: Mapping[str, tuple[Any, Any]], make: Callable[[dict[str, Any]], Any], into: str
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator: the command with `options` (name -> (annotation, default)) after its own,
+    called with `into` = make(their values) instead of them (make's errors are one line)."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != into]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+            for name, (kind, default) in options.items()
+        ]
+
+        @functools.wraps(command)
+        def with_options(**values: Any) -> None:
+            taken = {name: values.pop(name) for name in options}
+            with user_errors():
+                made = make(taken)
+            command(**values, **{into: made})
+
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
+        with_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        with_options.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_options
+
+    return decorate
 
 
 JSON_HELP = "Print one JSON document on stdout instead of tables (progress on stderr)."
 Json = Annotated[bool, flag(JSON_HELP, "off", "--json")]
-
-# --- every command that builds a generator ---
-MODEL_ARG_HELP = "key=value for a plug-in's factory (--model module:factory); repeat for more."
-RANGE_HELP = "A plug-in's output range, e.g. 0,1 or 0,255, mapped to [-1, 1]."
-ModelArgs = Annotated[list[str] | None, option(MODEL_ARG_HELP, "as recorded, else none", "--model-arg")]
-OutputRange = Annotated[str | None, option(RANGE_HELP, "[-1, 1], or as recorded", "--output-range")]
-Device = Annotated[str, option("auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.", None, "--device")]
-Offline = Annotated[bool, flag("Never touch the network (also HPDIRS_OFFLINE=1).", "off", "--offline")]
-
-# --- the commands that read a directions file and rebuild its generator ---
-FROM_FILE = "from the file"
-Source = Annotated[Path, typer.Argument(help="A run folder or a directions .safetensors file.")]
-ModelOverride = Annotated[str | None, option("Override the model named in the file.", FROM_FILE, "--model")]
-ClassOverride = Annotated[str | None, option("Override the class named in the file.", FROM_FILE, "--class")]
-TruncationOverride = Annotated[float | None, option("Override the truncation in the file.", FROM_FILE, "--truncation")]
-WeightsOverride = Annotated[Path | None, option("Weights folder.", "from the file, else the cache", "--weights")]
-
-# --- learn ---
-LAYER_HELP = (
-    "Fast mode: penalise the normalised activation after GenBlock i instead of pixels: block0..block9 "
-    "at 4,8,8,16,16,32,32,64,64,128 px for biggan-deep-128 (block11 at 256 px for -256); "
-    "`hpdirs bench` prints each with its shape."
-)
-RECIPE_ABOUT = {
-    "paper": "Peebles et al.",
-    "curvature": "the curvature warm start refined; README, Quality",
-    "sefa": "SeFa refined on the manifold; the demo's",
-}
-RECIPE_HELP = (
-    "Preset of --init and --lr (and --optimizer): "
-    + " or ".join(
-        f"{name} ({', '.join(str(v) for v in fields.values())}: {RECIPE_ABOUT.get(name, 'see README')})"
-        for name, fields in RECIPES.items()
-    )
-    + ". --init/--lr/--optimizer override it."
-)
-STARTS_HELP = "; ".join(f"{start.name}: {start.help}" for start in STARTS.values())
-INIT_HELP = f"How A starts. {STARTS_HELP}."
-MODEL_HELP = (
-    "biggan-deep-128/-256/-512, synthetic[:z_dim=16,factors=4] or truth-flat/-aligned/-layers/-shapes[:seed=0] "
-    "(known true directions, offline)."
-)
-WEIGHTS_HELP = "Folder with config.json + pytorch_model.bin (else the cache, else a download)."
-TIME_HELP = "Stop and save after this much learning time (e.g. 90s, 30m, 2h); resume later."
-CHUNK_SHOWN = "calls of ~2 images on CPU; all 2k on GPU or with --layer"
-
-Class = Annotated[str | None, option("ImageNet class: name, index or WordNet id.", DEFAULT_CLASS, "--class")]
-MODEL_SHOWN = f"{DEFAULT_MODEL}, or what --weights holds"
-Model = Annotated[str | None, option(MODEL_HELP, MODEL_SHOWN)]
-Weights = Annotated[Path | None, option(WEIGHTS_HELP, "the cache")]
-Truncation = Annotated[float | None, option("Truncation in (0, 1]; snapped to BigGAN's 0.02 grid.", DEFAULT_TRUNCATION)]
-NumDirections = Annotated[int | None, option("N directions to learn (<= z_dim).", learned("num_directions"))]
-Steps = Annotated[int | None, option("Optimisation steps.", learned("steps"))]
-BatchSize = Annotated[int | None, option("Samples per step.", learned("batch_size"))]
-Lr = Annotated[float | None, option("Adam learning rate.", learned("lr"))]
-Eta = Annotated[float | None, option("Base points w = eta_b e_i with eta_b ~ U[-eta, eta].", learned("eta"))]
-Epsilon = Annotated[float | None, option("Finite-difference step.", learned("epsilon"))]
-K = Annotated[int | None, option("Rademacher vectors per sample (>= 2).", learned("k"), "--k")]
-Recipe = Annotated[str | None, option(RECIPE_HELP, DEFAULT_RECIPE)]
-Init = Annotated[str | None, option(INIT_HELP, learned("init"))]
-OPTIMIZER_HELP = "adam (on A, as the paper) or riemannian (Adam on the manifold of orthonormal directions)."
-Optimizer = Annotated[str | None, option(OPTIMIZER_HELP, learned("optimizer"))]
-Seed = Annotated[int | None, option("Seed of every random draw.", learned("seed"))]
-CheckpointEvery = Annotated[int | None, option("Steps between checkpoints.", learned("checkpoint_every"))]
-EvalEvery = Annotated[int | None, option("Steps between held-out evaluations (0: never).", learned("eval_every"))]
-EvalSamples = Annotated[int | None, option("Samples in the fixed held-out set.", learned("eval_samples"))]
-ChunkSize = Annotated[int | None, option("Perturbed batches per generator call (1..2k).", CHUNK_SHOWN)]
-MICRO_HELP = "Samples per backward pass; the passes' gradients are summed (less memory, same step)."
-MicroBatch = Annotated[int | None, option(MICRO_HELP, "the whole batch")]
-MAX_MEMORY_HELP = "Fit each step into this much memory, e.g. 8GiB: chooses --chunk-size, --micro-batch, checkpointing."
-MaxMemory = Annotated[str | None, option(MAX_MEMORY_HELP, "no limit")]
-CHECKPOINT_HELP = "Recompute each block's activations in the backward: less memory, same numbers, ~1 more forward."
-CheckpointActivations = Annotated[
-    bool | None, flag(CHECKPOINT_HELP, "off", "--checkpoint-activations/--no-checkpoint-activations")
-]
-Layer = Annotated[str | None, option(LAYER_HELP, "pixel space")]
-OutRoot = Annotated[Path, option("Output root; runs go to OUT/<class>/<name>/.")]
-Name = Annotated[str | None, option("Run name.", "the UTC time")]
-Resume = Annotated[Path | None, option("Continue the run in this folder from its checkpoint.", "start a new run")]
-TimeLimit = Annotated[str | None, option(TIME_HELP, "none")]
-
-DryRun = Annotated[
-    bool,
-    flag("Print the resolved recipe, layout, device, run folder and images to generate, then exit.", "off",
-         "--dry-run"),
-]  # fmt: skip
-
-# --- render ---
-ALIGN_HELP = "Put every sample at the same coordinate along the direction (paper Fig. 7d)."
-Directions = Annotated[str | None, option("Which directions, e.g. 0-7,12.", "0-7")]
-RenderSamples = Annotated[int, option("Samples per frame (columns of each grid).")]
-RenderSeed = Annotated[int, option("Seed of the samples' latents.")]
-LAYERS_HELP = "Edit only these latent layers, e.g. 0-3 (0: the first linear layer, then one per block; BigGAN-deep)."
-Layers = Annotated[str | None, option(LAYERS_HELP, "all, or the layers a label gives a direction")]
-LABEL_LAYERS_HELP = "The latent layers this direction is applied to by default, e.g. 0-3 (render; BigGAN-deep)."
-LabelLayers = Annotated[str | None, option(LABEL_LAYERS_HELP, "all")]
-RenderEta = Annotated[float, option("Sweep each direction from -eta to +eta.")]
-Frames = Annotated[int, option("Distinct eta values per sweep (the loop plays them forth and back).")]
-Fps = Annotated[float, option("Frames per second of GIFs and MP4s.")]
-Align = Annotated[bool, flag(ALIGN_HELP, None, "--align/--no-align")]
-Axes = Annotated[str | None, option("Also render these axis-aligned z components, e.g. 0-15.", "none")]
-Format = Annotated[str, option("Comma-separated: gif, mp4, png.", None, "--format")]
-Size = Annotated[int | None, option("Pixels per image in the outputs.", "the model's resolution")]
-Label = Annotated[bool, flag("Print direction index and eta above each frame.", None, "--label/--no-label")]
-BATCH_SHOWN = "4 on CPU, 32 on GPU, fewer where they would not fit the memory"
-RenderBatch = Annotated[int | None, option("Images per generator call.", BATCH_SHOWN)]
-IMAGE_MEMORY_HELP = "Memory the default --batch-size must fit, e.g. 8GiB."
-ImageMemory = Annotated[str | None, option(IMAGE_MEMORY_HELP, "on GPU its free memory, else no limit", "--max-memory")]
-RenderOut = Annotated[Path | None, option("Output folder.", "RUN/render, or render-<file> beside a file")]
-
+Source = Annotated[Path, typer.Argument(help="A run folder or a directions .safetensors file.", metavar="RUN_OR_FILE")]
 LATENTS_HELP = "A .npy of latents (n, z_dim) to use instead of seeded samples (render: n <= 64)."
 Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--latents")]
+BATCH_SHOWN = "4 on CPU, 32 on GPU, fewer where they would not fit the memory"
+IMAGE_MEMORY_HELP = "Memory the default --batch-size must fit, e.g. 8GiB."
+ImageMemory = Annotated[str | None, option(IMAGE_MEMORY_HELP, "on GPU its free memory, else no limit", "--max-memory")]
 
-# --- compare ---
-BASELINES_HELP = f"Comma-separated, each the start --init of that name gives. {STARTS_HELP}."
-Baselines = Annotated[str | None, option(BASELINES_HELP, f"{','.join(DEFAULT_BASELINES)} (none with a second set)")]
-Against = Annotated[
-    Path | None, typer.Argument(help="A second run or directions file to compare the first with (paired).")
-]
-SAMPLES_HELP = "Held-out samples shared by every metric and set: the precise computation, no budget."
-CompareSamples = Annotated[int | None, option(SAMPLES_HELP, "chosen by --budget")]
-BUDGET_HELP = "Time (10m, 90s, 1h) or images (3300) to spend; chooses the samples (and reserves the GIFs)."
-Budget = Annotated[str | None, option(BUDGET_HELP, DEFAULT_BUDGET)]
-PRECISE_HELP = f"Every direction on the same {PRECISE_SAMPLES} samples (or --samples): slow, no budget."
-Precise = Annotated[bool, flag(PRECISE_HELP, "off", "--precise")]
-CompareSeed = Annotated[int, option("Seed of the held-out samples, base points and vectors.")]
-Top = Annotated[int, option("N': most active directions in the D% / D_R Hessians.")]
-CompareEta = Annotated[float, option("Base points and sweeps within [-eta, eta].")]
-CompareEpsilon = Annotated[float, option("Finite-difference step.")]
-CompareK = Annotated[int, option("Rademacher vectors per sample.", None, "--k")]
-SweepSteps = Annotated[int, option("Coefficient values in the activeness sweep (precise).")]
-CompareBatch = Annotated[int | None, option("Images per generator call.", BATCH_SHOWN)]
-LAYER_MEASURE = "Measure on this layer's activation instead of pixels (see `hpdirs learn --help`)."
-CompareLayer = Annotated[str | None, option(LAYER_MEASURE, "pixel space")]
-Gifs = Annotated[bool, flag("Write the side-by-side GIFs.", None, "--gifs/--no-gifs")]
-COMPARE_OUT = "RUN/compare (RUN/compare-vs-<other> with a second set), or compare-<file> beside a file"
-CompareOut = Annotated[Path | None, option("Output folder.", COMPARE_OUT)]
+# --- the generator: every command that opens one takes the same options ---
+MODEL_HELP = (
+    "biggan-deep-128/-256/-512, synthetic[:z_dim=16,factors=4] or truth-flat/-aligned/-layers/-shapes[:seed=0] "
+    "(known true directions, offline); `hpdirs models` lists them with your plug-ins."
+)
+MODEL_SHOWN = f"{DEFAULT_MODEL}, or what --weights holds"
+WEIGHTS_HELP = "Folder with config.json + pytorch_model.bin (else the cache, else a download)."
+MODEL_ARG_HELP = "key=value for a plug-in's factory (--model module:factory); repeat for more."
+RANGE_HELP = "A plug-in's output range, e.g. 0,1 or 0,255, mapped to [-1, 1]."
+FROM_FILE = "from the file"
+_COMMON = {
+    "device": (
+        Annotated[str, option("auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.", None, "--device",
+                              panel=GENERATOR_PANEL)],
+        DEVICE,
+    ),
+    "offline": (
+        Annotated[bool, flag("Never touch the network (also HPDIRS_OFFLINE=1).", "off", "--offline",
+                             panel=GENERATOR_PANEL)],
+        False,
+    ),
+    "model_arg": (
+        Annotated[list[str] | None, option(MODEL_ARG_HELP, "as recorded, else none", "--model-arg",
+                                           panel=GENERATOR_PANEL)],
+        None,
+    ),
+    "output_range": (
+        Annotated[str | None, option(RANGE_HELP, "[-1, 1], or as recorded", "--output-range", panel=GENERATOR_PANEL)],
+        None,
+    ),
+}  # fmt: skip
+# a new run's generator (learn, bench): what is left out takes the defaults
+NEW_GENERATOR: dict[str, tuple[Any, Any]] = {
+    "class_": (
+        Annotated[str | None, option("ImageNet class: name, index or WordNet id.", DEFAULT_CLASS, "--class",
+                                     panel=GENERATOR_PANEL)],
+        None,
+    ),
+    "model": (Annotated[str | None, option(MODEL_HELP, MODEL_SHOWN, "--model", panel=GENERATOR_PANEL)], None),
+    "weights": (Annotated[Path | None, option(WEIGHTS_HELP, "the cache", "--weights", panel=GENERATOR_PANEL)], None),
+    "truncation": (
+        Annotated[float | None, option("Truncation in (0, 1]; snapped to BigGAN's 0.02 grid.", DEFAULT_TRUNCATION,
+                                       "--truncation", panel=GENERATOR_PANEL)],
+        None,
+    ),
+    **_COMMON,
+}  # fmt: skip
+# the generator a directions file records (render, compare, explore): what is given overrides it
+RECORDED_GENERATOR: dict[str, tuple[Any, Any]] = {
+    "model": (
+        Annotated[str | None, option("Override the model named in the file.", FROM_FILE, "--model",
+                                     panel=GENERATOR_PANEL)],
+        None,
+    ),
+    "class_": (
+        Annotated[str | None, option("Override the class named in the file.", FROM_FILE, "--class",
+                                     panel=GENERATOR_PANEL)],
+        None,
+    ),
+    "truncation": (
+        Annotated[float | None, option("Override the truncation in the file.", FROM_FILE, "--truncation",
+                                       panel=GENERATOR_PANEL)],
+        None,
+    ),
+    "weights": (
+        Annotated[Path | None, option("Weights folder.", "from the file, else the cache", "--weights",
+                                      panel=GENERATOR_PANEL)],
+        None,
+    ),
+    **_COMMON,
+}  # fmt: skip
 
-# --- explore ---
-Host = Annotated[str, option("Address to listen on; 127.0.0.1 keeps the page to this machine.")]
-Port = Annotated[int, option("Port to listen on.", "a free port")]
-OpenBrowser = Annotated[bool, flag("Open the page in the default browser.", "off", "--open")]
-ExploreEta = Annotated[float, option("Sliders reach from -eta to +eta.")]
 
-# --- bench ---
-BenchModel = Annotated[str | None, option("biggan-deep-128/-256/-512 or synthetic[:...].", MODEL_SHOWN)]
-BenchWeights = Annotated[Path | None, option("Weights folder (random weights measure the same speed).", "the cache")]
-BenchClass = Annotated[str, option("ImageNet class (does not change the speed).", None, "--class")]
-BenchBatches = Annotated[str, option("Comma-separated batch sizes to measure.", None, "--batch-size")]
-BenchSteps = Annotated[int, option("Timed repetitions per measurement (median; after one warm-up).")]
-BenchLayer = Annotated[str, option("Layer for the fast-mode measurement: a name, auto (mid resolution) or none.")]
-BenchRender = Annotated[bool, flag("Also measure render images/s.", None, "--render/--no-render")]
-BenchOut = Annotated[Path, option("Where to write the JSON results.")]
-MEMORY_HELP = "Also measure one step's peak memory at these resolutions (random weights), e.g. 128,256,512."
-BenchMemory = Annotated[str | None, option(MEMORY_HELP, "not measured")]
-EXPLORE_HELP = "Also measure the explorer's slider-to-image latency."
-BenchExplore = Annotated[bool, flag(EXPLORE_HELP, None, "--explore/--no-explore")]
+def _choice(values: dict[str, Any]) -> GeneratorChoice:
+    return GeneratorChoice.parsed(
+        model=values["model"], class_=values["class_"], truncation=values["truncation"], weights=values["weights"],
+        device=values["device"], offline=values["offline"], model_args=values["model_arg"],
+        output_range=values["output_range"],
+    )  # fmt: skip
+
+
+def opens_a_generator(recorded: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The command, with the generator options after its own (in their own --help panel), called
+    with `choice`: the GeneratorChoice they make. `recorded`: the generator a directions file
+    records, overridden where given; else a new one."""
+    return adds_options(RECORDED_GENERATOR if recorded else NEW_GENERATOR, _choice, "choice")

@@ -1,50 +1,43 @@
-"""hpdirs' library: interpretable GAN latent directions via the Hessian Penalty."""
+"""hpdirs' library: interpretable GAN latent directions via the Hessian Penalty.
 
-from direction_finder.artifacts.directions import Directions, load_directions, save_directions
-from direction_finder.config import RECIPES, LearnConfig
-from direction_finder.errors import DirectionsFileError, HpdirsError, UsageError, WeightsError
-from direction_finder.generators import Generator, load_biggan, load_generator
-from direction_finder.generators.synthetic import SyntheticGenerator, recovery_score
-from direction_finder.learning.learn import learn
-from direction_finder.method.orthonormal import canonical_signs, gram_schmidt, orthonormal_directions
-from direction_finder.method.penalty import (
-    autograd_hessian,
-    finite_difference_hessian,
-    hessian_penalty,
-    hessian_penalty_reference,
-    offdiagonal_energy,
-    rademacher,
-)
-from direction_finder.method.warmstart import curvature_directions
+Each public name is imported from its module when first used: `import direction_finder` (and the
+light modules the command line's help reads) must not import torch."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 # The one place the version is written: pyproject.toml reads it from here when the package is built.
 __version__ = "0.1.0"
 
-__all__ = [
-    "RECIPES",
-    "Directions",
-    "DirectionsFileError",
-    "Generator",
-    "HpdirsError",
-    "LearnConfig",
-    "SyntheticGenerator",
-    "UsageError",
-    "WeightsError",
-    "__version__",
-    "autograd_hessian",
-    "canonical_signs",
-    "curvature_directions",
-    "finite_difference_hessian",
-    "gram_schmidt",
-    "hessian_penalty",
-    "hessian_penalty_reference",
-    "learn",
-    "load_biggan",
-    "load_directions",
-    "load_generator",
-    "offdiagonal_energy",
-    "orthonormal_directions",
-    "rademacher",
-    "recovery_score",
-    "save_directions",
-]
+_HOME = {  # name -> the module that defines it
+    **dict.fromkeys(("Directions", "load_directions", "save_directions"), "artifacts.directions"),
+    **dict.fromkeys(("RECIPES", "LearnConfig"), "config"),
+    **dict.fromkeys(("DirectionsFileError", "HpdirsError", "UsageError", "WeightsError"), "errors"),
+    **dict.fromkeys(("Generator",), "generators.base"),
+    **dict.fromkeys(("load_biggan",), "generators.biggan"),
+    **dict.fromkeys(("load_generator",), "generators.families"),
+    **dict.fromkeys(("SyntheticGenerator", "recovery_score"), "generators.synthetic"),
+    **dict.fromkeys(("learn",), "learning.learn"),
+    **dict.fromkeys(("canonical_signs", "gram_schmidt", "orthonormal_directions"), "method.orthonormal"),
+    **dict.fromkeys(
+        ("autograd_hessian", "finite_difference_hessian", "hessian_penalty", "hessian_penalty_reference",
+         "offdiagonal_energy", "rademacher"),
+        "method.penalty",
+    ),
+    **dict.fromkeys(("curvature_directions",), "method.warmstart"),
+}  # fmt: skip
+__all__ = sorted([*_HOME, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value  # found once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})

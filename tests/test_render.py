@@ -16,7 +16,8 @@ from direction_finder.generators.synthetic import SyntheticGenerator
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.sweeps import sweep
 from direction_finder.outputs.media import to_uint8
-from direction_finder.outputs.render import SHEET_COLUMNS, RenderSettings, parse_indices, render
+from direction_finder.outputs.render import SHEET_COLUMNS, render
+from direction_finder.outputs.settings import RenderSettings, parse_indices
 from hpdirs_cli.main import app
 
 

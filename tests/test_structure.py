@@ -3,6 +3,9 @@ library terms shown as flags by the CLI, and the layering rules the architecture
 
 import ast
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -236,3 +239,43 @@ def test_every_library_module_is_in_a_stage_and_in_the_architecture_note():
             assert f"`{relative.parent}/`" in note, f"ARCHITECTURE.md has no line for {relative.parent}/"
         elif relative.name != "__init__.py":
             assert f"`{relative}`" in note, f"ARCHITECTURE.md has no line for {relative}"
+
+
+LIGHT = ("torch", "numpy", "scipy", "PIL", "safetensors", "imageio")  # what makes a start-up slow
+
+
+def test_the_command_line_and_its_help_import_no_torch():
+    """--help, a command's --help, completion, classes, models and completion answer without
+    importing torch (or numpy, scipy, Pillow): each run in a fresh interpreter, its modules listed."""
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['hpdirs'] + sys.argv[1:]\n"
+        "try:\n"
+        "    from hpdirs_cli.main import main\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print('\\nLOADED', sorted(m for m in {LIGHT!r} if m in sys.modules))\n"
+    )
+    cases = [[], ["--help"], ["classes", "retriever"], ["models"], ["completion", "bash"]]
+    cases += [[command, "--help"] for command in
+              ("learn", "render", "compare", "explore", "label", "info", "bench", "download", "classes")]
+    for args in cases:
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "COLUMNS": "100"})
+        assert "LOADED []" in done.stdout, (args, done.stdout[-300:], done.stderr[-500:])
+    completing = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "_HPDIRS_COMPLETE": "complete_bash", "COMP_WORDS": "hpdirs ren", "COMP_CWORD": "1"},
+    )  # fmt: skip
+    assert "render" in completing.stdout and "LOADED []" in completing.stdout, completing.stdout
+
+
+def test_importing_the_library_package_imports_nothing_heavy():
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, direction_finder, direction_finder.generators, direction_finder.config, "
+         "direction_finder.starts, direction_finder.outputs.formats; "
+         f"print(sorted(m for m in {LIGHT!r} if m in sys.modules))"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -50,7 +50,7 @@ from direction_finder.evaluation.probes import (
     images_needed,
     measure_budgeted,
 )  # fmt: skip
-from direction_finder.evaluation.records import METRICS, CompareSettings, DirectionSet, Results, SetReport
+from direction_finder.evaluation.records import METRICS, DirectionSet, Results, SetReport
 from direction_finder.evaluation.report import (
     PAIR_FRAMES,
     PAIR_SAMPLES,
@@ -59,6 +59,7 @@ from direction_finder.evaluation.report import (
     write_compare_html,
     write_reports,
 )
+from direction_finder.evaluation.settings import CompareSettings
 from direction_finder.evaluation.stats import BETTER, Difference
 from direction_finder.files import staged_output
 from direction_finder.generators import GeneratorChoice, KnownTruth, ProgressCallback, display_name

@@ -27,7 +27,8 @@ from direction_finder.errors import HpdirsWarning
 from direction_finder.evaluation import measures
 from direction_finder.evaluation.budget import Budget, Plan, minimum, plan
 from direction_finder.evaluation.measures import matching
-from direction_finder.evaluation.records import CompareSettings, DirectionSet, SetReport
+from direction_finder.evaluation.records import DirectionSet, SetReport
+from direction_finder.evaluation.settings import CompareSettings
 from direction_finder.evaluation.stats import Statistic
 from direction_finder.method.penalty import rademacher
 from direction_finder.validation import format_duration

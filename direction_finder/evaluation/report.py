@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from direction_finder.evaluation.measures import matching
-from direction_finder.evaluation.records import CompareSettings, Results, SetReport
+from direction_finder.evaluation.records import Results, SetReport
+from direction_finder.evaluation.settings import CompareSettings
 from direction_finder.evaluation.stats import Difference, Statistic
 from direction_finder.files import write_text_atomic
 from direction_finder.method.sweeps import sweep

@@ -21,10 +21,10 @@ from torch.utils.checkpoint import checkpoint
 
 from direction_finder.errors import HpdirsWarning, UsageError, WeightsError
 from direction_finder.generators.base import resolve_device, sefa
+from direction_finder.generators.catalogue import DEFAULT_MODEL, MODEL_NAMES
 from direction_finder.generators.imagenet import NUM_CLASSES, ImageNetClass, resolve_class
 from direction_finder.generators.published import build_biggan, load_exactly, read_config, read_state_dict
 from direction_finder.generators.weights import (
-    MODEL_NAMES,
     Fetch,
     ProgressCallback,
     WeightsFiles,
@@ -33,7 +33,6 @@ from direction_finder.generators.weights import (
     resolve_weights,
 )
 
-DEFAULT_MODEL = "biggan-deep-128"
 # pytorch-pretrained-biggan's BigGAN: an nn.Module whose submodules (generator, gen_z, layers,
 # embeddings, config) the package leaves untyped.
 BigGANModule = Any

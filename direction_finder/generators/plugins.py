@@ -17,7 +17,6 @@ import json
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 import torch
@@ -36,16 +35,11 @@ from direction_finder.generators.base import (
     describe,
     resolve_device,
 )
+from direction_finder.generators.catalogue import installed_plugins
 
-GROUP = "hpdirs.generators"
 SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:factory
 MEMBERS = ("z_dim", "device", "sample_z", "__call__")
 RANGE_SLACK = 1e-3  # outputs this far outside [-1, 1] still count as inside (rounding of a tanh)
-
-
-def installed_plugins() -> dict[str, str]:
-    """Generators registered by installed packages: name -> `module:factory`."""
-    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 
 def is_plugin(model: str | None) -> bool:

@@ -38,11 +38,12 @@ from torch import Tensor
 
 from direction_finder.errors import UsageError
 from direction_finder.generators.base import sefa
+from direction_finder.generators.catalogue import TRUTH_ABOUT, TRUTH_DEFAULTS, TRUTH_PREFIX
 from direction_finder.generators.synthetic import SineBlocks, random_rotation
 
-KINDS = ("flat", "aligned", "layers", "shapes")
-PREFIX = "truth-"
-DEFAULTS = {"flat": (12, 12), "aligned": (12, 12), "layers": (12, 12), "shapes": (8, 5)}  # (z_dim, factors)
+KINDS = tuple(TRUTH_ABOUT)
+PREFIX = TRUTH_PREFIX
+DEFAULTS = TRUTH_DEFAULTS
 TRUTH_LIMITS = {"z_dim": (1, 256), "seed": (0, 2**32 - 1)}
 SIZE = 16  # pixels a side (shapes: 24)
 SHAPES_SIZE = 24
@@ -51,12 +52,6 @@ DECOY_UNITS = 4  # truth-layers: units of the first layer per latent dimension
 DECOY_SPECTRUM = (3.0, 0.3)  # its singular values, largest to smallest
 DECOY_WEIGHT = 0.05  # how strongly the first layer adds to the image: a pixel std of ~0.2
 SHAPE_FACTORS = ("x", "y", "size", "hue", "rotation")
-TRUTH_ABOUT = {  # what `hpdirs models` says of each
-    "flat": "a flat first layer, SeFa and GANSpace blind",
-    "aligned": "factors of distinct strengths, SeFa and GANSpace exact",
-    "layers": "z in two layers, the factors in the deeper one",
-    "shapes": "a shape's position, size, hue and rotation",
-}
 
 
 def is_truth_model(name: object) -> bool:

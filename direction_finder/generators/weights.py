@@ -21,9 +21,9 @@ from pathlib import Path
 
 from direction_finder.errors import UsageError, WeightsError
 from direction_finder.files import read_json, write_text_atomic
+from direction_finder.generators.catalogue import MODEL_NAMES
 from direction_finder.generators.published import build_biggan, load_exactly, read_config, read_state_dict
 
-MODEL_NAMES: tuple[str, ...] = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
 FINGERPRINT_BYTES = 2**20  # read from each end of the weights file for its fingerprint

@@ -14,24 +14,11 @@ from typing import Any
 from direction_finder.artifacts.runs import free_run_dir, new_run_dir, read_run
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
 from direction_finder.errors import HpdirsError
-from direction_finder.generators import GeneratorChoice, ProgressCallback, class_slug
+from direction_finder.generators import ProgressCallback, class_slug
 from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.learn import OnStep, learn
+from direction_finder.learning.request import RunRequest
 from direction_finder.starts import Cost, start_named
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """A learning run as a user asks for it: a new run (settings left out take the recipe's and
-    LearnConfig's defaults) or a resumed one (settings left out keep the run's)."""
-
-    generator: GeneratorChoice = GeneratorChoice()
-    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # LearnConfig fields given
-    recipe: str | None = None  # None: DEFAULT_RECIPE for a new run, the stored init and lr for a resume
-    out_root: str | os.PathLike = "outputs"  # a new run goes to OUT_ROOT/<class>/<name>/
-    name: str | None = None  # None: the UTC time
-    resume: str | os.PathLike | None = None  # the run folder to continue
-    time_limit_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -19,55 +19,28 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from direction_finder.config import LIMITS, LearnConfig, check_layer
-from direction_finder.errors import UsageError
+from direction_finder.config import LearnConfig, check_layer
 from direction_finder.explore.latency import explore_latency
 from direction_finder.files import write_text_atomic
 from direction_finder.generators import GeneratorChoice, Layered, ProgressCallback, display_name
 from direction_finder.learning.layout import default_render_batch
 from direction_finder.learning.objective import Batch, draw_batch, outputs, strict_fp32, train_step
 from direction_finder.measuring.memory import memory_table
+from direction_finder.measuring.settings import BenchSettings
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.penalty import hessian_penalty_reference
 from direction_finder.outputs.render import RenderSettings, render
-from direction_finder.validation import integer
 
 BENCH_FORMAT = "hpdirs.bench/1"
 Note = Callable[[str], None]
 StepFn = Callable[..., Tensor]  # train_step or reference_step: (generator, A, optimizer, config, batch)
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    batch_sizes: Sequence[int] = (1, 4)
-    steps: int = 3  # timed repetitions per measurement (after one warm-up)
-    layer: str | None = "auto"  # "auto": the generator's mid-resolution layer; None: skip
-    render: bool = True
-    render_batch: int | None = None  # None: render's default for the device
-    k: int = 2
-    explore: bool = True  # the explorer's latency from a slider change to the new image
-    memory: Sequence[int] = ()  # BigGAN-deep resolutions whose step memory to measure (random weights)
-
-    def __post_init__(self) -> None:
-        if not self.batch_sizes or any(
-            isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in self.batch_sizes
-        ):
-            raise UsageError(f"`batch_sizes` {list(self.batch_sizes)}: every batch size must be >= 1")
-        for b in self.batch_sizes:
-            integer("batch_sizes", b, *LIMITS["batch_size"])
-        integer("steps", self.steps, 1, 10_000)
-        integer("k", self.k, *LIMITS["k"])
-        for resolution in self.memory:
-            if resolution not in (128, 256, 512):
-                raise UsageError(f"`memory` {resolution!r}: BigGAN-deep comes in 128, 256 and 512 px")
 
 
 def _sync(device: torch.device) -> None:

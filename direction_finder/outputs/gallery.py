@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from direction_finder.files import write_text_atomic
+from direction_finder.outputs.formats import ANIMATION, FORMATS, chosen
 
 
 def write_gallery(out: Path, manifest: dict[str, Any]) -> None:
@@ -25,14 +26,14 @@ def write_gallery(out: Path, manifest: dict[str, Any]) -> None:
         label = f"{'direction' if row['kind'] == 'direction' else 'axis z'} {row['index']}"
         if row.get("label"):
             label += f" ({row['label']})"
-        media = ""
-        if "gif" in row["files"]:
-            media = f'<img src="{e(row["files"]["gif"])}" alt="{e(label)}">'
-        elif "mp4" in row["files"]:
-            media = f'<video src="{e(row["files"]["mp4"])}" autoplay loop muted playsinline></video>'
+        shown = [fmt for fmt in chosen(list(row["files"]), ANIMATION) if fmt.embed is not None]
+        media = shown[0].embed(row["files"][shown[0].name], label) if shown and shown[0].embed else ""
         links = " ".join(f'<a href="{e(f)}">{e(k)}</a>' for k, f in row["files"].items())
         cards.append(f"<figure>{media}<figcaption>{e(label)} · {links}</figcaption></figure>")
-    parts = [f'<h2>Overview</h2><img src="{e(manifest["overview"])}" alt="overview">'] if "overview" in manifest else []
+    overviews = [fmt for fmt in FORMATS.values() if fmt.kind == ANIMATION and fmt.manifest_key in manifest]
+    parts = []
+    if overviews and overviews[0].embed is not None:  # the first the table names: a GIF before an MP4
+        parts.append(f"<h2>Overview</h2>{overviews[0].embed(manifest[overviews[0].manifest_key], 'overview')}")
     if "sheet" in manifest:
         etas = ", ".join(f"{v:+.2f}" for v in manifest["sheet_etas"])
         parts.append(

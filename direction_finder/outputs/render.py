@@ -14,8 +14,8 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,143 +24,32 @@ import torch
 from torch import Tensor
 
 from direction_finder.artifacts.directions import check_z_dim
-from direction_finder.artifacts.labels import parse_layer_range
 from direction_finder.artifacts.latents import read_latents, write_latents
 from direction_finder.artifacts.runs import open_directions
-from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
 from direction_finder.files import shown_path, staged_output, write_text_atomic
 from direction_finder.generators import GeneratorChoice, LayerwiseLatent, ProgressCallback
 from direction_finder.learning.layout import render_batch
 from direction_finder.method.sweeps import sweep
+from direction_finder.outputs.formats import ANIMATION, SHEET, chosen, output_names
 from direction_finder.outputs.gallery import write_gallery
-from direction_finder.outputs.media import (
-    add_label,
-    grid_frame,
-    labelled_grid,
-    ping_pong,
-    tile,
-    to_uint8,
-    write_gif,
-    write_mp4,
-    write_png,
-)
-from direction_finder.validation import check_fields, integer, parse_memory, positive, within
+from direction_finder.outputs.media import add_label, grid_frame, labelled_grid, ping_pong, tile, to_uint8
+from direction_finder.outputs.settings import MAX_SAMPLES, RenderSettings, check_sweep
 
 RENDER_FORMAT = "hpdirs.render/1"  # render.json
-FORMATS = ("gif", "mp4", "png")
-MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
-MAX_SAMPLES = 64  # samples in one grid
-# GIF stores each frame's duration in centiseconds (1..65535), so 100 fps is the fastest it
-# shows; 0.01 fps (100 s a frame) is slower than anyone watches.
-FPS_RANGE = (0.01, 100.0)
-SIZE_RANGE = (8, 1024)  # pixels per image in the outputs
-DEFAULT_DIRECTIONS = 8  # rendered when none are chosen: the first eight
 SHEET_COLUMNS = 9  # etas on the sheet: odd, so that the middle column is eta 0
-# Every name a render writes: a folder holds one render, whole (staged_output removes the files of
-# an earlier render the new one lacks).
-RENDER_FILES = re.compile(
-    r"(direction|axis)_\d{3,}\.(gif|mp4)|overview\.(gif|mp4)|sheet\.png|latents\.npy|render\.json|index\.html"
-)
 
 
-def parse_indices(text: str, limit: int, what: str = "directions") -> list[int]:
-    """`0-7,12` -> [0, 1, ..., 7, 12]; every index must be in 0..limit-1."""
-    indices: list[int] = []
-    for part in filter(None, (p.strip() for p in str(text).split(","))):
-        start, dash, end = part.partition("-")
-        try:
-            lo, hi = (int(start), int(end)) if dash else (int(part), int(part))
-        except ValueError:
-            raise UsageError(f"`{what}` {text!r}: {part!r} is not an index or a range like 0-7") from None
-        if lo > hi:
-            raise UsageError(f"`{what}` {text!r}: range {part} runs backwards")
-        if lo < 0 or hi >= limit:
-            raise UsageError(f"`{what}` {text!r}: {part} is outside 0-{limit - 1}")
-        indices.extend(i for i in range(lo, hi + 1) if i not in indices)
-    if not indices:
-        raise UsageError(f"`{what}` {text!r} selects nothing; use e.g. 0-7,12")
-    return indices
-
-
-def parse_formats(text: str | Sequence[str]) -> list[str]:
-    """`gif,png` (or a list of names) -> the formats, each one of FORMATS."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    formats = [str(f).strip().lower() for f in items if str(f).strip()]
-    if [f for f in formats if f not in FORMATS] or not formats:
-        shown = text if isinstance(text, str) else ",".join(map(str, text))
-        raise UsageError(f"`formats` {shown!r}: choose from {', '.join(FORMATS)} (comma-separated)")
-    return formats
-
-
-Indices = str | Sequence[int]  # `0-7,12` or a list of indices
+def render_files() -> re.Pattern[str]:
+    """Every name a render writes (the formats' and its own): a folder holds one render, whole
+    (staged_output removes the files of an earlier render the new one lacks)."""
+    return re.compile(rf"{output_names()}|latents\.npy|render\.json|index\.html")
 
 
 def eta_values(eta: float, frames: int) -> Tensor:
     """frames evenly spaced values from -eta to +eta (the ping-pong return reuses them)."""
-    positive("eta", eta, FLOAT_LIMITS["eta"])  # the range learning accepts
-    integer("frames", frames, 2, MAX_FRAMES)
+    check_sweep(eta, frames)
     return torch.linspace(-eta, eta, frames)
-
-
-@dataclass
-class RenderSettings:
-    """What to render: which directions (and axes), how many samples, which etas and formats."""
-
-    directions: Indices | None = None  # None: the first DEFAULT_DIRECTIONS
-    axes: Indices = field(default_factory=list)  # axis-aligned z components to render as well
-    samples: int = 6
-    seed: int = 0
-    eta: float = 5.0
-    frames: int = 32
-    fps: float = 12.0
-    align: bool = True
-    formats: str | Sequence[str] = field(default_factory=lambda: ["gif", "png"])
-    size: int | None = None  # pixels per image in the outputs; None = the generator's
-    label: bool = True
-    batch_size: int | None = None  # images per generator call; None: render_batch(generator, None, max_memory)
-    latents: str | os.PathLike | None = None  # a .npy (n, z_dim): the user's samples instead of seeded ones
-    max_memory: str | None = None  # "8GiB": the default batch_size is made to fit it
-    layers: str | None = None  # `0-3`: only these latent layers see the edit (LayerwiseLatent); None: all
-
-    def __post_init__(self) -> None:
-        if self.max_memory is not None:
-            parse_memory(self.max_memory)
-        check_fields(
-            self,
-            {
-                "samples": (1, MAX_SAMPLES),
-                "batch_size": LIMITS["batch_size"],
-                "seed": LIMITS["seed"],
-                "size": SIZE_RANGE,
-            },
-            optional=("batch_size", "size"),
-        )
-        eta_values(self.eta, self.frames)
-        within("fps", self.fps, *FPS_RANGE)
-        self.formats = parse_formats(self.formats)
-
-    def layer_range(self, generator: Any) -> range | None:
-        """The latent layers `layers` names, checked against the generator (None: all of them)."""
-        if self.layers is None:
-            return None
-        if not isinstance(generator, LayerwiseLatent):
-            raise UsageError("`layers`: this generator has no layer-wise latents (BigGAN-deep has); leave it out")
-        first, last = parse_layer_range(self.layers, generator.latent_layers)
-        return range(first, last + 1)
-
-    def rows(self, num_directions: int, z_dim: int) -> tuple[list[int], list[int]]:
-        """The directions and axes to render, checked against the file's N and z_dim."""
-        directions = (
-            self.directions if self.directions is not None else f"0-{min(DEFAULT_DIRECTIONS, num_directions) - 1}"
-        )
-        return _indices(directions, num_directions, "directions"), _indices(self.axes, z_dim, "axes")
-
-
-def _indices(chosen: Indices, limit: int, what: str) -> list[int]:
-    if isinstance(chosen, str):
-        return parse_indices(chosen, limit, what)
-    return parse_indices(",".join(str(int(i)) for i in chosen), limit, what) if len(chosen) else []
 
 
 @dataclass(frozen=True)
@@ -210,7 +99,7 @@ def render(
     settings.rows(matrix.shape[0], int(generator.z_dim))
     layers = settings.layer_range(generator)
     own = _label_ranges(generator, label_layers or {}, labels or {}) if layers is None else {}
-    with staged_output(Path(out_dir), RENDER_FILES, owner=owner) as out:
+    with staged_output(Path(out_dir), render_files(), owner=owner) as out:
         return _render_into(generator, matrix, settings, out, layers, own, info, labels, on_images)
 
 
@@ -238,7 +127,7 @@ def _render_into(
         z = generator.sample_z(settings.samples, torch.Generator().manual_seed(settings.seed))  # (S, z_dim)
     batch = render_batch(generator, settings.batch_size, settings.max_memory)
     settings = dataclasses.replace(settings, samples=int(z.shape[0]), batch_size=batch)
-    sheet_images = SHEET_COLUMNS * len(tracks) if "png" in settings.formats else 0
+    sheet_images = SHEET_COLUMNS * len(tracks) if chosen(settings.formats, SHEET) else 0
     total = len(tracks) * settings.frames * settings.samples + sheet_images
     done = 0
     manifest: dict[str, Any] = {
@@ -280,7 +169,7 @@ def _render_into(
         assert store is not None
         _write_overview(out, tracks, store, etas, settings, manifest)
         del store
-    if "png" in settings.formats:
+    if chosen(settings.formats, SHEET):
         done = _write_sheet(generator, out, tracks, z[:1], settings, manifest, done, total, on_images)
     write_latents(out / "latents.npy", z)  # the samples shown: `--latents` renders them again
     manifest["latents"] = "latents.npy"
@@ -356,12 +245,9 @@ def _write_track(out: Path, track: Track, frames: np.ndarray, etas: Tensor, sett
         row["label"] = track.label
     if track.layers is not None:
         row["layers"] = [track.layers.start, track.layers.stop - 1]
-    if "gif" in settings.formats:
-        write_gif(out / f"{track.name}.gif", [grids[i] for i in order], 1000.0 / settings.fps)
-        row["files"]["gif"] = f"{track.name}.gif"
-    if "mp4" in settings.formats:
-        write_mp4(out / f"{track.name}.mp4", [grids[i] for i in order], settings.fps)
-        row["files"]["mp4"] = f"{track.name}.mp4"
+    for fmt in chosen(settings.formats, ANIMATION):
+        fmt.write(out / f"{track.name}.{fmt.name}", [grids[i] for i in order], settings.fps)
+        row["files"][fmt.name] = f"{track.name}.{fmt.name}"
     return row
 
 
@@ -369,18 +255,16 @@ def _write_overview(
     out: Path, tracks: list[Track], store: np.ndarray, etas: Tensor, settings: RenderSettings, manifest: dict[str, Any]
 ) -> None:
     rows, frames, samples = len(tracks), store.shape[1], store.shape[2]
-    if "gif" in settings.formats or "mp4" in settings.formats:
+    animations = chosen(settings.formats, ANIMATION)
+    if animations:
         overview = []
         for f in range(frames):
             grid = tile(store[:, f].reshape(rows * samples, *store.shape[3:]), rows, samples)
             overview.append(add_label(grid, f"eta {float(etas[f]):+.2f}") if settings.label else grid)
         order = ping_pong(frames)
-        if "gif" in settings.formats:
-            write_gif(out / "overview.gif", [overview[i] for i in order], 1000.0 / settings.fps)
-            manifest["overview"] = "overview.gif"
-        if "mp4" in settings.formats:
-            write_mp4(out / "overview.mp4", [overview[i] for i in order], settings.fps)
-            manifest["overview_mp4"] = "overview.mp4"
+        for fmt in animations:
+            fmt.write(out / f"overview.{fmt.name}", [overview[i] for i in order], settings.fps)
+            manifest[fmt.manifest_key] = f"overview.{fmt.name}"
 
 
 def _write_sheet(
@@ -407,8 +291,10 @@ def _write_sheet(
         if on_images is not None:
             on_images(done, total)
     grid = np.stack(rows)  # (rows, C, h, w, 3)
-    write_png(out / "sheet.png", labelled_grid(grid, [t.short for t in tracks], [f"{float(e):+.2f}" for e in etas]))
-    manifest["sheet"] = "sheet.png"
+    sheet = labelled_grid(grid, [t.short for t in tracks], [f"{float(e):+.2f}" for e in etas])
+    for fmt in chosen(settings.formats, SHEET):
+        fmt.write(out / f"sheet.{fmt.name}", [sheet], 0.0)
+        manifest[fmt.manifest_key] = f"sheet.{fmt.name}"
     manifest["sheet_etas"] = [round(float(e), 4) for e in etas]
     manifest["sheet_rows"] = [t.short for t in tracks]
     return done

@@ -1,0 +1,134 @@
+"""`hpdirs bench`: this machine's speed, in one table and bench.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from rich.table import Table
+
+from direction_finder.generators.choice import GeneratorChoice
+from direction_finder.measuring.settings import BenchSettings
+from direction_finder.validation import parse_integers
+from hpdirs_cli.console import console, emit_json, err_console, say, shown, user_errors
+from hpdirs_cli.options import Json, flag, opens_a_generator, option
+from hpdirs_cli.progress import download_progress
+
+BENCH = BenchSettings()  # the library's defaults, which these options take as theirs
+BATCHES, LAYER = ",".join(map(str, BENCH.batch_sizes)), str(BENCH.layer)  # as the text the options take
+Batches = Annotated[str, option("Comma-separated batch sizes to measure.", None, "--batch-size")]
+Steps = Annotated[int, option("Timed repetitions per measurement (median; after one warm-up).")]
+Layer = Annotated[str, option("Layer for the fast-mode measurement: a name, auto (mid resolution) or none.")]
+Render = Annotated[bool, flag("Also measure render images/s.", None, "--render/--no-render")]
+Out = Annotated[Path, option("Where to write the JSON results.")]
+MEMORY_HELP = "Also measure one step's peak memory at these resolutions (random weights), e.g. 128,256,512."
+Memory = Annotated[str | None, option(MEMORY_HELP, "not measured")]
+EXPLORE_HELP = "Also measure the explorer's slider-to-image latency."
+Explore = Annotated[bool, flag(EXPLORE_HELP, None, "--explore/--no-explore")]
+
+
+@opens_a_generator(recorded=False)
+def bench(
+    batch_size: Batches = BATCHES,
+    steps: Steps = BENCH.steps,
+    layer: Layer = LAYER,
+    render: Render = BENCH.render,
+    explore: Explore = BENCH.explore,
+    memory: Memory = None,
+    out: Out = Path("bench.json"),
+    json_out: Json = False,
+    choice: GeneratorChoice = GeneratorChoice(),
+) -> None:
+    """Measure forward images/s, learning sample-steps/s per layout vs the reference step, FLOPs, MFU,
+    the --layer fast mode, memory and render speed on this machine; writes bench.json.
+
+    Random weights measure the same speed as the published ones, and the class and truncation do not
+    change it. Example: hpdirs bench --model biggan-deep-128 --batch-size 1,4 --steps 3
+    """
+    from direction_finder.measuring.bench import bench_to_file
+
+    with user_errors():
+        sizes = parse_integers("batch_size", batch_size)
+        resolutions = parse_integers("memory", memory or "")
+        chosen_layer = None if layer.lower() == "none" else layer
+        settings = BenchSettings(sizes, steps, chosen_layer, render, explore=explore, memory=resolutions)
+
+        def show_layers(layers: dict[str, tuple[int, int, int]]) -> None:
+            names = ", ".join(f"{n} {c}x{h}x{w}" for n, (c, h, w) in layers.items())
+            (err_console if json_out else console).print(shown(f"layers for --layer: {names}"), highlight=False)
+
+        with download_progress() as progress, err_console.status("measuring") as status:
+            results = bench_to_file(
+                choice,
+                settings,
+                out,
+                progress=progress,
+                on_layers=show_layers,
+                note=lambda message: status.update(f"measuring: {message}"),
+            )
+    if json_out:
+        emit_json(results)
+        return
+    print_bench(results)
+    say(f"wrote {out}")
+
+
+def print_bench(r: dict[str, Any]) -> None:
+    """bench.json's numbers as a table and two lines."""
+    table = Table(
+        "measure",
+        *[f"batch {b}" for b in r["batch_sizes"]],
+        title=f"{r['model']} on {r['device']} ({r['device_name']}, {r['threads']} threads)",
+    )
+    learn = r["learn"]
+    table.add_row("forward images/s", *[f"{r['forward_images_per_s'][str(b)]:.3g}" for b in r["batch_sizes"]])
+    for layout in ("batched", "chunks", "sequential", "reference"):
+        table.add_row(f"sample-steps/s, {layout}", *[f"{learn[str(b)][layout]:.3g}" for b in r["batch_sizes"]])
+    table.add_row(
+        "ours (default layout) / reference",
+        *[f"{learn[str(b)]['ratio_vs_reference']:.2f}x ({learn[str(b)]['default_layout']})" for b in r["batch_sizes"]],
+    )
+    table.add_row(
+        "achieved GFLOP/s (MFU)",
+        *[f"{learn[str(b)]['achieved_gflops']:.3g} ({learn[str(b)]['mfu']:.2f})" for b in r["batch_sizes"]],
+    )
+    if "layer" in r:
+        table.add_row(
+            f"--layer {r['layer']['name']} sample-steps/s",
+            *[
+                f"{r['layer'][str(b)]['sample_steps_per_s']:.3g} ({r['layer'][str(b)]['speedup_vs_pixels']:.1f}x)"
+                for b in r["batch_sizes"]
+            ],
+        )
+    console.print(table)
+    console.print(
+        f"fp32 matmul peak {r['matmul_peak_gflops']:.4g} GFLOP/s · {r['flops_per_sample_step'] / 1e9:.4g} "
+        f"GFLOP per sample-step · peak memory {r['peak_memory_mb']:.0f} MiB",
+        highlight=False,
+    )
+    if "render" in r:
+        console.print(
+            f"render {r['render']['images_per_s']:.3g} images/s = {r['render']['vs_forward']:.2f}x forward "
+            f"at batch {r['render']['batch_size']}",
+            highlight=False,
+        )
+    if "memory" in r:
+        memory = Table("resolution", "layout", "step memory MiB", "peak MiB", "step s", "vs plain",
+                       title=f"one learning step's memory at batch {r['memory']['batch_size']}")  # fmt: skip
+        for resolution, rows in r["memory"]["resolutions"].items():
+            for name, row in rows.items():
+                if "error" in row:
+                    memory.add_row(resolution, name, row["error"], "", "", "")
+                    continue
+                ratio = (f"{row['memory_vs_plain']:.2f}x memory, {row['time_vs_plain']:.2f}x time"
+                         if "memory_vs_plain" in row else "")  # fmt: skip
+                memory.add_row(resolution, name, f"{row['step_mb']:.0f}", f"{row['peak_mb']:.0f}",
+                               f"{row['step_s']:.2f}", ratio)  # fmt: skip
+        console.print(memory)
+    if "explore" in r:
+        for count, e in r["explore"].items():
+            console.print(
+                f"explore, {count} sample(s): new position {e['new_position_ms']:.0f} ms"
+                f" = forward {e['forward_ms']:.0f} + {e['overhead_ms']:.0f} ms; cached {e['cached_ms']:.1f} ms",
+                highlight=False,
+            )

@@ -1,0 +1,140 @@
+"""`hpdirs compare`: directions against baselines or a second set, in numbers and GIFs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from direction_finder.evaluation.budget import DEFAULT_BUDGET
+from direction_finder.evaluation.settings import PRECISE_SAMPLES, CompareSettings
+from direction_finder.generators.choice import GeneratorChoice
+from direction_finder.starts import DEFAULT_BASELINES, STARTS
+from hpdirs_cli.console import console, emit_json, say, shown, user_errors
+from hpdirs_cli.options import BATCH_SHOWN, ImageMemory, Json, Latents, Source, flag, opens_a_generator, option
+from hpdirs_cli.progress import download_progress, images_bar
+
+if TYPE_CHECKING:
+    from direction_finder.evaluation.compare import Comparison
+
+COMPARE = CompareSettings()  # the library's defaults, which these options take as theirs
+STARTS_HELP = "; ".join(f"{start.name}: {start.help}" for start in STARTS.values())
+BASELINES_HELP = f"Comma-separated, each the start --init of that name gives. {STARTS_HELP}."
+Baselines = Annotated[str | None, option(BASELINES_HELP, f"{','.join(DEFAULT_BASELINES)} (none with a second set)")]
+Against = Annotated[
+    Path | None,
+    typer.Argument(help="A second run or directions file to compare the first with (paired).", metavar="[AGAINST]"),
+]
+SAMPLES_HELP = "Held-out samples shared by every metric and set: the precise computation, no budget."
+Samples = Annotated[int | None, option(SAMPLES_HELP, "chosen by --budget")]
+BUDGET_HELP = "Time (10m, 90s, 1h) or images (3300) to spend; chooses the samples (and reserves the GIFs)."
+Budget = Annotated[str | None, option(BUDGET_HELP, DEFAULT_BUDGET)]
+PRECISE_HELP = f"Every direction on the same {PRECISE_SAMPLES} samples (or --samples): slow, no budget."
+Precise = Annotated[bool, flag(PRECISE_HELP, "off", "--precise")]
+Seed = Annotated[int, option("Seed of the held-out samples, base points and vectors.")]
+Top = Annotated[int, option("N': most active directions in the D% / D_R Hessians.")]
+Eta = Annotated[float, option("Base points and sweeps within [-eta, eta].")]
+Epsilon = Annotated[float, option("Finite-difference step.")]
+K = Annotated[int, option("Rademacher vectors per sample.", None, "--k")]
+SweepSteps = Annotated[int, option("Coefficient values in the activeness sweep (precise).")]
+Batch = Annotated[int | None, option("Images per generator call.", BATCH_SHOWN)]
+LAYER_MEASURE = "Measure on this layer's activation instead of pixels (see `hpdirs learn --help`)."
+Layer = Annotated[str | None, option(LAYER_MEASURE, "pixel space")]
+Gifs = Annotated[bool, flag("Write the side-by-side GIFs.", None, "--gifs/--no-gifs")]
+COMPARE_OUT = "RUN/compare (RUN/compare-vs-<other> with a second set), or compare-<file> beside a file"
+Out = Annotated[Path | None, option("Output folder.", COMPARE_OUT)]
+
+
+@opens_a_generator(recorded=True)
+def compare(
+    run_or_file: Source,
+    against: Against = None,
+    baselines: Baselines = None,
+    budget: Budget = None,
+    precise: Precise = False,
+    samples: Samples = None,
+    seed: Seed = COMPARE.seed,
+    top: Top = COMPARE.top,
+    eta: Eta = COMPARE.eta,
+    epsilon: Epsilon = COMPARE.epsilon,
+    k: K = COMPARE.k,
+    sweep_steps: SweepSteps = COMPARE.sweep_steps,
+    batch_size: Batch = None,
+    max_memory: ImageMemory = None,
+    layer: Layer = None,
+    gifs: Gifs = True,
+    out: Out = None,
+    latents: Latents = None,
+    json_out: Json = False,
+    choice: GeneratorChoice = GeneratorChoice(),
+) -> None:
+    """Compare directions with axis-aligned z, random and SeFa directions (or with a second run), with
+    95% intervals and paired differences, in numbers and GIFs.
+
+    Example: hpdirs compare outputs/golden_retriever/first-try --budget 10m
+    """
+    from direction_finder.evaluation.compare import compare_file
+
+    with user_errors():
+        chosen = str(latents) if latents is not None else None
+        settings = CompareSettings(
+            samples=samples, seed=seed, top=top, eta=eta, epsilon=epsilon, k=k, sweep_steps=sweep_steps,
+            batch_size=batch_size, layer=layer, latents=chosen, budget=budget, precise=precise, max_memory=max_memory,
+        )  # fmt: skip
+        with download_progress() as progress, images_bar("measuring", transient=True, stderr=json_out) as bar:
+            task = bar.add_task("compare", total=None)
+            result = compare_file(
+                run_or_file,
+                settings,
+                against=against,
+                baselines=baselines,
+                generator=choice,
+                out_dir=out,
+                gifs=gifs,
+                progress=progress,
+                on_images=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    if json_out:
+        emit_json({"out_dir": str(result.out_dir), **result.info, "notes": result.notes,
+                   "measured": result.results.measured,
+                   "sets": {r.name: r.summary() for r in result.reports},
+                   "differences": [d.as_dict() for d in result.results.differences]})  # fmt: skip
+        return
+    print_comparison(result)
+
+
+def print_comparison(result: Comparison) -> None:
+    """One row per direction set (value ± 95% half-width), the paired differences, the notes, and
+    where the files went."""
+    from direction_finder.evaluation.report import (
+        DIFFERENCE_HEADER,
+        SUMMARY_HEADER,
+        difference_rows,
+        measured_line,
+        summary_cells,
+    )
+
+    info, results = result.info, result.results
+    table = Table(
+        *SUMMARY_HEADER,
+        title=shown(f"{info.get('model', '')} · {info.get('class_name', '')} · top {result.settings.top}"),
+        caption=measured_line(results.measured, result.settings),
+    )
+    for r in result.reports:
+        table.add_row(*map(shown, summary_cells(r)))
+    console.print(table)
+    if results.differences:
+        reference = result.reports[0].name
+        paired = Table(
+            *[shown(h.format(reference=reference)).plain for h in DIFFERENCE_HEADER],
+            title=shown(f"{reference} − each set, paired, ± 95% half-width (better/worse for {reference}; n.s.: no "
+                        "significant difference)"),
+        )  # fmt: skip
+        for row in difference_rows(results.differences):
+            paired.add_row(*map(shown, row))
+        console.print(paired)
+    for note in result.notes:
+        say(f"note: {note}")
+    say(f"wrote {result.out_dir}/compare.html, report.json, report.csv, differences.csv")

@@ -1,0 +1,20 @@
+"""`hpdirs models`: the models --model accepts."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from hpdirs_cli.console import console
+
+
+def models() -> None:
+    """List the models --model accepts: built-in, installed plug-ins (entry points hpdirs.generators), your own.
+
+    Example: hpdirs models
+    """
+    from direction_finder.generators.families import available_models
+
+    table = Table("--model", "from", "what")
+    for name, source, what in available_models():
+        table.add_row(name, source, what)
+    console.print(table)
