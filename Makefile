@@ -24,10 +24,7 @@ test: $(STAMP)
 
 # The numerics tests again on PyTorch's portable scalar kernels, as another CPU would run them:
 # a tolerance that holds on one instruction set only (AVX-512 here, AVX2 or none elsewhere) fails.
-NUMERICS := tests/test_penalty.py tests/test_orthonormal.py tests/test_objective.py tests/test_learn.py tests/test_bench.py \
-	tests/test_compare.py tests/test_stats.py tests/test_budget.py tests/test_probes.py tests/test_measures.py \
-	tests/test_sweeps.py tests/test_pca.py tests/test_distributed.py tests/test_reproducibility.py tests/test_warmstart.py \
-	tests/test_memory.py tests/test_layout.py tests/test_manifold.py tests/test_gradient_snr.py tests/test_truth.py
+NUMERICS := tests/method tests/learning tests/evaluation tests/measuring/test_bench.py tests/generators/test_truth.py
 test-numerics: $(STAMP)
 	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q $(NUMERICS)
 

@@ -1,6 +1,6 @@
-"""Shared fixtures: random BigGAN-deep weights in the published folder format, and a guard
-that keeps every test offline (a real download attempt fails the test); and the one in-process
-runner of the command line the test files share (`from conftest import invoke, runner`)."""
+"""Shared fixtures: random BigGAN-deep weights in the published folder format, a guard that keeps
+every test offline (a real download attempt fails the test), a small real disk. The helpers the
+test files share (the one CLI runner, a small run, counting generators) are in helpers.py."""
 
 import os
 import shutil
@@ -10,20 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from direction_finder import SyntheticGenerator
 from direction_finder.generators import weights as weights_module
 from direction_finder.generators.biggan import load_biggan
 from direction_finder.generators.random_weights import full_config, save_random_biggan, tiny_config
-from hpdirs_cli.main import app
-
-runner = CliRunner()  # typer's in-process runner: stdout and stderr apart, exit codes as the shell sees them
-
-
-def invoke(args, **env):
-    """`hpdirs ARGS` in this process, with wide columns (a one-line message stays one line)."""
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200", **env})
 
 # A runner started in the background (`cmd &` without job control) ignores SIGINT, and ignored
 # signals pass to every child: the Ctrl-C tests' processes would then never see their SIGINT.
@@ -64,15 +55,6 @@ def tiny_biggan(tiny_weights):
     return load_biggan(class_="golden_retriever", truncation=0.4, weights=tiny_weights, device="cpu")
 
 
-def learn_synthetic(tmp_path, name, extra=()):
-    """A run of 300 steps on the synthetic model, learned through the CLI: OUT/synthetic/NAME."""
-    result = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=8,factors=4,size=8", "--steps", "300",
-                                 "--batch-size", "8", "--eval-every", "0", "--out", str(tmp_path), "--name", name,
-                                 *extra])  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    return next(tmp_path.glob(f"*/{name}"))
-
-
 @pytest.fixture
 def synthetic():
     return SyntheticGenerator(z_dim=8, factors=4, size=16, seed=0)
@@ -90,23 +72,3 @@ def small_disk(tmp_path):
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-def fill(disk: Path, leave: int) -> Path:
-    """Fill `disk` but for about `leave` bytes, with a file that can be removed to free space."""
-    free = shutil.disk_usage(disk).free
-    filler = disk / "filler"
-    with open(filler, "wb") as f:
-        f.write(b"\0" * max(0, free - leave))
-    return filler
-
-
-def cli_process(*args, **kwargs):
-    """`hpdirs ARGS` in a process of its own (signals, limits, exit codes as a shell sees them)."""
-    return subprocess.Popen([sys.executable, "-m", "hpdirs_cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}, **kwargs)
-
-
-def one_error_line(err: str) -> None:
-    """stderr is one `error:` line and no traceback."""
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err

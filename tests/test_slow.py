@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import runner
+from helpers import runner
 
 from direction_finder import load_directions
 from hpdirs_cli.main import app

@@ -279,3 +279,19 @@ def test_importing_the_library_package_imports_nothing_heavy():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_tests_are_grouped_like_the_stages():
+    """tests/<stage folder>/ for a stage's modules, tests/config/ for config.py and starts.py,
+    tests/cli/ for the command line; only the cross-cutting files stay at the top."""
+    folders = {name for stage in STAGES for name in stage} - {"errors", "validation", "files", "starts"}
+    allowed = folders | {"cli"}
+    tests = ROOT / "tests"
+    for path in tests.rglob("test_*.py"):
+        where = path.parent.relative_to(tests)
+        if where == Path("."):
+            assert path.name in ("test_structure.py", "test_slow.py"), f"{path.name} belongs in a stage's folder"
+        else:
+            assert str(where) in allowed, f"tests/{where}/ is not a stage of the library"
+    assert sorted(p.name for p in tests.iterdir() if p.suffix == ".py" and not p.name.startswith("test_")) == [
+        "conftest.py", "helpers.py", "tolerances.py"]

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import runner
+from helpers import runner
 
 from direction_finder.errors import WeightsError
 from direction_finder.generators import weights as w

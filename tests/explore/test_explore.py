@@ -10,7 +10,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import runner
+from helpers import runner
 from PIL import Image
 
 from direction_finder import load_directions

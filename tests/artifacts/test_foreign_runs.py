@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_process, fill, invoke, one_error_line
+from helpers import SYNTH, cli_process, fill, invoke, learned_run, one_error_line
 from safetensors.torch import save_file
 
 from direction_finder import load_directions
 from direction_finder.generators import weights as w
 from direction_finder.outputs.render import RenderSettings, render_file
 
-SYNTH = ["--model", "synthetic:z_dim=8,factors=3,size=4"]
 RENDER = ["--samples", "1", "--frames", "2", "--directions", "0-1"]
 COMPARE = ["--samples", "2", "--top", "2", "--baselines", "axes", "--no-gifs"]
 DEEP = "[" * 200_000 + "]" * 200_000  # JSON nested 200,000 levels deep
@@ -32,10 +31,7 @@ DEEP = "[" * 200_000 + "]" * 200_000  # JSON nested 200,000 levels deep
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     out = tmp_path_factory.mktemp("foreign")
-    result = invoke(["learn", *SYNTH, "--steps", "4", "--batch-size", "2", "--eval-every", "2",
-                     "--checkpoint-every", "2", "--out", out, "--name", "theirs"])  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    return out / "synthetic" / "theirs"
+    return learned_run(out, "theirs", "--checkpoint-every", "2", eval_every=2)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import invoke
+from helpers import invoke
 from tolerances import FLOAT32_EPS
 
 from direction_finder.config import LearnConfig

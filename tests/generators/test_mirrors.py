@@ -6,7 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import runner
+from helpers import runner
 
 from direction_finder.errors import WeightsError
 from direction_finder.generators import weights as w

@@ -4,7 +4,7 @@ to end."""
 import json
 
 import torch
-from conftest import learn_synthetic, runner
+from helpers import learn_synthetic, runner
 
 from direction_finder import LearnConfig, SyntheticGenerator, learn
 from direction_finder.evaluation.compare import CompareSettings, compare_sets

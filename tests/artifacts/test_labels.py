@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-from conftest import runner
+from helpers import runner
 
 from direction_finder import load_directions, save_directions
 from direction_finder.artifacts.labels import LABELS_FORMAT, read_labels, write_label

@@ -78,7 +78,7 @@ def test_bigan_reads_the_first_linear_layer_and_other_generators_their_layers_or
 def test_learn_starts_from_ganspace_and_compare_measures_it(tmp_path):
     import json
 
-    from conftest import invoke
+    from helpers import invoke
 
     from direction_finder import load_directions
     from direction_finder.starts import GANSPACE_SEED_OFFSET

@@ -5,7 +5,7 @@ import time
 
 import pytest
 import torch
-from conftest import learn_synthetic, runner
+from helpers import Counting, learn_synthetic, runner
 
 from direction_finder import SyntheticGenerator
 from direction_finder.errors import HpdirsWarning, UsageError

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import runner
+from helpers import runner
 from PIL import Image, ImageSequence
 
 from direction_finder import load_directions
@@ -241,7 +241,7 @@ def test_the_omniart_example_plugin(tmp_path):
 
     if importlib.util.find_spec("omniart_eye_generator") is None:  # importing it fails on a CPU: not done
         pytest.skip("omniart-eye-generator is installed by `make -C benchmarks setup`, not by make test")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     try:
         ok([*LEARN, "--model", "omniart:make", "--model-arg", "class_name=green", "--out", str(tmp_path)])
     finally:

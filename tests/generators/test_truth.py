@@ -3,7 +3,7 @@ where they are exact, where the penalty is zero), checked by independent computa
 
 import pytest
 import torch
-from conftest import invoke
+from helpers import invoke
 from tolerances import FLOAT32_EPS
 
 from direction_finder import LearnConfig
@@ -103,7 +103,7 @@ def test_readmes_table_is_the_benchmarks_result():
     import json
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     spec = importlib.util.spec_from_file_location("known_truth", root / "benchmarks" / "known_truth.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import runner
+from helpers import runner
 from tolerances import FLOAT32_EPS
 
 from hpdirs_cli.main import app

@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from conftest import runner
+from helpers import runner
 
 from direction_finder.generators import weights as w
 from hpdirs_cli.main import app

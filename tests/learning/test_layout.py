@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import runner
+from helpers import Counting, runner
 from tolerances import assert_close_to_scale, second_difference_error
 
 from direction_finder import LearnConfig, SyntheticGenerator
@@ -149,18 +149,6 @@ def test_the_calibrated_model_bounds_a_step_measured_in_a_fresh_process(full_wei
                                          "checkpoint": checkpointed})["step_mb"]  # fmt: skip
             modelled = model.step(2, micro, chunk)
             assert 0.5 * modelled <= measured <= SAFETY * modelled, (checkpointed, micro, chunk, measured, modelled)
-
-
-class Counting(SyntheticGenerator):
-    """Records how many images each call asks for."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls = []
-
-    def __call__(self, z):
-        self.calls.append(z.shape[0])
-        return super().__call__(z)
 
 
 def test_render_takes_fewer_images_per_call_under_a_small_budget(tmp_path):

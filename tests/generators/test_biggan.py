@@ -10,6 +10,7 @@ import torch
 from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 from tolerances import FLOAT32_EPS, IMAGE_ULPS
 
+from helpers import Exploit
 from direction_finder.errors import HpdirsWarning, UsageError, WeightsError
 from direction_finder.generators.base import Generator
 from direction_finder.generators.biggan import load_biggan, read_config, truncation_grid
@@ -171,11 +172,6 @@ def test_damaged_files_are_refused_clearly(tiny_weights, tmp_path, damage, messa
         (folder / "config.json").unlink()
     with pytest.raises(WeightsError, match=message):
         load_biggan(class_=207, weights=folder, device="cpu")
-
-
-class Exploit:
-    def __reduce__(self):
-        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
 
 
 def test_weights_that_would_run_code_are_refused_and_nothing_runs(tiny_weights, tmp_path, monkeypatch):

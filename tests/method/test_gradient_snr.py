@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-MODULE = Path(__file__).resolve().parent.parent / "benchmarks" / "gradient_snr.py"
+MODULE = Path(__file__).resolve().parents[2] / "benchmarks" / "gradient_snr.py"
 
 
 def load_benchmark():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import runner
+from helpers import runner
 from tolerances import assert_close_to_scale, second_difference_error
 
 from direction_finder import LearnConfig, SyntheticGenerator

@@ -13,16 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_process, fill, one_error_line, runner
+from helpers import SYNTH, Exploit, cli_process, fill, learned_run, one_error_line, runner
 from safetensors.torch import save_file
 
 from direction_finder import save_directions
 from hpdirs_cli.main import app
-
-
-class Exploit:
-    def __reduce__(self):
-        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +25,8 @@ def world(tmp_path_factory, tiny_weights):
     """Files every row may use; `precious` is an existing run that must never change."""
     root = tmp_path_factory.mktemp("world")
     out = root / "outputs"
-    result = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=8,factors=3,size=4", "--steps", "4",
-                                 "--batch-size", "2", "--eval-every", "2", "--checkpoint-every", "2",
-                                 "--out", str(out), "--name", "precious"])
-    assert result.exit_code == 0, result.stderr
-    w = {"root": root, "out": out, "run": out / "synthetic" / "precious", "tiny": tiny_weights}
+    run = learned_run(out, "precious", "--checkpoint-every", "2", eval_every=2)
+    w = {"root": root, "out": out, "run": run, "tiny": tiny_weights}
     damaged = {}
     for name in ("no-config", "bad-json", "renamed-key", "half-weights", "nan-weights"):
         damaged[name] = root / name
@@ -220,7 +212,6 @@ def test_every_option_of_every_command_shows_its_default():
 
 # --- signals, closed pipes, full disks, damaged run files, absurd values, paths, permissions ---
 
-SYNTH = ["--model", "synthetic:z_dim=8,factors=3,size=4"]
 
 
 def _checkpoint_then_resume(run: Path, more: int = 3) -> None:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import runner
+from helpers import runner
 from tolerances import FLOAT32_EPS, IMAGE_ULPS, assert_close_to_scale, second_difference_error
 
 from direction_finder import gram_schmidt, hessian_penalty, orthonormal_directions

@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from conftest import runner
+from helpers import runner
 from PIL import Image
 
 from direction_finder.errors import UsageError

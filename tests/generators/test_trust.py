@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import invoke
+from helpers import invoke
 
 from direction_finder import load_directions, save_directions
 from direction_finder.errors import UsageError
