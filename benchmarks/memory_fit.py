@@ -23,7 +23,7 @@ import json, sys, time, warnings
 import torch
 from direction_finder import LearnConfig, learn
 from direction_finder.generators import load_biggan
-from direction_finder.learning.layout import PeakMeter
+from direction_finder.memory import PeakMeter
 spec = json.loads(sys.argv[1])
 g = load_biggan(None, 207, truncation=0.4, weights=spec["weights"], device="cpu")
 out = {}

@@ -66,7 +66,7 @@ from direction_finder.generators import GeneratorChoice, KnownTruth, ProgressCal
 from direction_finder.generators.base import sefa_spectrum
 from direction_finder.generators.ganspace import default_samples
 from direction_finder.generators.synthetic import recovery_score
-from direction_finder.learning.layout import render_batch
+from direction_finder.memory import render_batch
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.pca import near_degenerate_groups
 from direction_finder.starts import (

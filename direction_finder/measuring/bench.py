@@ -30,10 +30,10 @@ from direction_finder.config import LearnConfig, check_layer
 from direction_finder.explore.latency import explore_latency
 from direction_finder.files import write_text_atomic
 from direction_finder.generators import GeneratorChoice, Layered, ProgressCallback, display_name
-from direction_finder.learning.layout import default_render_batch
 from direction_finder.learning.objective import Batch, draw_batch, outputs, strict_fp32, train_step
 from direction_finder.measuring.memory import memory_table
 from direction_finder.measuring.settings import BenchSettings
+from direction_finder.memory import default_render_batch
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.penalty import hessian_penalty_reference
 from direction_finder.outputs.render import RenderSettings, render

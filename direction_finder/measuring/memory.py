@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from direction_finder.learning.layout import PeakMeter
+from direction_finder.memory import PeakMeter
 
 Note = Callable[[str], None]
 

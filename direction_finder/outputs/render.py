@@ -29,7 +29,7 @@ from direction_finder.artifacts.runs import open_directions
 from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
 from direction_finder.files import shown_path, staged_output, write_text_atomic
 from direction_finder.generators import GeneratorChoice, LayerwiseLatent, ProgressCallback
-from direction_finder.learning.layout import render_batch
+from direction_finder.memory import render_batch
 from direction_finder.method.sweeps import sweep
 from direction_finder.outputs.formats import ANIMATION, SHEET, chosen, output_names
 from direction_finder.outputs.gallery import write_gallery

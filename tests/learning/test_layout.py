@@ -11,7 +11,8 @@ from tolerances import assert_close_to_scale, second_difference_error
 
 from direction_finder import LearnConfig, SyntheticGenerator
 from direction_finder.errors import HpdirsNote, UsageError
-from direction_finder.learning.layout import SAFETY, StepMemory, calibrate, choose_layout, inference_batch
+from direction_finder.learning.layout import StepMemory, calibrate, choose_layout
+from direction_finder.memory import SAFETY, inference_batch
 from direction_finder.learning.objective import draw_batch, train_step
 from direction_finder.validation import parse_memory
 from hpdirs_cli.main import app
