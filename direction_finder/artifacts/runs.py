@@ -55,16 +55,31 @@ def _check_name(name: str) -> None:
         raise UsageError(f"`name` {name!r} is not a valid folder name")
 
 
-def free_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None = None) -> Path:
-    """The folder new_run_dir would make now, made by nobody (`hpdirs learn --dry-run`)."""
-    parent = Path(out_root) / class_slug
+def _run_names(parent: Path, name: str | None) -> list[Path]:
+    """The folders a new run may take, in order: the name given (only it), else the UTC time,
+    then the time suffixed -2, -3, ... on a clash. One rule for the dry run and the run."""
     if name is not None:
         _check_name(name)
-        if (parent / name).exists():
-            raise UsageError(f"run {parent / name} already exists; choose another `name`, or `resume` {parent / name}")
-        return parent / name
+        return [parent / name]
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return next(parent / p for p in (stamp, *(f"{stamp}-{n}" for n in range(2, 1000))) if not (parent / p).exists())
+    return [parent / (stamp if n == 1 else f"{stamp}-{n}") for n in range(1, 1000)]
+
+
+def _taken(candidates: list[Path], named: bool) -> UsageError:
+    """The error when every candidate of _run_names is taken."""
+    first = candidates[0]
+    if named:
+        return UsageError(f"run {first} already exists; choose another `name`, or `resume` {first}")
+    return UsageError(f"too many runs named {first.name} in {first.parent}")
+
+
+def free_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None = None) -> Path:
+    """The folder new_run_dir would make now, made by nobody (`hpdirs learn --dry-run`)."""
+    candidates = _run_names(Path(out_root) / class_slug, name)
+    free = next((path for path in candidates if not path.exists()), None)
+    if free is None:
+        raise _taken(candidates, name is not None)
+    return free
 
 
 def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None = None) -> Path:
@@ -73,23 +88,12 @@ def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None =
     Without a name, the run is named by the UTC time (suffixed -2, -3, ... on a clash).
     """
     parent = Path(out_root) / class_slug
+    candidates = _run_names(parent, name)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {parent} ({exc.strerror}); choose another `out_dir`") from None
-    if name is not None:
-        _check_name(name)
-        path = parent / name
-        try:
-            path.mkdir()
-        except FileExistsError:
-            raise UsageError(f"run {path} already exists; choose another `name`, or `resume` {path}") from None
-        except OSError as exc:
-            raise UsageError(f"cannot create {path} ({exc.strerror}); choose another `out_dir`") from None
-        return path
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+    for path in candidates:
         try:
             path.mkdir()
             return path
@@ -97,7 +101,7 @@ def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None =
             continue
         except OSError as exc:
             raise UsageError(f"cannot create {path} ({exc.strerror}); choose another `out_dir`") from None
-    raise UsageError(f"too many runs named {stamp} in {parent}")
+    raise _taken(candidates, name is not None)
 
 
 def read_run(run_dir: str | os.PathLike) -> tuple[LearnConfig, dict[str, Any]]:

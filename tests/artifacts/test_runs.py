@@ -48,3 +48,23 @@ def test_run_folders_are_exclusive(tmp_path):
         new_run_dir(tmp_path, "golden_retriever", "run")
     a, b = new_run_dir(tmp_path, "x"), new_run_dir(tmp_path, "x")
     assert a != b and a.is_dir() and b.is_dir()
+
+
+def test_the_dry_run_names_the_folder_the_run_then_takes(tmp_path, monkeypatch):
+    import datetime as real
+
+    from direction_finder.artifacts import runs
+
+    class Frozen(real.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return real.datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz)
+
+    monkeypatch.setattr(runs, "datetime", Frozen)
+    planned = runs.free_run_dir(tmp_path, "cls")
+    assert planned == runs.new_run_dir(tmp_path, "cls") == tmp_path / "cls" / "20260102-030405"
+    planned = runs.free_run_dir(tmp_path, "cls")  # the first is taken now: the same next name for both
+    assert planned == runs.new_run_dir(tmp_path, "cls") == tmp_path / "cls" / "20260102-030405-2"
+    for make in (runs.free_run_dir, runs.new_run_dir):
+        with pytest.raises(UsageError, match=r"run .*20260102-030405-2 already exists; choose another `name`"):
+            make(tmp_path, "cls", "20260102-030405-2")
