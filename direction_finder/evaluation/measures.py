@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from direction_finder.config import default_chunk_size
-from direction_finder.learning.objective import direction_penalty, outputs, strict_fp32
+from direction_finder.learning.objective import Batch, outputs, penalty_of, strict_fp32
 from direction_finder.method.penalty import finite_difference_hessian
 from direction_finder.method.sweeps import move, sweep
 
@@ -46,7 +46,7 @@ def penalties(
     Q (N, z_dim); z (S, z_dim); index (S,) long; eta (S,); vectors (k, S, N).
     """
     values = []
-    samples = z.shape[0]
+    samples, draws = z.shape[0], Batch(z, index, eta, vectors)
     Q = Q.to(generator.device)
     # samples per group, so that a call (a group's perturbed batches, chunked) holds at most
     # batch_size images: on an accelerator all 2k perturbed batches of a group go in one call
@@ -55,18 +55,9 @@ def penalties(
         for s in range(0, samples, group):
             part = slice(s, s + group)
             count = z[part].shape[0]
-            per_element = direction_penalty(
-                generator,
-                Q,
-                z[part],
-                index[part],
-                eta[part],
-                k=k,
-                epsilon=epsilon,
-                reduction="none",
-                vectors=vectors[:, part],
-                chunk_size=default_chunk_size(generator.device, k, count, layer),
-                layer=layer,
+            chunk = default_chunk_size(generator.device, k, count, layer)
+            per_element = penalty_of(
+                generator, Q, draws, part, k=k, epsilon=epsilon, reduction="none", chunk_size=chunk, layer=layer
             )  # (count, ...)
             values.append(per_element.reshape(count, -1).double().mean(dim=1).cpu())
             if progress:

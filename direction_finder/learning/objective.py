@@ -183,15 +183,10 @@ def smaller_layout(config: LearnConfig, generator: Any, samples: int) -> tuple[L
 
 
 @dataclass(frozen=True)
-class HeldOut:
-    """Learning's evaluation set: a batch's fields, drawn once from its own seed, so every
-    evaluation sees the same z, i, eta and Rademacher vectors (compare's held-out data is
+class HeldOut(Batch):
+    """Learning's evaluation set: a batch's draws (E samples), drawn once from its own seed, so
+    every evaluation sees the same z, i, eta and Rademacher vectors (compare's held-out data is
     evaluation/probes.py's)."""
-
-    z: Tensor  # (E, z_dim)
-    index: Tensor  # (E,)
-    eta: Tensor  # (E,)
-    vectors: Tensor  # (k, E, N)
 
     @classmethod
     def draw(cls, generator: Any, num_directions: int, samples: int, k: int, eta: float, seed: int) -> HeldOut:
@@ -229,22 +224,41 @@ def heldout_penalty(
     return total / count if config.reduction == "mean" else total
 
 
-def _penalty_of(generator: Any, Q: Tensor, draws: Batch | HeldOut, part: slice, config: LearnConfig) -> Tensor:
-    """The penalty, with config's estimator, layout and layer, on the samples `part` of a step's
-    draws or of the held-out set."""
+def penalty_of(
+    generator: Any,
+    Q: Tensor,
+    draws: Batch,
+    part: slice,
+    *,
+    k: int,
+    epsilon: float,
+    reduction: str,
+    chunk_size: int | None,
+    layer: str | None,
+) -> Tensor:
+    """The penalty of direction draws.index[s] at each sample s of `part` of a set of draws (a
+    step's, the held-out set's, compare's): the one place learning and compare estimate it."""
     return direction_penalty(
         generator,
         Q,
         draws.z[part],
         draws.index[part],
         draws.eta[part],
-        k=config.k,
-        epsilon=config.epsilon,
-        reduction=config.reduction,
+        k=k,
+        epsilon=epsilon,
+        reduction=reduction,
         vectors=draws.vectors[:, part],
-        chunk_size=config.chunk_size,
-        layer=config.layer,
+        chunk_size=chunk_size,
+        layer=layer,
     )
+
+
+def _penalty_of(generator: Any, Q: Tensor, draws: Batch, part: slice, config: LearnConfig) -> Tensor:
+    """penalty_of with config's estimator, layout and layer."""
+    return penalty_of(
+        generator, Q, draws, part, k=config.k, epsilon=config.epsilon, reduction=config.reduction,
+        chunk_size=config.chunk_size, layer=config.layer,
+    )  # fmt: skip
 
 
 def _directions(config: LearnConfig) -> int:
