@@ -18,6 +18,8 @@ from direction_finder.validation import check_fields, one_of, parse_memory
 if TYPE_CHECKING:
     import torch
 
+    from direction_finder.generators.base import Generator
+
 # what the optimiser and the reduction may be (method.manifold.make_optimizer and
 # method.penalty.hessian_penalty take these names)
 OPTIMIZERS = ("adam", "riemannian")
@@ -121,7 +123,7 @@ class LearnConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def resolved(self, generator: Any) -> LearnConfig:
+    def resolved(self, generator: Generator) -> LearnConfig:
         """num_directions and chunk_size filled in for this generator and device."""
         z_dim = int(generator.z_dim)
         n = self.num_directions if self.num_directions is not None else z_dim
@@ -170,7 +172,7 @@ def default(field: str) -> Any:
     return values[field]  # read, not constructed: a field's default is what a new run takes
 
 
-def check_layer(generator: Any, layer: str | None) -> None:
+def check_layer(generator: Generator, layer: str | None) -> None:
     """A layer name the generator's `features` knows, or None (pixel space)."""
     from direction_finder.generators.base import Layered
 

@@ -10,11 +10,14 @@ import ctypes
 import math
 import resource
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from direction_finder.validation import parse_memory
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 # the step's modelled memory times this must fit: allocator rounding and fragmentation. At 512 px
 # a batch of 4 in passes of 1 took 1.2x the one-pass step it was modelled from (README, Memory).
@@ -83,7 +86,7 @@ class PeakMeter:
         return max(self.peak_mb - self.base_mb, 0.0)
 
 
-def inference_batch(generator: Any, default: int, budget_mb: float | None) -> int:
+def inference_batch(generator: Generator, default: int, budget_mb: float | None) -> int:
     """Images per generator call under no_grad that fit budget_mb (None: on CUDA, the device's
     free memory; elsewhere `default`), at most `default`: one call of one and one of two images
     measure the per-image memory."""
@@ -119,7 +122,7 @@ def default_render_batch(device: torch.device | str) -> int:
     return ACCELERATOR_RENDER_BATCH if torch.device(device).type in ("cuda", "mps") else CPU_RENDER_BATCH
 
 
-def render_batch(generator: Any, asked: int | None, max_memory: str | None = None) -> int:
+def render_batch(generator: Generator, asked: int | None, max_memory: str | None = None) -> int:
     """Images per generator call: as asked; else the device's default, made smaller where its
     images would not fit max_memory (on CUDA, without one, the device's free memory): a 512 px
     BigGAN-deep's images take far more than a 128 px one's."""

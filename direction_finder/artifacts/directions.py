@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -22,6 +22,9 @@ from direction_finder.artifacts.labels import parse_layer_range, read_label_laye
 from direction_finder.errors import DirectionsFileError, UsageError
 from direction_finder.files import opened_regular, parse_json, write_bytes_atomic
 from direction_finder.method.sweeps import layer_edit
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 FORMAT = "hpdirs.directions/1"
 LAST_NAME = "directions.safetensors"  # a run folder's last directions
@@ -92,7 +95,7 @@ def _to_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def check_z_dim(matrix: Tensor, generator: Any) -> None:
+def check_z_dim(matrix: Tensor, generator: Generator) -> None:
     """Directions (N, z_dim) must live in the generator's latent space."""
     if matrix.shape[1] != int(generator.z_dim):
         raise UsageError(

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -36,6 +36,9 @@ from direction_finder.errors import DirectionsFileError, HpdirsError, HpdirsWarn
 from direction_finder.files import UnfitFile, atomic_write, read_capped, write_text_atomic
 from direction_finder.generators import GeneratorChoice, ProgressCallback, describe
 from direction_finder.validation import plain
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 BEST_NAME = "directions_best.safetensors"
 LOSS_NAME = "loss.csv"
@@ -291,7 +294,7 @@ class OpenedDirections:
 
     path: Path
     directions: Directions
-    generator: Any
+    generator: Generator
     from_run: bool  # opened through its run folder
 
     @property

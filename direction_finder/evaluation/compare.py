@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -78,13 +78,18 @@ from direction_finder.starts import (
     supported,
 )
 
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
+
 # Every name a comparison writes: a folder holds one comparison, whole (see staged_output).
 COMPARE_FILES = re.compile(r"report\.(json|csv)|differences\.csv|compare\.html|pair_\d{3,}_[zd]\d{3,}\.gif")
 # reached through here as well: the metrics' helpers and the per-set types
 __all__ = ["METRICS", "DirectionSet", "SetReport", "diagonal_dominance", "matching"]
 
 
-def baseline_sets(generator: Any, n: int, names: Sequence[str], seed: int = 0) -> tuple[list[DirectionSet], list[str]]:
+def baseline_sets(
+    generator: Generator, n: int, names: Sequence[str], seed: int = 0
+) -> tuple[list[DirectionSet], list[str]]:
     """The requested baselines with n directions each (the rows of starts.STARTS: what learn's
     `init` of the same name begins from at seed 0, orthonormal; the ones without a stream of their
     own draw from `seed`'s baseline stream), and a note for each one this generator cannot take."""
@@ -113,7 +118,7 @@ def differences(reports: Sequence[SetReport]) -> list[Difference]:
 
 
 def compare_sets(
-    generator: Any,
+    generator: Generator,
     learned: Tensor,
     *,
     baselines: Sequence[str] = DEFAULT_BASELINES,
@@ -149,6 +154,7 @@ def compare_sets(
     measured["seconds"] = time.perf_counter() - started
     truth = next((s for s in sets if s.name == "truth"), None)
     if truth is not None:
+        assert isinstance(generator, KnownTruth)  # baseline_sets adds "truth" for these only
         for report, s in zip(reports, sets, strict=True):
             report.extra["recovery"] = recovery_score(s.matrix, generator.true_directions)
     spectrum = spectrum_of(generator, n)
@@ -161,7 +167,7 @@ def compare_sets(
     return Results(reports, notes, differences(reports), measured, spectrum)
 
 
-def spectrum_of(generator: Any, n: int) -> dict[str, Any] | None:
+def spectrum_of(generator: Generator, n: int) -> dict[str, Any] | None:
     """SeFa's eigenvalues (every layer z enters) and the groups among the first n that GANSpace's
     samples could not order (near_degenerate_groups): what predicts whether learning can add
     anything to the closed forms. None for a generator without declared z-layers."""
@@ -187,7 +193,7 @@ def gif_images(n: int, gifs: bool) -> int:
 
 
 def compare_into(
-    generator: Any,
+    generator: Generator,
     learned: Tensor,
     out_dir: str | os.PathLike,
     *,

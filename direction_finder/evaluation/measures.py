@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -23,11 +23,14 @@ from direction_finder.learning.objective import Batch, outputs, penalty_of, stri
 from direction_finder.method.penalty import finite_difference_hessian
 from direction_finder.method.sweeps import move, sweep
 
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
+
 Progress = Callable[[int], None]  # told how many more images were generated
 
 
 def penalties(
-    generator: Any,
+    generator: Generator,
     Q: Tensor,
     z: Tensor,
     index: Tensor,
@@ -66,7 +69,7 @@ def penalties(
 
 
 def sweep_activeness(
-    generator: Any,
+    generator: Generator,
     Q: Tensor,
     z: Tensor,
     eta: float,
@@ -85,7 +88,7 @@ def sweep_activeness(
             if layer is None:
                 frames = [f.double() for f in sweep(generator, direction, z, etas, align=True, batch_size=batch_size)]
             else:
-                frames = [generator.features(move(z, direction, e, True), layer).double() for e in etas]
+                frames = [outputs(generator, move(z, direction, e, True), layer).double() for e in etas]
             stacked = torch.stack(frames)  # (T, S, ...)
             out.append(stacked.var(dim=0, unbiased=False).reshape(z.shape[0], -1).mean(dim=1).cpu())
             if progress:
@@ -94,7 +97,7 @@ def sweep_activeness(
 
 
 def centres(
-    generator: Any, z: Tensor, *, batch_size: int, layer: str | None = None, progress: Progress | None = None
+    generator: Generator, z: Tensor, *, batch_size: int, layer: str | None = None, progress: Progress | None = None
 ) -> Tensor:
     """f at each latent z (S, z_dim): (S, ...). The Hessians' middle point and the Jacobian's base,
     computed once per sample for every set."""
@@ -108,7 +111,7 @@ def centres(
 
 
 def jacobian_gram(
-    generator: Any,
+    generator: Generator,
     z: Tensor,
     centre: Tensor,
     epsilon: float,
@@ -147,7 +150,7 @@ def local_activeness(grams: Sequence[Tensor], Q: Tensor) -> Tensor:
 
 
 def hessians(
-    generator: Any,
+    generator: Generator,
     Q: Tensor,
     indices: Sequence[int],
     z: Tensor,

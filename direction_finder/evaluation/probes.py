@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from direction_finder.evaluation.settings import CompareSettings
 from direction_finder.evaluation.stats import Statistic
 from direction_finder.method.penalty import rademacher
 from direction_finder.validation import format_duration
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 OnImages = Callable[[int, int], None]  # (done, total) images
 
@@ -56,7 +59,7 @@ class Probe:
     # estimates average out the Rademacher noise instead of sharing it
 
     @classmethod
-    def draw(cls, generator: Any, n: int, settings: CompareSettings) -> Probe:
+    def draw(cls, generator: Generator, n: int, settings: CompareSettings) -> Probe:
         rng = torch.Generator().manual_seed(settings.seed)
         samples = settings.precise_samples
         if settings.latents is not None:  # the user's samples; base points and vectors still seeded
@@ -79,7 +82,7 @@ class BudgetProbe:
     vectors: Tensor  # (k, S, N_max)
 
     @classmethod
-    def draw(cls, generator: Any, n_max: int, samples: int, settings: CompareSettings) -> BudgetProbe:
+    def draw(cls, generator: Generator, n_max: int, samples: int, settings: CompareSettings) -> BudgetProbe:
         rng = _stream(settings.seed, PENALTY_STREAM)
         z = generator.sample_z(samples, rng)
         eta = (torch.rand(samples, generator=rng) * 2 - 1) * settings.eta
@@ -91,13 +94,13 @@ class BudgetProbe:
         return (self.position * n).long().clamp_(max=n - 1)  # (S,)
 
 
-def hessian_latent(generator: Any, settings: CompareSettings, index: int) -> Tensor:
+def hessian_latent(generator: Generator, settings: CompareSettings, index: int) -> Tensor:
     """Budget mode: the latent (1, z_dim) of Hessian sample `index`."""
     return generator.sample_z(1, _stream(settings.seed, HESSIAN_STREAM, index))
 
 
 def _dominance(
-    generator: Any,
+    generator: Generator,
     Q: Tensor,
     top: list[int],
     points: HessianPoints,
@@ -143,7 +146,7 @@ class HessianPoints:
 
 
 def _penalties(
-    generator: Any,
+    generator: Generator,
     Q: Tensor,
     z: Tensor,
     index: Tensor,
@@ -161,7 +164,7 @@ def _penalties(
 
 
 def evaluate_precise(
-    generator: Any,
+    generator: Generator,
     s: DirectionSet,
     probe: Probe,
     points: HessianPoints,
@@ -206,7 +209,7 @@ def evaluate_precise(
 
 
 def evaluate_budgeted(
-    generator: Any,
+    generator: Generator,
     s: DirectionSet,
     probe: BudgetProbe,
     grams: list[Tensor],
@@ -246,13 +249,15 @@ def images_needed(sizes: Sequence[int], settings: CompareSettings) -> int:
     return sum(per_set) + samples
 
 
-def hessian_points(generator: Any, z: Tensor, settings: CompareSettings, progress: measures.Progress) -> HessianPoints:
+def hessian_points(
+    generator: Generator, z: Tensor, settings: CompareSettings, progress: measures.Progress
+) -> HessianPoints:
     batch = int(settings.batch_size or 1)
     return HessianPoints(z, measures.centres(generator, z, batch_size=batch, layer=settings.layer, progress=progress))
 
 
 def measure_budgeted(
-    generator: Any, sets: list[DirectionSet], settings: CompareSettings, on_images: OnImages | None, reserved: int
+    generator: Generator, sets: list[DirectionSet], settings: CompareSettings, on_images: OnImages | None, reserved: int
 ) -> tuple[list[SetReport], dict[str, Any]]:
     """Every set under settings' budget, `reserved` images of it left for the caller."""
     budget = settings.parsed_budget

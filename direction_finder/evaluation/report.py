@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from direction_finder.evaluation.stats import Difference, Statistic
 from direction_finder.files import write_text_atomic
 from direction_finder.method.sweeps import sweep
 from direction_finder.outputs.media import add_label, ping_pong, tile, to_uint8, write_gif
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 REPORT_FORMAT = "hpdirs.compare/2"  # report.json
 PAIRS, PAIR_SAMPLES, PAIR_FRAMES = 4, 3, 12  # side-by-side GIFs: directions, samples, frames per sweep
@@ -129,7 +132,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def side_by_side(
-    generator: Any,
+    generator: Generator,
     learned: Tensor,
     report: SetReport,
     out: Path,

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -21,13 +21,16 @@ from direction_finder.explore.server import make_server
 from direction_finder.explore.session import Explorer, View, png_of
 from direction_finder.method.orthonormal import gram_schmidt
 
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def explore_latency(generator: Any, samples: Sequence[int] = (1, 4), steps: int = 5) -> dict[str, Any]:
+def explore_latency(generator: Generator, samples: Sequence[int] = (1, 4), steps: int = 5) -> dict[str, Any]:
     """Per number of samples, medians over `steps` slider positions never shown before (ms):
     the whole request; the bare forward of such latents on the explorer's own render thread; the
     overhead, measured by its parts (the latents z + w Q and the PNG of the images, timed on the

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from direction_finder.generators import ClassConditional, GeneratorChoice, Layer
 from direction_finder.method.sweeps import layer_edit, move
 from direction_finder.outputs.media import grid_frame, ping_pong, to_uint8, write_gif
 from direction_finder.validation import integer, positive, within
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 # Jobs of one kind that may wait for the render thread at once; one more is refused (Busy), so a
 # flood of requests queues no more work than a few of them can take.
@@ -161,6 +164,7 @@ class Explorer:
                 )
                 generator = choice.for_metadata(meta, source=str(self.opened.path))
             else:
+                assert isinstance(self.opened.generator, ClassConditional)  # check_view refused a class elsewhere
                 generator = self.opened.generator.with_class(view.class_)
             self.generators[key] = generator
             while len(self.generators) > 4:
@@ -192,12 +196,16 @@ class Explorer:
     def _per_layer(self, base: Tensor, z: Tensor, view: View) -> Tensor:
         assert view.layers is not None
         first, last = view.layers
+        assert isinstance(self.opened.generator, LayerwiseLatent)  # check_view refused layers elsewhere
         return layer_edit(base, z, range(first, last + 1), int(self.opened.generator.latent_layers))
 
-    def _forward(self, generator: Any, latents: Tensor) -> Tensor:
+    def _forward(self, generator: Generator, latents: Tensor) -> Tensor:
         """Images of plain latents (n, z_dim) or of per-layer ones (n, L, z_dim)."""
         latents = latents.to(generator.device)
-        return generator.layerwise(latents) if latents.dim() == 3 else generator(latents)
+        if latents.dim() == 2:
+            return generator(latents)
+        assert isinstance(generator, LayerwiseLatent)  # per-layer latents come from views with layers only
+        return generator.layerwise(latents)
 
     def _run(self, kind: str, job: Callable[[], Any]) -> Any:
         """`job` on the render thread, when fewer than MAX_PENDING[kind] jobs of its kind wait or

@@ -132,26 +132,26 @@ CAPABILITIES: dict[str, type] = {
 }  # fmt: skip
 
 
-def has_capability(generator: Any, name: str) -> bool:
+def has_capability(generator: Generator, name: str) -> bool:
     """isinstance(generator, the capability `name` names): for tables that must name capabilities
     without importing them (see starts.py)."""
     return isinstance(generator, CAPABILITIES[name])
 
 
-def describe(generator: Any) -> dict[str, Any]:
+def describe(generator: object) -> dict[str, Any]:
     """generator.describe(), or a description naming its type for a generator that has none."""
     if isinstance(generator, Described):
         return dict(generator.describe())
     return {"model": type(generator).__name__, "class_index": -1, "class_name": "", "truncation": 1.0, "weights": ""}
 
 
-def display_name(generator: Any) -> str:
+def display_name(generator: object) -> str:
     """A short name of the generator for messages and reports: its `name`, else its class."""
     name = getattr(generator, "name", None)
     return name if isinstance(name, str) and name else type(generator).__name__
 
 
-def working_dtype(generator: Any) -> torch.dtype:
+def working_dtype(generator: Generator) -> torch.dtype:
     """The float type the generator computes in (float32 unless it says otherwise)."""
     dtype = getattr(generator, "dtype", torch.float32)
     return dtype if isinstance(dtype, torch.dtype) else torch.float32
@@ -197,7 +197,7 @@ def sefa_all(weights: Sequence[Tensor], n: int) -> Tensor:
     return sefa(weights[0] if len(weights) == 1 else _stacked(weights), n)
 
 
-def sefa_of(generator: Any, n: int, variant: str = "sefa") -> Tensor | None:
+def sefa_of(generator: Generator, n: int, variant: str = "sefa") -> Tensor | None:
     """SeFa's n directions (n, z_dim) of a generator, or None where it has no layer to factorise.
 
     `sefa`: every layer z enters, together (sefa_all), for a generator that declares them
@@ -215,7 +215,7 @@ def sefa_of(generator: Any, n: int, variant: str = "sefa") -> Tensor | None:
     return None
 
 
-def sefa_spectrum(generator: Any, variant: str = "sefa") -> Tensor | None:
+def sefa_spectrum(generator: Generator, variant: str = "sefa") -> Tensor | None:
     """The eigenvalues of W^T W behind `sefa_of`'s directions, largest first (z_dim,) in float64:
     how far each direction is from the next, which decides whether SeFa can order them at all.
     None for a generator with no layer to factorise, or one that gives directions only

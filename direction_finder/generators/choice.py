@@ -16,6 +16,7 @@ from direction_finder.generators.families import generator_for_metadata, load_ge
 if TYPE_CHECKING:
     import torch
 
+    from direction_finder.generators.base import Generator
     from direction_finder.generators.weights import ProgressCallback
 
 
@@ -66,7 +67,7 @@ class GeneratorChoice:
         given = {"model_args": self.model_args, "output_range": self.output_range}
         return {k: v for k, v in given.items() if v is not None}
 
-    def load(self, progress: ProgressCallback | None = None) -> Any:
+    def load(self, progress: ProgressCallback | None = None) -> Generator:
         """The generator for a new run: the defaults filled in."""
         from direction_finder.generators.families import family_of
         from direction_finder.generators.plugins import is_plugin
@@ -84,7 +85,9 @@ class GeneratorChoice:
             **self._plugin(),
         )
 
-    def for_metadata(self, metadata: dict[str, Any], source: str, progress: ProgressCallback | None = None) -> Any:
+    def for_metadata(
+        self, metadata: dict[str, Any], source: str, progress: ProgressCallback | None = None
+    ) -> Generator:
         """The generator a file or run records, with what is set here taking precedence."""
         return generator_for_metadata(
             metadata,
@@ -100,7 +103,7 @@ class GeneratorChoice:
         )
 
 
-def class_slug(generator: Any) -> str:
+def class_slug(generator: Generator) -> str:
     """The folder name runs of this generator go under: OUT/<slug>/<run>/ (its class name)."""
     from direction_finder.generators.base import describe
 

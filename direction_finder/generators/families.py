@@ -121,7 +121,7 @@ def load_generator(
     model_args: Mapping[str, Any] | None = None,
     output_range: tuple[float, float] | None = None,
     **kwargs: Any,
-) -> Any:
+) -> Generator:
     """A generator by model name: a built-in family's (biggan-deep-128/-256/-512: see load_biggan;
     `synthetic[:z_dim=..,factors=..,size=..,seed=..]` and `truth-*`: known true directions, no
     class), or a plug-in: `module.path:factory` or an installed `hpdirs.generators` entry point,
@@ -149,7 +149,7 @@ def generator_for_metadata(
     device: str | torch.device = "auto",
     source: str = "the directions file",
     **kwargs: Any,
-) -> Any:
+) -> Generator:
     """The generator a directions file was learned with, from its metadata; each part overridable.
 
     A file whose metadata lacks the model or class needs them given (UsageError says so). A file

@@ -4,7 +4,7 @@ block by name; a plug-in's named layers; the images of a generator that names no
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -13,6 +13,9 @@ from direction_finder.errors import UsageError
 from direction_finder.generators.base import Layered
 from direction_finder.generators.biggan import BigGANGenerator
 from direction_finder.method.pca import Features, pca_directions
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 FIRST_LINEAR = "gen_z"
 IMAGES = "images"  # what the PCA reads from a generator that names no layers
@@ -24,7 +27,7 @@ def default_samples(device: torch.device | str) -> int:
     return CPU_SAMPLES if torch.device(device).type == "cpu" else ACCELERATOR_SAMPLES
 
 
-def pca_features(generator: Any, layer: str | None = None) -> tuple[str, Features]:
+def pca_features(generator: Generator, layer: str | None = None) -> tuple[str, Features]:
     """The layer GANSpace's PCA reads (its name) and the function z -> its activations."""
     if isinstance(generator, BigGANGenerator) and layer in (None, FIRST_LINEAR):
         return FIRST_LINEAR, generator.first_linear
@@ -43,7 +46,7 @@ def pca_features(generator: Any, layer: str | None = None) -> tuple[str, Feature
 
 
 def ganspace_directions(
-    generator: Any, n: int, *, layer: str | None = None, samples: int | None = None, seed: int = 0
+    generator: Generator, n: int, *, layer: str | None = None, samples: int | None = None, seed: int = 0
 ) -> Tensor:
     """GANSpace's n directions (n, z_dim) for `generator` (see method/pca.py), orthonormal rows,
     the component of most variance first; `samples` latents (default by device), seeded."""

@@ -24,7 +24,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -35,6 +35,9 @@ from direction_finder.learning.objective import Batch, direction_penalty
 from direction_finder.memory import CALIBRATION_SEED, SAFETY, PeakMeter, in_use_mb
 from direction_finder.method.penalty import rademacher
 from direction_finder.validation import parse_memory
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class StepMemory:
         return 2 * k * micro_batch * self.kept + chunk_size * micro_batch * self.call
 
 
-def _one_step_mb(generator: Any, config: LearnConfig) -> float:
+def _one_step_mb(generator: Generator, config: LearnConfig) -> float:
     """The peak of one forward and backward of the penalty on one sample, above what was in use;
     infinite where the device ran out of memory."""
     rng = torch.Generator().manual_seed(CALIBRATION_SEED)
@@ -75,7 +78,7 @@ def _one_step_mb(generator: Any, config: LearnConfig) -> float:
     return meter.used_mb
 
 
-def calibrate(generator: Any, config: LearnConfig, checkpointed: bool, budget_mb: float = math.inf) -> StepMemory:
+def calibrate(generator: Generator, config: LearnConfig, checkpointed: bool, budget_mb: float = math.inf) -> StepMemory:
     """Measure `kept` and `call` from steps of one sample: one perturbed batch per call, then the
     most per call that cannot pass budget_mb (a call of c images needs at most c times one
     image's step), after one step that is not counted (the first pays for one-time allocations).
@@ -115,7 +118,7 @@ def choose_layout(models: list[StepMemory], budget_mb: float, config: LearnConfi
     return None
 
 
-def fit_layout(generator: Any, config: LearnConfig, samples: int) -> LearnConfig:
+def fit_layout(generator: Generator, config: LearnConfig, samples: int) -> LearnConfig:
     """The layout learning steps run with, the generator's checkpointing set to it: config's
     own, or, under config.max_memory, chunk_size, micro_batch and checkpointing chosen to fit
     it (said in one line). `samples`: the step's batch in this process."""
@@ -128,7 +131,7 @@ def fit_layout(generator: Any, config: LearnConfig, samples: int) -> LearnConfig
     return chosen
 
 
-def _fitted(generator: Any, config: LearnConfig, budget: float) -> LearnConfig:
+def _fitted(generator: Generator, config: LearnConfig, budget: float) -> LearnConfig:
     models = [] if config.checkpoint_activations else [calibrate(generator, config, False, budget)]
     chosen = choose_layout(models, budget, config) if models else None
     if chosen is None and isinstance(generator, Checkpointable):

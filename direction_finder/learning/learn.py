@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -47,6 +47,9 @@ from direction_finder.learning.persist import RunSaver
 from direction_finder.method.manifold import make_optimizer
 from direction_finder.method.orthonormal import canonical_signs, orthonormal_directions
 from direction_finder.starts import start_named, starting_directions
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 
 class LearnInterrupted(RunStopped):
@@ -95,7 +98,7 @@ OnStep = Callable[[StepInfo], None]
 
 
 def learn(
-    generator: Any,
+    generator: Generator,
     config: LearnConfig,
     *,
     on_step: OnStep | None = None,
@@ -183,7 +186,7 @@ class _Loop:
 
     def __init__(
         self,
-        generator: Any,
+        generator: Generator,
         config: LearnConfig,
         meta: dict[str, Any],
         files: RunFiles | None,
@@ -335,7 +338,7 @@ class _Loop:
 
 
 def _starting_state(
-    generator: Any, config: LearnConfig, checkpoint: dict[str, Any] | None, dist: DistContext | None
+    generator: Generator, config: LearnConfig, checkpoint: dict[str, Any] | None, dist: DistContext | None
 ) -> tuple[RunState, torch.optim.Optimizer, Tensor]:
     """The state the session starts from: a resumed run's checkpoint, or step 0 (under torchrun,
     rank 0's A on every rank: a warm start computed on each device may differ)."""
@@ -353,7 +356,7 @@ def _starting_state(
 
 
 def _initial_state(
-    generator: Any, config: LearnConfig, resuming: bool = False
+    generator: Generator, config: LearnConfig, resuming: bool = False
 ) -> tuple[RunState, torch.optim.Optimizer, Tensor]:
     """Step 0: A, Adam and the sample stream. A resumed run replaces A, so no warm start is
     computed for it. The start (a row of starts.STARTS; LearnConfig.resolved checked that the

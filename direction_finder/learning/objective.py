@@ -14,16 +14,19 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from direction_finder.config import LearnConfig
-from direction_finder.generators.base import Checkpointable
+from direction_finder.generators.base import Checkpointable, Layered
 from direction_finder.learning.distributed import DistContext
 from direction_finder.method.orthonormal import orthonormal_directions
 from direction_finder.method.penalty import hessian_penalty, rademacher
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 
 @contextmanager
@@ -38,13 +41,16 @@ def strict_fp32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
-def outputs(generator: Any, latents: Tensor, layer: str | None) -> Tensor:
+def outputs(generator: Generator, latents: Tensor, layer: str | None) -> Tensor:
     """What the penalty is taken on: the images, or the activation of a named layer."""
-    return generator(latents) if layer is None else generator.features(latents, layer)
+    if layer is None:
+        return generator(latents)
+    assert isinstance(generator, Layered)  # config.check_layer refused a layer elsewhere
+    return generator.features(latents, layer)
 
 
 def direction_penalty(
-    generator: Any,
+    generator: Generator,
     Q: Tensor,
     z: Tensor,
     index: Tensor,
@@ -91,7 +97,7 @@ class Batch:
 
 
 def _draws(
-    generator: Any, samples: int, num_directions: int, k: int, eta: float, rng: torch.Generator
+    generator: Generator, samples: int, num_directions: int, k: int, eta: float, rng: torch.Generator
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The draws of `samples` samples, in this order from `rng`: latents (S, z_dim), a direction
     each (S,), base-point magnitudes in [-eta, eta] (S,) and Rademacher vectors (k, S, N). A
@@ -103,7 +109,9 @@ def _draws(
     return z, index, eta_values, vectors
 
 
-def draw_batch(generator: Any, config: LearnConfig, rng: torch.Generator, dist: DistContext | None = None) -> Batch:
+def draw_batch(
+    generator: Generator, config: LearnConfig, rng: torch.Generator, dist: DistContext | None = None
+) -> Batch:
     """Draw a step's randomness, in a fixed order, from the one CPU generator `rng`.
 
     Under torch.distributed every rank draws the whole global batch from the same stream and
@@ -118,7 +126,7 @@ def draw_batch(generator: Any, config: LearnConfig, rng: torch.Generator, dist: 
 
 
 def train_step(
-    generator: Any,
+    generator: Generator,
     A: Tensor,
     optimizer: torch.optim.Optimizer,
     config: LearnConfig,
@@ -163,7 +171,7 @@ def train_step(
     return reported
 
 
-def smaller_layout(config: LearnConfig, generator: Any, samples: int) -> tuple[LearnConfig, str] | None:
+def smaller_layout(config: LearnConfig, generator: Generator, samples: int) -> tuple[LearnConfig, str] | None:
     """What a step that ran out of memory tries next: half the perturbed batches per call, else
     half the samples per pass (of `samples`, the step's batch), else activation checkpointing
     (switched on in the generator); None when none is left. Each changes only how the same sum
@@ -189,12 +197,12 @@ class HeldOut(Batch):
     evaluation/probes.py's)."""
 
     @classmethod
-    def draw(cls, generator: Any, num_directions: int, samples: int, k: int, eta: float, seed: int) -> HeldOut:
+    def draw(cls, generator: Generator, num_directions: int, samples: int, k: int, eta: float, seed: int) -> HeldOut:
         return cls(*_draws(generator, samples, num_directions, k, eta, torch.Generator().manual_seed(seed)))
 
 
 def heldout_penalty(
-    generator: Any,
+    generator: Generator,
     Q: Tensor,
     heldout: HeldOut,
     config: LearnConfig,
@@ -225,7 +233,7 @@ def heldout_penalty(
 
 
 def penalty_of(
-    generator: Any,
+    generator: Generator,
     Q: Tensor,
     draws: Batch,
     part: slice,
@@ -253,7 +261,7 @@ def penalty_of(
     )
 
 
-def _penalty_of(generator: Any, Q: Tensor, draws: Batch, part: slice, config: LearnConfig) -> Tensor:
+def _penalty_of(generator: Generator, Q: Tensor, draws: Batch, part: slice, config: LearnConfig) -> Tensor:
     """penalty_of with config's estimator, layout and layer."""
     return penalty_of(
         generator, Q, draws, part, k=config.k, epsilon=config.epsilon, reduction=config.reduction,

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from direction_finder.artifacts.runs import free_run_dir, new_run_dir, read_run
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
@@ -20,12 +20,15 @@ from direction_finder.learning.learn import OnStep, learn
 from direction_finder.learning.request import RunRequest
 from direction_finder.starts import Cost, start_named
 
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
+
 
 @dataclass(frozen=True)
 class RunPlan:
     """What learn_run is about to do, for the caller to announce."""
 
-    generator: Any
+    generator: Generator
     config: LearnConfig  # resolved for the generator
     run_dir: Path
     resumed: bool

@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -37,6 +37,9 @@ from direction_finder.memory import default_render_batch
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.penalty import hessian_penalty_reference
 from direction_finder.outputs.render import RenderSettings, render
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 BENCH_FORMAT = "hpdirs.bench/1"
 Note = Callable[[str], None]
@@ -85,7 +88,7 @@ def sequential_gram_schmidt(A: Tensor) -> Tensor:
 
 
 def reference_step(
-    generator: Any, A: Tensor, optimizer: torch.optim.Optimizer, config: LearnConfig, batch: Batch
+    generator: Generator, A: Tensor, optimizer: torch.optim.Optimizer, config: LearnConfig, batch: Batch
 ) -> Tensor:
     """One step laid out as the reference implementation: sequential Gram-Schmidt and 2k+1
     sequential generator calls (the centre is evaluated and subtracted)."""
@@ -117,7 +120,7 @@ def _reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def mid_layer(generator: Any) -> str | None:
+def mid_layer(generator: Generator) -> str | None:
     """The last named layer nearest to an eighth of the output resolution (16 px at 128 px)."""
     if not isinstance(generator, Layered):
         return None
@@ -128,7 +131,7 @@ def mid_layer(generator: Any) -> str | None:
     return [name for name, d in distance.items() if d == best][-1]
 
 
-def _random_directions(generator: Any, config: LearnConfig) -> Tensor:
+def _random_directions(generator: Generator, config: LearnConfig) -> Tensor:
     """A Kaiming-normal A (N, z_dim) on the generator's device, as a fresh run starts."""
     n = int(config.num_directions or generator.z_dim)
     A = torch.nn.init.kaiming_normal_(torch.empty(n, int(generator.z_dim)))
@@ -139,7 +142,7 @@ def _layouts(k: int) -> dict[str, int]:
     return {"batched": 2 * k, "chunks": k, "sequential": 1}
 
 
-def _stepper(generator: Any, config: LearnConfig, step_fn: StepFn = train_step) -> Callable[[], Any]:
+def _stepper(generator: Generator, config: LearnConfig, step_fn: StepFn = train_step) -> Callable[[], Any]:
     """A closure running one learning step on fresh draws (its own A, Adam and RNG)."""
     A = _random_directions(generator, config)
     optimizer = torch.optim.Adam([A], lr=config.lr)
@@ -147,13 +150,13 @@ def _stepper(generator: Any, config: LearnConfig, step_fn: StepFn = train_step) 
     return lambda: step_fn(generator, A, optimizer, config, draw_batch(generator, config, rng))
 
 
-def learning_rate(generator: Any, config: LearnConfig, steps: int, step_fn: StepFn = train_step) -> float:
+def learning_rate(generator: Generator, config: LearnConfig, steps: int, step_fn: StepFn = train_step) -> float:
     """Median sample-steps/s of step_fn on fresh draws each step."""
     return config.batch_size / timed(_stepper(generator, config, step_fn), generator.device, steps)
 
 
 def interleaved_rates(
-    generator: Any, variants: dict[str, tuple[LearnConfig, StepFn]], steps: int, note: Note
+    generator: Generator, variants: dict[str, tuple[LearnConfig, StepFn]], steps: int, note: Note
 ) -> dict[str, float]:
     """Median sample-steps/s of several step variants, timed in alternation (round-robin, after a
     warm-up of each) so that drift of the machine's speed biases none of them."""
@@ -173,7 +176,7 @@ def interleaved_rates(
     return {name: variants[name][0].batch_size / statistics.median(t) for name, t in times.items()}
 
 
-def flops_per_sample_step(generator: Any, config: LearnConfig) -> float:
+def flops_per_sample_step(generator: Generator, config: LearnConfig) -> float:
     """FLOPs of one learning step (forward and backward) per sample, counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -186,7 +189,7 @@ def flops_per_sample_step(generator: Any, config: LearnConfig) -> float:
     return counter.get_total_flops() / config.batch_size
 
 
-def bench(generator: Any, settings: BenchSettings = BenchSettings(), note: Note | None = None) -> dict[str, Any]:
+def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note: Note | None = None) -> dict[str, Any]:
     """Run every measurement; returns the bench.json body."""
     note = note or (lambda message: None)
     device = generator.device
@@ -275,7 +278,7 @@ def _prefixed(note: Note, prefix: str) -> Note:
     return lambda message: note(prefix + message)
 
 
-def _forward(generator: Any, batch: int) -> Callable[[], Tensor]:
+def _forward(generator: Generator, batch: int) -> Callable[[], Tensor]:
     """A closure generating the same `batch` images, without gradients."""
     z = generator.sample_z(batch, torch.Generator().manual_seed(1))
 
@@ -286,7 +289,7 @@ def _forward(generator: Any, batch: int) -> Callable[[], Tensor]:
     return forward
 
 
-def _forward_flops(generator: Any) -> float:
+def _forward_flops(generator: Generator) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     z = generator.sample_z(1, torch.Generator().manual_seed(2))
@@ -296,7 +299,7 @@ def _forward_flops(generator: Any) -> float:
     return float(counter.get_total_flops())
 
 
-def _render_rate(generator: Any, settings: BenchSettings) -> dict[str, Any]:
+def _render_rate(generator: Generator, settings: BenchSettings) -> dict[str, Any]:
     matrix = gram_schmidt(torch.randn(2, int(generator.z_dim), generator=torch.Generator().manual_seed(3)))
     options = RenderSettings(
         directions=[0, 1], samples=8, frames=8, formats=["gif", "png"], batch_size=settings.render_batch, label=True

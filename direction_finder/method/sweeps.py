@@ -3,11 +3,16 @@ the images of a sweep, frame by frame; what render, compare's measures and the e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+from direction_finder.generators.base import LayerwiseLatent
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 
 def move(z: Tensor, direction: Tensor, eta: Tensor | float, align: bool) -> Tensor:
@@ -23,7 +28,7 @@ def move(z: Tensor, direction: Tensor, eta: Tensor | float, align: bool) -> Tens
 
 
 def sweep(
-    generator: Any,
+    generator: Generator,
     direction: Tensor,
     z: Tensor,
     etas: Tensor,
@@ -39,10 +44,12 @@ def sweep(
     frames come from generator.layerwise.
     """
     samples = z.shape[0]
+    forward: Callable[[Tensor], Tensor]  # latents -> images
     if layers is None:
         latents = torch.cat([move(z, direction, e, align) for e in etas])  # (F * S, z_dim)
         forward = generator
     else:
+        assert isinstance(generator, LayerwiseLatent)  # RenderSettings.layer_range and the explorer checked it
         count = int(generator.latent_layers)
         latents = torch.cat([layer_edit(z, move(z, direction, e, align), layers, count) for e in etas])  # (F*S, L, z)
         forward = generator.layerwise

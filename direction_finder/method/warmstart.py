@@ -21,10 +21,13 @@ penalty itself: the warm start is refined by `learn`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 SATURATION = 1 - 1e-6  # |y| is clamped below this where the curvature weight is formed
 SAMPLES = 8  # latents whose Jacobians enter the warm start: 2 z_dim images each
@@ -38,7 +41,7 @@ def tanh_curvature_weights(y: Tensor) -> Tensor:
 
 
 def output_jacobian(
-    generator: Any, z: Tensor, step: float = 1e-2, batch_size: int = 32, elements: Tensor | None = None
+    generator: Generator, z: Tensor, step: float = 1e-2, batch_size: int = 32, elements: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """The output y = G(z) of one latent (1, z_dim) and its Jacobian dy/dz by central
     differences, in float64 on the CPU: (P,), (P, z_dim), P the number of output elements, or
@@ -88,7 +91,7 @@ def kurtosis_rotation(rows: Tensor, weights: Tensor, n: int, iterations: int = 5
 
 
 def curvature_directions(
-    generator: Any,
+    generator: Generator,
     n: int,
     *,
     samples: int = SAMPLES,

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from direction_finder.outputs.formats import ANIMATION, SHEET, chosen, output_na
 from direction_finder.outputs.gallery import write_gallery
 from direction_finder.outputs.media import add_label, grid_frame, labelled_grid, ping_pong, tile, to_uint8
 from direction_finder.outputs.settings import MAX_SAMPLES, RenderSettings, check_sweep
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 RENDER_FORMAT = "hpdirs.render/1"  # render.json
 SHEET_COLUMNS = 9  # etas on the sheet: odd, so that the middle column is eta 0
@@ -74,7 +77,7 @@ class Track:
 
 
 def render(
-    generator: Any,
+    generator: Generator,
     matrix: Tensor,
     settings: RenderSettings,
     out_dir: str | os.PathLike,
@@ -104,7 +107,7 @@ def render(
 
 
 def _render_into(
-    generator: Any,
+    generator: Generator,
     matrix: Tensor,
     settings: RenderSettings,
     out: Path,
@@ -212,7 +215,7 @@ class RenderSpaceError(HpdirsError):
 
 
 def _label_ranges(
-    generator: Any, label_layers: Mapping[int, tuple[int, int]], labels: Mapping[int, str]
+    generator: Generator, label_layers: Mapping[int, tuple[int, int]], labels: Mapping[int, str]
 ) -> dict[int, range]:
     """The latent layers labels give named directions, checked against the generator; a generator
     without layer-wise latents renders them on all layers, with a warning."""
@@ -268,7 +271,7 @@ def _write_overview(
 
 
 def _write_sheet(
-    generator: Any,
+    generator: Generator,
     out: Path,
     tracks: list[Track],
     z: Tensor,

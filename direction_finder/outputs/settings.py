@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from direction_finder.artifacts.labels import parse_layer_range
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import UsageError
 from direction_finder.outputs.formats import DEFAULT_FORMATS, parse_formats
 from direction_finder.validation import check_fields, integer, parse_memory, positive, within
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 MAX_FRAMES = 1000  # a sweep of more distinct frames than this is no longer watched, only stored
 MAX_SAMPLES = 64  # samples in one grid
@@ -87,7 +90,7 @@ class RenderSettings:
         within("fps", self.fps, *FPS_RANGE)
         self.formats = parse_formats(self.formats)
 
-    def layer_range(self, generator: Any) -> range | None:
+    def layer_range(self, generator: Generator) -> range | None:
         """The latent layers `layers` names, checked against the generator (None: all of them)."""
         from direction_finder.generators.base import LayerwiseLatent
 
