@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from rich.table import Table
 
@@ -13,6 +13,12 @@ from direction_finder.validation import parse_integers
 from hpdirs_cli.console import console, emit_json, err_console, say, shown, user_errors
 from hpdirs_cli.options import Json, flag, opens_a_generator, option
 from hpdirs_cli.progress import download_progress
+
+if TYPE_CHECKING:
+    from direction_finder.measuring.bench import BenchResult
+
+if TYPE_CHECKING:
+    pass
 
 BENCH = BenchSettings()  # the library's defaults, which these options take as theirs
 BATCHES, LAYER = ",".join(map(str, BENCH.batch_sizes)), str(BENCH.layer)  # as the text the options take
@@ -67,55 +73,50 @@ def bench(
                 note=lambda message: status.update(f"measuring: {message}"),
             )
     if json_out:
-        emit_json(results)
+        emit_json(results.as_json())
         return
     print_bench(results)
     say(f"wrote {out}")
 
 
-def print_bench(r: dict[str, Any]) -> None:
-    """bench.json's numbers as a table and two lines."""
+def print_bench(r: BenchResult) -> None:
+    """The measurements as a table and a few lines."""
     table = Table(
-        "measure",
-        *[f"batch {b}" for b in r["batch_sizes"]],
-        title=f"{r['model']} on {r['device']} ({r['device_name']}, {r['threads']} threads)",
-    )
-    learn = r["learn"]
-    table.add_row("forward images/s", *[f"{r['forward_images_per_s'][str(b)]:.3g}" for b in r["batch_sizes"]])
+        "measure", *[f"batch {b}" for b in r.batch_sizes], title=f"{r.model} on {r.device} ({r.device_name}, "
+        f"{r.threads} threads)",
+    )  # fmt: skip
+    table.add_row("forward images/s", *[f"{r.forward_images_per_s[b]:.3g}" for b in r.batch_sizes])
     for layout in ("batched", "chunks", "sequential", "reference"):
-        table.add_row(f"sample-steps/s, {layout}", *[f"{learn[str(b)][layout]:.3g}" for b in r["batch_sizes"]])
+        table.add_row(f"sample-steps/s, {layout}", *[f"{r.learn[b].rates[layout]:.3g}" for b in r.batch_sizes])
     table.add_row(
         "ours (default layout) / reference",
-        *[f"{learn[str(b)]['ratio_vs_reference']:.2f}x ({learn[str(b)]['default_layout']})" for b in r["batch_sizes"]],
+        *[f"{r.learn[b].ratio_vs_reference:.2f}x ({r.learn[b].default_layout})" for b in r.batch_sizes],
     )
     table.add_row(
-        "achieved GFLOP/s (MFU)",
-        *[f"{learn[str(b)]['achieved_gflops']:.3g} ({learn[str(b)]['mfu']:.2f})" for b in r["batch_sizes"]],
+        "achieved GFLOP/s (MFU)", *[f"{r.learn[b].achieved_gflops:.3g} ({r.learn[b].mfu:.2f})" for b in r.batch_sizes]
     )
-    if "layer" in r:
+    if r.layer is not None:
+        layer = r.layer
         table.add_row(
-            f"--layer {r['layer']['name']} sample-steps/s",
-            *[
-                f"{r['layer'][str(b)]['sample_steps_per_s']:.3g} ({r['layer'][str(b)]['speedup_vs_pixels']:.1f}x)"
-                for b in r["batch_sizes"]
-            ],
+            f"--layer {layer.name} sample-steps/s",
+            *[f"{layer.sample_steps_per_s[b]:.3g} ({layer.speedup_vs_pixels[b]:.1f}x)" for b in r.batch_sizes],
         )
     console.print(table)
     console.print(
-        f"fp32 matmul peak {r['matmul_peak_gflops']:.4g} GFLOP/s · {r['flops_per_sample_step'] / 1e9:.4g} "
-        f"GFLOP per sample-step · peak memory {r['peak_memory_mb']:.0f} MiB",
+        f"fp32 matmul peak {r.matmul_peak_gflops:.4g} GFLOP/s · {r.flops_per_sample_step / 1e9:.4g} "
+        f"GFLOP per sample-step · peak memory {r.peak_memory_mb:.0f} MiB",
         highlight=False,
     )
-    if "render" in r:
+    if r.render is not None:
         console.print(
-            f"render {r['render']['images_per_s']:.3g} images/s = {r['render']['vs_forward']:.2f}x forward "
-            f"at batch {r['render']['batch_size']}",
+            f"render {r.render.images_per_s:.3g} images/s = {r.render.vs_forward:.2f}x forward "
+            f"at batch {r.render.batch_size}",
             highlight=False,
         )
-    if "memory" in r:
+    if r.memory is not None:
         memory = Table("resolution", "layout", "step memory MiB", "peak MiB", "step s", "vs plain",
-                       title=f"one learning step's memory at batch {r['memory']['batch_size']}")  # fmt: skip
-        for resolution, rows in r["memory"]["resolutions"].items():
+                       title=f"one learning step's memory at batch {r.memory['batch_size']}")  # fmt: skip
+        for resolution, rows in r.memory["resolutions"].items():
             for name, row in rows.items():
                 if "error" in row:
                     memory.add_row(resolution, name, row["error"], "", "", "")
@@ -125,8 +126,8 @@ def print_bench(r: dict[str, Any]) -> None:
                 memory.add_row(resolution, name, f"{row['step_mb']:.0f}", f"{row['peak_mb']:.0f}",
                                f"{row['step_s']:.2f}", ratio)  # fmt: skip
         console.print(memory)
-    if "explore" in r:
-        for count, e in r["explore"].items():
+    if r.explore is not None:
+        for count, e in r.explore.items():
             console.print(
                 f"explore, {count} sample(s): new position {e['new_position_ms']:.0f} ms"
                 f" = forward {e['forward_ms']:.0f} + {e['overhead_ms']:.0f} ms; cached {e['cached_ms']:.1f} ms",

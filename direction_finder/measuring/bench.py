@@ -20,6 +20,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,104 @@ if TYPE_CHECKING:
 
 BENCH_FORMAT = "hpdirs.bench/1"
 Note = Callable[[str], None]
+
+
+@dataclass
+class LearnRates:
+    """One batch size's learning step: sample-steps/s of each layout and of the reference step."""
+
+    rates: dict[str, float]  # layout name (batched, chunks, sequential) or "reference" -> sample-steps/s
+    default_layout: str  # the layout learn takes at this batch size
+    ours: float  # sample-steps/s of that layout
+    best_layout: str
+    peak_memory_mb: float | None = None  # CUDA only (on a CPU only the process's peak is known)
+    achieved_gflops: float = 0.0
+    mfu: float = 0.0  # achieved / the measured matmul peak
+
+    @property
+    def ratio_vs_reference(self) -> float:
+        return self.ours / self.rates["reference"]
+
+    def as_json(self) -> dict[str, Any]:
+        peak = {} if self.peak_memory_mb is None else {"peak_memory_mb": self.peak_memory_mb}
+        return {**self.rates, **peak, "default_layout": self.default_layout, "ours": self.ours,
+                "ratio_vs_reference": self.ratio_vs_reference, "best_layout": self.best_layout,
+                "achieved_gflops": self.achieved_gflops, "mfu": self.mfu}  # fmt: skip
+
+
+@dataclass
+class LayerRates:
+    """The fast mode: learning on a layer's activation instead of pixels."""
+
+    name: str
+    shape: list[int]  # (C, H, W) of the activation
+    sample_steps_per_s: dict[int, float]  # by batch size
+    speedup_vs_pixels: dict[int, float]
+
+    def as_json(self) -> dict[str, Any]:
+        rows = {str(b): {"sample_steps_per_s": rate, "speedup_vs_pixels": self.speedup_vs_pixels[b]}
+                for b, rate in self.sample_steps_per_s.items()}  # fmt: skip
+        return {"name": self.name, "shape": self.shape, **rows}
+
+
+@dataclass
+class RenderRate:
+    images: int
+    seconds: float
+    batch_size: int
+    vs_forward: float = 0.0  # against the forward's images/s at the same batch
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds
+
+    def as_json(self) -> dict[str, Any]:
+        return {"images": self.images, "seconds": self.seconds, "images_per_s": self.images_per_s,
+                "batch_size": self.batch_size, "vs_forward": self.vs_forward}  # fmt: skip
+
+
+@dataclass
+class BenchResult:
+    """What `hpdirs bench` measured; `as_json()` is bench.json's body."""
+
+    model: str
+    device: str
+    device_name: str
+    threads: int
+    torch: str
+    steps: int
+    k: int
+    batch_sizes: list[int]
+    matmul_peak_gflops: float = 0.0
+    forward_images_per_s: dict[int, float] = field(default_factory=dict)
+    learn: dict[int, LearnRates] = field(default_factory=dict)
+    flops_per_sample_step: float = 0.0
+    flops_per_forward_image: float = 0.0
+    layer: LayerRates | None = None
+    render: RenderRate | None = None
+    explore: dict[str, Any] | None = None  # sample count -> the explorer's latencies (ms)
+    peak_memory_mb: float = 0.0
+    memory: dict[str, Any] | None = None  # measuring/memory.py's table
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "format": BENCH_FORMAT, "model": self.model, "device": self.device, "device_name": self.device_name,
+            "threads": self.threads, "torch": self.torch, "steps": self.steps, "k": self.k,
+            "batch_sizes": self.batch_sizes, "matmul_peak_gflops": self.matmul_peak_gflops,
+            "forward_images_per_s": {str(b): rate for b, rate in self.forward_images_per_s.items()},
+            "learn": {str(b): row.as_json() for b, row in self.learn.items()},
+            "flops_per_sample_step": self.flops_per_sample_step,
+            "flops_per_forward_image": self.flops_per_forward_image,
+        }  # fmt: skip
+        optional = {"layer": self.layer and self.layer.as_json(), "render": self.render and self.render.as_json(),
+                    "explore": self.explore}  # fmt: skip
+        body |= {key: value for key, value in optional.items() if value is not None}
+        body["peak_memory_mb"] = self.peak_memory_mb
+        if self.memory is not None:
+            body["memory"] = self.memory
+        return body
+
+
 StepFn = Callable[..., Tensor]  # train_step or reference_step: (generator, A, optimizer, config, batch)
 
 
@@ -189,34 +288,31 @@ def flops_per_sample_step(generator: Generator, config: LearnConfig) -> float:
     return counter.get_total_flops() / config.batch_size
 
 
-def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note: Note | None = None) -> dict[str, Any]:
-    """Run every measurement; returns the bench.json body."""
+def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note: Note | None = None) -> BenchResult:
+    """Run every measurement."""
     note = note or (lambda message: None)
     device = generator.device
-    results: dict[str, Any] = {
-        "format": BENCH_FORMAT,
-        "model": display_name(generator),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
+    results = BenchResult(
+        model=display_name(generator),
+        device=str(device),
+        device_name=torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "steps": settings.steps,
-        "k": settings.k,
-        "batch_sizes": list(settings.batch_sizes),
-    }
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        steps=settings.steps,
+        k=settings.k,
+        batch_sizes=list(settings.batch_sizes),
+    )
     note("fp32 matmul peak")
-    results["matmul_peak_gflops"] = matmul_peak(device)
-    results["forward_images_per_s"] = {}
+    results.matmul_peak_gflops = matmul_peak(device)
 
     render_batch = settings.render_batch or default_render_batch(device)
     settings = dataclasses.replace(settings, render_batch=render_batch)
     sizes = sorted(set(settings.batch_sizes) | ({render_batch} if settings.render else set()))
     for b in sizes:
         note(f"forward, batch {b}")
-        results["forward_images_per_s"][str(b)] = b / timed(_forward(generator, b), device, settings.steps)
-    results["learn"] = {}
+        results.forward_images_per_s[b] = b / timed(_forward(generator, b), device, settings.steps)
     for b in settings.batch_sizes:
         base = LearnConfig(k=settings.k, batch_size=b).resolved(generator)
         variants: dict[str, tuple[LearnConfig, StepFn]] = {
@@ -225,52 +321,44 @@ def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note:
         }
         variants["reference"] = (base, reference_step)
         _reset_peak(device)
-        row: dict[str, Any] = interleaved_rates(generator, variants, settings.steps, _prefixed(note, f"batch {b}, "))
-        if device.type == "cuda":  # on CPU only the process-wide peak is known (below)
-            row["peak_memory_mb"] = _peak_memory_mb(device)
+        rates = interleaved_rates(generator, variants, settings.steps, _prefixed(note, f"batch {b}, "))
+        peak = _peak_memory_mb(device) if device.type == "cuda" else None  # on CPU: the process's peak (below)
         matches = [name for name, c in _layouts(settings.k).items() if c == base.chunk_size]
         if matches:
-            row["default_layout"], row["ours"] = matches[0], row[matches[0]]
+            default_layout, ours = matches[0], rates[matches[0]]
         else:
             note(f"learning step, batch {b}, default chunk size {base.chunk_size}")
-            row["default_layout"] = f"chunk_size={base.chunk_size}"
-            row["ours"] = learning_rate(generator, base, settings.steps)
-        row["ratio_vs_reference"] = row["ours"] / row["reference"]
-        row["best_layout"] = max(_layouts(settings.k), key=lambda name: row[name])
-        results["learn"][str(b)] = row
+            default_layout, ours = f"chunk_size={base.chunk_size}", learning_rate(generator, base, settings.steps)
+        best = max(_layouts(settings.k), key=lambda name: rates[name])
+        results.learn[b] = LearnRates(rates, default_layout, ours, best, peak)
     b0 = settings.batch_sizes[0]
     note("FLOP count")
     base = LearnConfig(k=settings.k, batch_size=b0).resolved(generator)
     flops = flops_per_sample_step(generator, base)
-    results["flops_per_sample_step"] = flops
-    results["flops_per_forward_image"] = _forward_flops(generator)
-    for b in settings.batch_sizes:
-        achieved = flops * results["learn"][str(b)]["ours"] / 1e9
-        results["learn"][str(b)]["achieved_gflops"] = achieved
-        results["learn"][str(b)]["mfu"] = achieved / results["matmul_peak_gflops"]
+    results.flops_per_sample_step = flops
+    results.flops_per_forward_image = _forward_flops(generator)
+    for row in results.learn.values():
+        row.achieved_gflops = flops * row.ours / 1e9
+        row.mfu = row.achieved_gflops / results.matmul_peak_gflops
     layer = mid_layer(generator) if settings.layer == "auto" else settings.layer
     if layer is not None and isinstance(generator, Layered):
-        results["layer"] = {"name": layer, "shape": list(generator.layers()[layer])}
+        results.layer = LayerRates(layer, list(generator.layers()[layer]), {}, {})
         for b in settings.batch_sizes:
             note(f"learning step at layer {layer}, batch {b}")
             config = LearnConfig(k=settings.k, batch_size=b, layer=layer).resolved(generator)
             rate = learning_rate(generator, config, settings.steps)
-            results["layer"][str(b)] = {
-                "sample_steps_per_s": rate,
-                "speedup_vs_pixels": rate / results["learn"][str(b)]["ours"],
-            }
+            results.layer.sample_steps_per_s[b] = rate
+            results.layer.speedup_vs_pixels[b] = rate / results.learn[b].ours
     if settings.render:
         note("render")
-        results["render"] = _render_rate(generator, settings)
-        results["render"]["vs_forward"] = (
-            results["render"]["images_per_s"] / results["forward_images_per_s"][str(settings.render_batch)]
-        )
+        results.render = _render_rate(generator, settings)
+        results.render.vs_forward = results.render.images_per_s / results.forward_images_per_s[render_batch]
     if settings.explore:
         note("explorer latency")
-        results["explore"] = explore_latency(generator, (1, 4), settings.steps)
-    results["peak_memory_mb"] = _peak_memory_mb(device)
+        results.explore = explore_latency(generator, (1, 4), settings.steps)
+    results.peak_memory_mb = _peak_memory_mb(device)
     if settings.memory:
-        results["memory"] = memory_table(settings.memory, k=settings.k, device=device.type, note=note)
+        results.memory = memory_table(settings.memory, k=settings.k, device=device.type, note=note)
     return results
 
 
@@ -299,7 +387,7 @@ def _forward_flops(generator: Generator) -> float:
     return float(counter.get_total_flops())
 
 
-def _render_rate(generator: Generator, settings: BenchSettings) -> dict[str, Any]:
+def _render_rate(generator: Generator, settings: BenchSettings) -> RenderRate:
     matrix = gram_schmidt(torch.randn(2, int(generator.z_dim), generator=torch.Generator().manual_seed(3)))
     options = RenderSettings(
         directions=[0, 1], samples=8, frames=8, formats=["gif", "png"], batch_size=settings.render_batch, label=True
@@ -312,7 +400,7 @@ def _render_rate(generator: Generator, settings: BenchSettings) -> dict[str, Any
         render(generator, matrix, options, tmp)
         _sync(generator.device)
         seconds = time.perf_counter() - start
-    return {"images": images, "seconds": seconds, "images_per_s": images / seconds, "batch_size": settings.render_batch}
+    return RenderRate(images, seconds, int(settings.render_batch or 1))
 
 
 def bench_to_file(
@@ -323,7 +411,7 @@ def bench_to_file(
     progress: ProgressCallback | None = None,
     note: Note | None = None,
     on_layers: Callable[[dict[str, tuple[int, int, int]]], None] | None = None,
-) -> dict[str, Any]:
+) -> BenchResult:
     """`hpdirs bench`: load the generator, measure, write the results to `out` (JSON); returns
     them. on_layers is told the generator's named layers (for the fast mode) before measuring."""
     generator = choice.load(progress=progress)
@@ -332,5 +420,5 @@ def bench_to_file(
     if on_layers is not None and isinstance(generator, Layered):
         on_layers(generator.layers())
     results = bench(generator, settings, note=note)
-    write_text_atomic(Path(out), json.dumps(results, indent=2) + "\n")
+    write_text_atomic(Path(out), json.dumps(results.as_json(), indent=2) + "\n")
     return results
