@@ -34,7 +34,9 @@ from direction_finder.artifacts.plot import loss_curve
 from direction_finder.config import LearnConfig
 from direction_finder.errors import DirectionsFileError, HpdirsError, HpdirsWarning, UsageError
 from direction_finder.files import UnfitFile, atomic_write, read_capped, write_text_atomic
-from direction_finder.generators import GeneratorChoice, ProgressCallback, describe
+from direction_finder.generators.base import describe
+from direction_finder.generators.choice import GeneratorChoice
+from direction_finder.generators.weights import ProgressCallback
 from direction_finder.validation import plain
 
 if TYPE_CHECKING:

@@ -62,10 +62,11 @@ from direction_finder.evaluation.report import (
 from direction_finder.evaluation.settings import CompareSettings
 from direction_finder.evaluation.stats import BETTER, Difference
 from direction_finder.files import staged_output
-from direction_finder.generators import GeneratorChoice, KnownTruth, ProgressCallback, display_name
-from direction_finder.generators.base import sefa_spectrum
+from direction_finder.generators.base import KnownTruth, display_name, sefa_spectrum
+from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.generators.ganspace import default_samples
 from direction_finder.generators.synthetic import recovery_score
+from direction_finder.generators.weights import ProgressCallback
 from direction_finder.memory import render_batch
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.pca import near_degenerate_groups

@@ -12,7 +12,8 @@ import os
 from direction_finder.artifacts.runs import open_directions
 from direction_finder.explore.server import ExploreServer, make_server
 from direction_finder.explore.session import Explorer, View
-from direction_finder.generators import GeneratorChoice, ProgressCallback
+from direction_finder.generators.choice import GeneratorChoice
+from direction_finder.generators.weights import ProgressCallback
 
 
 def open_explorer(

@@ -29,7 +29,8 @@ from direction_finder.artifacts.latents import read_latents
 from direction_finder.artifacts.runs import OpenedDirections
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import UsageError
-from direction_finder.generators import ClassConditional, GeneratorChoice, LayerwiseLatent, describe, sefa_of
+from direction_finder.generators.base import ClassConditional, LayerwiseLatent, describe, sefa_of
+from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.method.sweeps import layer_edit, move
 from direction_finder.outputs.media import grid_frame, ping_pong, to_uint8, write_gif
 from direction_finder.validation import integer, positive, within
@@ -153,7 +154,7 @@ class Explorer:
             parse_layer_range(f"{first}-{last}", self.opened.generator.latent_layers)
         return view
 
-    def generator_for(self, view: View) -> Any:
+    def generator_for(self, view: View) -> Generator:
         """The generator of a view's class and truncation: loaded once, a few kept."""
         key = (view.class_, view.truncation)
         if key not in self.generators:
@@ -164,7 +165,8 @@ class Explorer:
                 )
                 generator = choice.for_metadata(meta, source=str(self.opened.path))
             else:
-                assert isinstance(self.opened.generator, ClassConditional)  # check_view refused a class elsewhere
+                # the opened generator is kept under (None, None); check_view refused a class elsewhere
+                assert view.class_ is not None and isinstance(self.opened.generator, ClassConditional)
                 generator = self.opened.generator.with_class(view.class_)
             self.generators[key] = generator
             while len(self.generators) > 4:

@@ -92,7 +92,7 @@ class ClassConditional(Protocol):
 
     truncation: float
 
-    def with_class(self, class_: str | int) -> ClassConditional:
+    def with_class(self, class_: str | int) -> Generator:
         """The same generator (same weights, device and truncation) for another class."""
         ...
 

@@ -39,7 +39,7 @@ from direction_finder.artifacts.runs import (
 )
 from direction_finder.config import HELDOUT_SEED_OFFSET, LearnConfig
 from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
-from direction_finder.generators import describe, working_dtype
+from direction_finder.generators.base import describe, working_dtype
 from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.layout import fit_layout
 from direction_finder.learning.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step

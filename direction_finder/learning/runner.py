@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from direction_finder.artifacts.runs import free_run_dir, new_run_dir, read_run
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
 from direction_finder.errors import HpdirsError
-from direction_finder.generators import ProgressCallback, class_slug
+from direction_finder.generators.choice import class_slug
+from direction_finder.generators.weights import ProgressCallback
 from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.learn import OnStep, learn
 from direction_finder.learning.request import RunRequest

@@ -30,7 +30,9 @@ from torch import Tensor
 from direction_finder.config import LearnConfig, check_layer
 from direction_finder.explore.latency import explore_latency
 from direction_finder.files import write_text_atomic
-from direction_finder.generators import GeneratorChoice, Layered, ProgressCallback, display_name
+from direction_finder.generators.base import Layered, display_name
+from direction_finder.generators.choice import GeneratorChoice
+from direction_finder.generators.weights import ProgressCallback
 from direction_finder.learning.objective import Batch, draw_batch, outputs, strict_fp32, train_step
 from direction_finder.measuring.memory import memory_table
 from direction_finder.measuring.settings import BenchSettings

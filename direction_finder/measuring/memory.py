@@ -33,7 +33,7 @@ Note = Callable[[str], None]
 def measure_here(spec: dict[str, Any]) -> dict[str, Any]:
     """In this process: load, baseline, two steps, peak (see the module's docstring)."""
     from direction_finder.config import LearnConfig
-    from direction_finder.generators import load_biggan
+    from direction_finder.generators.biggan import load_biggan
     from direction_finder.learning.objective import draw_batch, train_step
 
     generator = load_biggan(None, 207, truncation=0.4, weights=spec["weights"], device=spec.get("device", "cpu"))

@@ -28,7 +28,9 @@ from direction_finder.artifacts.latents import read_latents, write_latents
 from direction_finder.artifacts.runs import open_directions
 from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
 from direction_finder.files import shown_path, staged_output, write_text_atomic
-from direction_finder.generators import GeneratorChoice, LayerwiseLatent, ProgressCallback
+from direction_finder.generators.base import LayerwiseLatent
+from direction_finder.generators.choice import GeneratorChoice
+from direction_finder.generators.weights import ProgressCallback
 from direction_finder.memory import render_batch
 from direction_finder.method.sweeps import sweep
 from direction_finder.outputs.formats import ANIMATION, SHEET, chosen, output_names
