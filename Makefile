@@ -9,7 +9,7 @@ STAMP := $(VENV)/.hpdirs-installed
 WEIGHTS ?=
 DEMO_OUT ?= outputs
 
-.PHONY: setup test test-numerics test-slow lint demo clean
+.PHONY: setup test test-numerics test-slow test-gpu lint demo clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ test-numerics: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# The tests of a device path (learn, render, compare, compiled and eager) on CUDA: their `cuda`
+# cases, which skip with a reason on a machine without one. Needs a CUDA build of torch (TORCH_SPEC).
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -k cuda -rs
 
 # Style and types of the library and the CLI (settings in pyproject.toml).
 lint: $(STAMP)

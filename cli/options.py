@@ -79,6 +79,11 @@ Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--laten
 BATCH_SHOWN = "4 on CPU, 32 on GPU, fewer where they would not fit the memory"
 IMAGE_MEMORY_HELP = "Memory the default --batch-size must fit, e.g. 8GiB."
 ImageMemory = Annotated[str | None, option(IMAGE_MEMORY_HELP, "on GPU its free memory, else no limit", "--max-memory")]
+COMPILE_HELP = (
+    "The generator's forward through torch.compile: on, off, or auto (on where the job is long enough to win "
+    "the compile time back: full-size BigGAN-deep runs, not the small models). Falls back to eager with a warning."
+)
+Compile = Annotated[str, option(COMPILE_HELP, None, "--compile")]
 
 # --- the generator: every command that opens one takes the same options ---
 MODEL_HELP = (

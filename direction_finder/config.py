@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from direction_finder.compiled import COMPILE_MODES, pays
 from direction_finder.errors import UsageError
 from direction_finder.starts import STARTS, start_named, supported, unsupported
 from direction_finder.validation import check_fields, one_of, parse_memory
@@ -97,12 +98,16 @@ class LearnConfig:
     max_memory: str | None = None
     # "adam": Adam on A, as the paper; "riemannian": Adam on the manifold of orthonormal Q
     optimizer: str = "adam"
+    # the generator's forward through torch.compile: "on", "off", or "auto" (where the run is long
+    # enough to win the compile time back); a resolved config records "on" or "off"
+    compile: str = "auto"
 
     def __post_init__(self) -> None:
         check_fields(self, LIMITS, FLOAT_LIMITS, optional=("num_directions", "chunk_size", "micro_batch"))
         one_of("reduction", self.reduction, REDUCTIONS)
         one_of("init", self.init, STARTS)
         one_of("optimizer", self.optimizer, OPTIMIZERS)
+        one_of("compile", self.compile, COMPILE_MODES)
         if not isinstance(self.checkpoint_activations, bool):
             raise UsageError(f"`checkpoint_activations` must be true or false, got {self.checkpoint_activations!r}")
         if self.micro_batch is not None and self.micro_batch < self.batch_size and self.reduction == "max":
@@ -121,7 +126,8 @@ class LearnConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LearnConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        # a run recorded before `compile` existed ran eagerly: resumed, it still does
+        return cls(**{"compile": "off", **{k: v for k, v in data.items() if k in known}})
 
     def resolved(self, generator: Generator) -> LearnConfig:
         """num_directions and chunk_size filled in for this generator and device."""
@@ -151,7 +157,12 @@ class LearnConfig:
         start = start_named(self.init)
         if not supported(start, generator):
             raise UsageError(unsupported(start))
-        return dataclasses.replace(self, num_directions=n, chunk_size=chunk, micro_batch=micro)
+        # pixel space only: a layer's partial forward is not compiled
+        images = self.steps * self.batch_size * 2 * self.k
+        compiled = self.layer is None and pays(self.compile, generator, images)
+        return dataclasses.replace(
+            self, num_directions=n, chunk_size=chunk, micro_batch=micro, compile="on" if compiled else "off"
+        )
 
     def differences(self, other: LearnConfig) -> list[str]:
         """Fields that differ from `other` and would change the optimisation path."""

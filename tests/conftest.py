@@ -22,9 +22,16 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(scope="session")
+def compiled_cache(tmp_path_factory):
+    """One inductor cache for the session: compiled code is found again, as by a second run."""
+    return tmp_path_factory.mktemp("compiled")
+
+
 @pytest.fixture(autouse=True)
-def offline_and_isolated(tmp_path, monkeypatch):
+def offline_and_isolated(tmp_path, monkeypatch, compiled_cache):
     monkeypatch.setenv("HPDIRS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(compiled_cache))
     monkeypatch.delenv("HPDIRS_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HPDIRS_WEIGHTS_URL", raising=False)
@@ -53,6 +60,30 @@ def full_weights(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_biggan(tiny_weights):
     return load_biggan(class_="golden_retriever", truncation=0.4, weights=tiny_weights, device="cpu")
+
+
+def _has_mps() -> bool:
+    import torch
+
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def _devices() -> list:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return [
+        pytest.param("cpu", id="cpu"),
+        pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(not cuda, reason="no CUDA device on this machine")),
+        pytest.param("mps", id="mps", marks=pytest.mark.skipif(not _has_mps(), reason="no MPS device on this machine")),
+    ]
+
+
+@pytest.fixture(params=_devices())
+def device(request):
+    """Each device this machine has: the CPU always; CUDA and MPS where present (else skipped,
+    saying so). `make test-gpu` runs the CUDA cases."""
+    return request.param
 
 
 @pytest.fixture

@@ -165,7 +165,7 @@ def test_no_capability_is_probed_by_name_outside_the_generators_package():
 # folders show the architecture; this keeps it true.
 STAGES = [
     {"errors", "validation", "files", "exports"},
-    {"method", "generators", "memory"},
+    {"method", "generators", "memory", "compiled"},
     {"config", "starts"},
     {"artifacts"},
     {"learning"},

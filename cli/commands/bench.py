@@ -31,6 +31,8 @@ MEMORY_HELP = "Also measure one step's peak memory at these resolutions (random 
 Memory = Annotated[str | None, option(MEMORY_HELP, "not measured")]
 EXPLORE_HELP = "Also measure the explorer's slider-to-image latency."
 Explore = Annotated[bool, flag(EXPLORE_HELP, None, "--explore/--no-explore")]
+COMPILED_HELP = "Also the learning step through torch.compile, alternated with eager, and its compile times."
+Compiled = Annotated[bool, flag(COMPILED_HELP, None, "--compiled/--no-compiled")]
 
 
 @opens_a_generator(recorded=False)
@@ -41,6 +43,7 @@ def bench(
     render: Render = BENCH.render,
     explore: Explore = BENCH.explore,
     memory: Memory = None,
+    compiled: Compiled = BENCH.compiled,
     out: Out = Path("bench.json"),
     json_out: Json = False,
     choice: GeneratorChoice = GeneratorChoice(),
@@ -57,7 +60,9 @@ def bench(
         sizes = parse_integers("batch_size", batch_size)
         resolutions = parse_integers("memory", memory or "")
         chosen_layer = None if layer.lower() == "none" else layer
-        settings = BenchSettings(sizes, steps, chosen_layer, render, explore=explore, memory=resolutions)
+        settings = BenchSettings(
+            sizes, steps, chosen_layer, render, explore=explore, memory=resolutions, compiled=compiled
+        )
 
         def show_layers(layers: dict[str, tuple[int, int, int]]) -> None:
             names = ", ".join(f"{n} {c}x{h}x{w}" for n, (c, h, w) in layers.items())
@@ -86,8 +91,9 @@ def print_bench(r: BenchResult) -> None:
         f"{r.threads} threads)",
     )  # fmt: skip
     table.add_row("forward images/s", *[f"{r.forward_images_per_s[b]:.3g}" for b in r.batch_sizes])
-    for layout in ("batched", "chunks", "sequential", "reference"):
-        table.add_row(f"sample-steps/s, {layout}", *[f"{r.learn[b].rates[layout]:.3g}" for b in r.batch_sizes])
+    for layout in ("batched", "chunks", "sequential", "reference", "compiled"):
+        if all(layout in r.learn[b].rates for b in r.batch_sizes):
+            table.add_row(f"sample-steps/s, {layout}", *[f"{r.learn[b].rates[layout]:.3g}" for b in r.batch_sizes])
     table.add_row(
         "ours (default layout) / reference",
         *[f"{r.learn[b].ratio_vs_reference:.2f}x ({r.learn[b].default_layout})" for b in r.batch_sizes],
@@ -95,6 +101,13 @@ def print_bench(r: BenchResult) -> None:
     table.add_row(
         "achieved GFLOP/s (MFU)", *[f"{r.learn[b].achieved_gflops:.3g} ({r.learn[b].mfu:.2f})" for b in r.batch_sizes]
     )
+    if all(r.learn[b].compiled_mfu is not None for b in r.batch_sizes):
+        table.add_row(
+            "compiled / reference (MFU)",
+            *[f"{r.learn[b].rates['compiled'] / r.learn[b].rates['reference']:.2f}x ({r.learn[b].compiled_mfu:.2f})"
+              for b in r.batch_sizes],
+        )  # fmt: skip
+        table.add_row("compile s (first call)", *[f"{r.learn[b].compile_s:.1f}" for b in r.batch_sizes])
     if r.layer is not None:
         layer = r.layer
         table.add_row(
@@ -107,6 +120,8 @@ def print_bench(r: BenchResult) -> None:
         f"GFLOP per sample-step · peak memory {r.peak_memory_mb:.0f} MiB",
         highlight=False,
     )
+    if r.warm_compile_s is not None:
+        console.print(f"compiled again from the cache (a second run): {r.warm_compile_s:.1f} s", highlight=False)
     if r.render is not None:
         console.print(
             f"render {r.render.images_per_s:.3g} images/s = {r.render.vs_forward:.2f}x forward "

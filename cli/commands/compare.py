@@ -13,7 +13,17 @@ from direction_finder.evaluation.settings import PRECISE_SAMPLES, CompareSetting
 from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.starts import DEFAULT_BASELINES, STARTS
 from hpdirs_cli.console import console, emit_json, say, shown, user_errors
-from hpdirs_cli.options import BATCH_SHOWN, ImageMemory, Json, Latents, Source, flag, opens_a_generator, option
+from hpdirs_cli.options import (
+    BATCH_SHOWN,
+    Compile,
+    ImageMemory,
+    Json,
+    Latents,
+    Source,
+    flag,
+    opens_a_generator,
+    option,
+)
 from hpdirs_cli.progress import download_progress, images_bar
 
 if TYPE_CHECKING:
@@ -67,6 +77,7 @@ def compare(
     gifs: Gifs = True,
     out: Out = None,
     latents: Latents = None,
+    compile: Compile = COMPARE.compile,
     json_out: Json = False,
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
@@ -82,6 +93,7 @@ def compare(
         settings = CompareSettings(
             samples=samples, seed=seed, top=top, eta=eta, epsilon=epsilon, k=k, sweep_steps=sweep_steps,
             batch_size=batch_size, layer=layer, latents=chosen, budget=budget, precise=precise, max_memory=max_memory,
+            compile=compile,
         )  # fmt: skip
         with download_progress() as progress, images_bar("measuring", transient=True, stderr=json_out) as bar:
             task = bar.add_task("compare", total=None)

@@ -8,7 +8,7 @@ from typing import Annotated
 from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.outputs.settings import RenderSettings
 from hpdirs_cli.console import console, fail, say, user_errors
-from hpdirs_cli.options import Source, flag, opens_a_generator, option
+from hpdirs_cli.options import Compile, Source, flag, opens_a_generator, option
 from hpdirs_cli.progress import download_progress
 
 Host = Annotated[str, option("Address to listen on; 127.0.0.1 keeps the page to this machine.")]
@@ -25,6 +25,7 @@ def explore(
     port: Port = 0,
     open_browser: OpenBrowser = False,
     eta: Eta = ETA,
+    compile: Compile = "auto",
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
     """Play with the directions in a local page: a slider each, names, other sets beside them.
@@ -38,7 +39,7 @@ def explore(
 
     with user_errors():
         with download_progress() as progress:
-            explorer = open_explorer(run_or_file, choice, eta=eta, progress=progress)
+            explorer = open_explorer(run_or_file, choice, eta=eta, progress=progress, compile=compile)
         try:
             server = make_server(explorer, host, port)
         except OSError as exc:

@@ -18,7 +18,7 @@ from direction_finder.learning.request import RunRequest
 from direction_finder.starts import STARTS
 from direction_finder.validation import format_duration, parse_duration
 from hpdirs_cli.console import console, say, shown, user_errors
-from hpdirs_cli.options import adds_options, flag, given, opens_a_generator, option
+from hpdirs_cli.options import COMPILE_HELP, adds_options, flag, given, opens_a_generator, option
 from hpdirs_cli.progress import download_progress
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ LEARNING: dict[str, tuple[Any, str, str | None, tuple[str, ...], str]] = {
     "checkpoint_activations": (
         bool, CHECKPOINT_HELP, "off", ("--checkpoint-activations/--no-checkpoint-activations",), MEMORY,
     ),
+    "compile": (str, COMPILE_HELP, None, (), MEMORY),
     "checkpoint_every": (int, "Steps between checkpoints.", None, (), OUTPUT),
 }  # fmt: skip
 
@@ -242,7 +243,7 @@ def print_plan(plan: RunPlan, recipe: str | None) -> None:
                    f"--optimizer {c.optimizer} · --lr {c.lr:g}"),
         ("objective", f"{c.num_directions} directions · --eta {c.eta:g} · --epsilon {c.epsilon:g} · --k {c.k} · "
                       f"{c.steps} steps × batch {c.batch_size} · --seed {c.seed}"),
-        ("layout", layout),
+        ("layout", f"{layout} · compiled {c.compile}"),
         *([("start", f"--init {c.init}: {plan.start_cost.text()}")] if plan.start_cost.layer_forwards else []),
         ("run folder", f"{plan.run_dir} ({'resumed' if plan.resumed else 'new'}, not created)"),
         ("images to generate", f"{sum(images.values()):,} ({parts})"),

@@ -9,7 +9,7 @@ from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.outputs.formats import FORMATS
 from direction_finder.outputs.settings import RenderSettings
 from hpdirs_cli.console import say, user_errors
-from hpdirs_cli.options import BATCH_SHOWN, ImageMemory, Latents, Source, flag, opens_a_generator, option
+from hpdirs_cli.options import BATCH_SHOWN, Compile, ImageMemory, Latents, Source, flag, opens_a_generator, option
 from hpdirs_cli.progress import download_progress, images_bar
 
 RENDER = RenderSettings()  # the library's defaults, which these options take as theirs
@@ -52,6 +52,7 @@ def render(
     out: Out = None,
     latents: Latents = None,
     layers: Layers = None,
+    compile: Compile = RENDER.compile,
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
     """Render direction sweeps: a GIF grid per direction, an overview GIF, a PNG sheet, index.html.
@@ -64,7 +65,7 @@ def render(
         settings = RenderSettings(
             directions=directions, axes=axes or [], samples=samples, seed=seed, eta=eta, frames=frames, fps=fps,
             align=align, formats=format, size=size, label=label, batch_size=batch_size, latents=latents,
-            max_memory=max_memory, layers=layers,
+            max_memory=max_memory, layers=layers, compile=compile,
         )  # fmt: skip
         with download_progress() as progress, images_bar("rendering") as bar:
             task = bar.add_task("render", total=None)

@@ -38,6 +38,7 @@ from torch import Tensor
 from direction_finder.artifacts.directions import check_z_dim, load_directions, resolve_directions_file
 from direction_finder.artifacts.latents import read_latents
 from direction_finder.artifacts.runs import open_directions
+from direction_finder.compiled import CPU_FORWARD_SECONDS, maybe_compiled
 from direction_finder.config import LIMITS, check_layer
 from direction_finder.errors import UsageError
 from direction_finder.evaluation.measures import diagonal_dominance, matching
@@ -66,7 +67,7 @@ from direction_finder.generators.base import KnownTruth, display_name, sefa_spec
 from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.generators.ganspace import default_samples
 from direction_finder.generators.synthetic import recovery_score
-from direction_finder.generators.weights import ProgressCallback
+from direction_finder.generators.weights import ProgressCallback, cache_root
 from direction_finder.memory import render_batch
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.pca import near_degenerate_groups
@@ -311,8 +312,11 @@ def compare_file(
     if opened.directions.labels:
         info["labels"] = {str(i): label for i, label in sorted(opened.directions.labels.items())}
     owner = None if out_dir is not None else opened.path.parent  # hpdirs chose the folder: it stays in the run
+    budget = settings.parsed_budget if not settings.is_precise else None
+    images = (budget.images or int((budget.seconds or 0) / CPU_FORWARD_SECONDS)) if budget is not None else 10**6
+    measured_with = maybe_compiled(opened.generator, settings.compile, images, cache_root(), CPU_FORWARD_SECONDS)
     results = compare_into(
-        opened.generator, opened.directions.matrix, target, baselines=names, settings=settings, info=info,
+        measured_with, opened.directions.matrix, target, baselines=names, settings=settings, info=info,
         gifs=gifs, on_images=on_images, name=name, other=other, owner=owner,
     )  # fmt: skip
     opened.refresh_card(target)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from direction_finder.compiled import COMPILE_MODES
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import UsageError
 from direction_finder.evaluation.budget import DEFAULT_BUDGET, Budget, parse_budget
-from direction_finder.validation import check_fields, parse_memory
+from direction_finder.validation import check_fields, one_of, parse_memory
 
 PRECISE_SAMPLES = 8  # `precise` without `samples`
 
@@ -28,6 +29,7 @@ class CompareSettings:
     budget: str | None = None  # `10m`, `90s` or an image count; None: DEFAULT_BUDGET (unless precise)
     precise: bool = False
     max_memory: str | None = None  # "8GiB": the default batch_size is made to fit it
+    compile: str = "auto"  # the forward through torch.compile: on, off, or auto (where the budget is long)
 
     def __post_init__(self) -> None:
         if self.max_memory is not None:
@@ -45,6 +47,7 @@ class CompareSettings:
             {"eta": FLOAT_LIMITS["eta"], "epsilon": FLOAT_LIMITS["epsilon"]},
             optional=("samples", "batch_size"),
         )
+        one_of("compile", self.compile, COMPILE_MODES)
         if self.budget is not None:
             parse_budget(self.budget)
             if self.is_precise:

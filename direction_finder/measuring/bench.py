@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from direction_finder.compiled import CompiledGenerator, compile_cache
 from direction_finder.config import LearnConfig, check_layer
 from direction_finder.explore.latency import explore_latency
 from direction_finder.files import write_text_atomic
 from direction_finder.generators.base import Layered, display_name
 from direction_finder.generators.choice import GeneratorChoice
-from direction_finder.generators.weights import ProgressCallback
+from direction_finder.generators.weights import ProgressCallback, cache_root
 from direction_finder.learning.objective import Batch, draw_batch, outputs, strict_fp32, train_step
 from direction_finder.measuring.memory import memory_table
 from direction_finder.measuring.settings import BenchSettings
@@ -59,6 +60,8 @@ class LearnRates:
     peak_memory_mb: float | None = None  # CUDA only (on a CPU only the process's peak is known)
     achieved_gflops: float = 0.0
     mfu: float = 0.0  # achieved / the measured matmul peak
+    compiled_mfu: float | None = None  # the same for the compiled step (rates["compiled"]), where measured
+    compile_s: float | None = None  # the compiled step's first call at this batch size: its compile
 
     @property
     def ratio_vs_reference(self) -> float:
@@ -66,9 +69,10 @@ class LearnRates:
 
     def as_json(self) -> dict[str, Any]:
         peak = {} if self.peak_memory_mb is None else {"peak_memory_mb": self.peak_memory_mb}
+        compiled = {} if self.compile_s is None else {"compile_s": self.compile_s, "compiled_mfu": self.compiled_mfu}
         return {**self.rates, **peak, "default_layout": self.default_layout, "ours": self.ours,
                 "ratio_vs_reference": self.ratio_vs_reference, "best_layout": self.best_layout,
-                "achieved_gflops": self.achieved_gflops, "mfu": self.mfu}  # fmt: skip
+                "achieved_gflops": self.achieved_gflops, "mfu": self.mfu, **compiled}  # fmt: skip
 
 
 @dataclass
@@ -124,6 +128,7 @@ class BenchResult:
     explore: dict[str, Any] | None = None  # sample count -> the explorer's latencies (ms)
     peak_memory_mb: float = 0.0
     memory: dict[str, Any] | None = None  # measuring/memory.py's table
+    warm_compile_s: float | None = None  # the first batch size's compile again, from inductor's cache
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -139,6 +144,8 @@ class BenchResult:
                     "explore": self.explore}  # fmt: skip
         body |= {key: value for key, value in optional.items() if value is not None}
         body["peak_memory_mb"] = self.peak_memory_mb
+        if self.warm_compile_s is not None:
+            body["warm_compile_s"] = self.warm_compile_s
         if self.memory is not None:
             body["memory"] = self.memory
         return body
@@ -309,6 +316,10 @@ def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note:
     note("fp32 matmul peak")
     results.matmul_peak_gflops = matmul_peak(device)
 
+    compiled = None
+    if settings.compiled:
+        compile_cache(cache_root())
+        compiled = CompiledGenerator(generator, "reduce-overhead" if device.type == "cuda" else "default")
     render_batch = settings.render_batch or default_render_batch(device)
     settings = dataclasses.replace(settings, render_batch=render_batch)
     sizes = sorted(set(settings.batch_sizes) | ({render_batch} if settings.render else set()))
@@ -322,6 +333,13 @@ def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note:
             for layout, chunk in _layouts(settings.k).items()
         }
         variants["reference"] = (base, reference_step)
+        compile_s = None
+        if compiled is not None:
+            note(f"compiling the learning step, batch {b}")
+            started = time.perf_counter()
+            _stepper(compiled, base)()  # the first call compiles (forward and backward) for this shape
+            compile_s = time.perf_counter() - started
+            variants["compiled"] = (base, _through(compiled))
         _reset_peak(device)
         rates = interleaved_rates(generator, variants, settings.steps, _prefixed(note, f"batch {b}, "))
         peak = _peak_memory_mb(device) if device.type == "cuda" else None  # on CPU: the process's peak (below)
@@ -332,7 +350,7 @@ def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note:
             note(f"learning step, batch {b}, default chunk size {base.chunk_size}")
             default_layout, ours = f"chunk_size={base.chunk_size}", learning_rate(generator, base, settings.steps)
         best = max(_layouts(settings.k), key=lambda name: rates[name])
-        results.learn[b] = LearnRates(rates, default_layout, ours, best, peak)
+        results.learn[b] = LearnRates(rates, default_layout, ours, best, peak, compile_s=compile_s)
     b0 = settings.batch_sizes[0]
     note("FLOP count")
     base = LearnConfig(k=settings.k, batch_size=b0).resolved(generator)
@@ -342,6 +360,16 @@ def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note:
     for row in results.learn.values():
         row.achieved_gflops = flops * row.ours / 1e9
         row.mfu = row.achieved_gflops / results.matmul_peak_gflops
+        if "compiled" in row.rates:
+            row.compiled_mfu = flops * row.rates["compiled"] / 1e9 / results.matmul_peak_gflops
+    if compiled is not None and compiled.compiled:
+        from torch import _dynamo
+
+        note("compiling again from the cache")
+        _dynamo.reset()  # forget the compiled code in memory: what a second process finds is on disk
+        started = time.perf_counter()
+        _stepper(CompiledGenerator(generator, compiled.mode), base)()
+        results.warm_compile_s = time.perf_counter() - started
     layer = mid_layer(generator) if settings.layer == "auto" else settings.layer
     if layer is not None and isinstance(generator, Layered):
         results.layer = LayerRates(layer, list(generator.layers()[layer]), {}, {})
@@ -362,6 +390,11 @@ def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note:
     if settings.memory:
         results.memory = memory_table(settings.memory, k=settings.k, device=device.type, note=note)
     return results
+
+
+def _through(compiled: Generator) -> StepFn:
+    """train_step with the compiled generator in place of the one the stepper was made with."""
+    return lambda generator, A, optimizer, config, batch: train_step(compiled, A, optimizer, config, batch)
 
 
 def _prefixed(note: Note, prefix: str) -> Note:

@@ -21,6 +21,7 @@ class BenchSettings:
     k: int = 2
     explore: bool = True  # the explorer's latency from a slider change to the new image
     memory: Sequence[int] = ()  # BigGAN-deep resolutions whose step memory to measure (random weights)
+    compiled: bool = True  # also the learning step with the forward through torch.compile, alternated with eager
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(

@@ -26,11 +26,12 @@ from torch import Tensor
 from direction_finder.artifacts.directions import check_z_dim
 from direction_finder.artifacts.latents import read_latents, write_latents
 from direction_finder.artifacts.runs import open_directions
+from direction_finder.compiled import CPU_FORWARD_SECONDS, maybe_compiled
 from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
 from direction_finder.files import shown_path, staged_output, write_text_atomic
 from direction_finder.generators.base import LayerwiseLatent
 from direction_finder.generators.choice import GeneratorChoice
-from direction_finder.generators.weights import ProgressCallback
+from direction_finder.generators.weights import ProgressCallback, cache_root
 from direction_finder.memory import render_batch
 from direction_finder.method.sweeps import sweep
 from direction_finder.outputs.formats import ANIMATION, SHEET, chosen, output_names
@@ -134,6 +135,7 @@ def _render_into(
     settings = dataclasses.replace(settings, samples=int(z.shape[0]), batch_size=batch)
     sheet_images = SHEET_COLUMNS * len(tracks) if chosen(settings.formats, SHEET) else 0
     total = len(tracks) * settings.frames * settings.samples + sheet_images
+    generator = maybe_compiled(generator, settings.compile, total, cache_root(), CPU_FORWARD_SECONDS)
     done = 0
     manifest: dict[str, Any] = {
         "format": RENDER_FORMAT,

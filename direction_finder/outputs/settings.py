@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from direction_finder.artifacts.labels import parse_layer_range
+from direction_finder.compiled import COMPILE_MODES
 from direction_finder.config import FLOAT_LIMITS, LIMITS
 from direction_finder.errors import UsageError
 from direction_finder.outputs.formats import DEFAULT_FORMATS, parse_formats
-from direction_finder.validation import check_fields, integer, parse_memory, positive, within
+from direction_finder.validation import check_fields, integer, one_of, parse_memory, positive, within
 
 if TYPE_CHECKING:
     from direction_finder.generators.base import Generator
@@ -72,6 +73,7 @@ class RenderSettings:
     latents: str | os.PathLike | None = None  # a .npy (n, z_dim): the user's samples instead of seeded ones
     max_memory: str | None = None  # "8GiB": the default batch_size is made to fit it
     layers: str | None = None  # `0-3`: only these latent layers see the edit (LayerwiseLatent); None: all
+    compile: str = "auto"  # the forward through torch.compile: on, off, or auto (where the render is long)
 
     def __post_init__(self) -> None:
         if self.max_memory is not None:
@@ -89,6 +91,7 @@ class RenderSettings:
         check_sweep(self.eta, self.frames)
         within("fps", self.fps, *FPS_RANGE)
         self.formats = parse_formats(self.formats)
+        one_of("compile", self.compile, COMPILE_MODES)
 
     def layer_range(self, generator: Generator) -> range | None:
         """The latent layers `layers` names, checked against the generator (None: all of them)."""

@@ -44,7 +44,7 @@ def test_info_classes_download_and_compare_print_one_json_document(tiny_weights,
 def test_bench_json_is_the_file(tiny_weights, tmp_path):
     out = tmp_path / "bench.json"
     printed = doc(["bench", "--weights", str(tiny_weights), "--steps", "1", "--batch-size", "1", "--no-render",
-                   "--no-explore", "--layer", "none", "--device", "cpu", "--out", str(out)])
+                   "--no-explore", "--no-compiled", "--layer", "none", "--device", "cpu", "--out", str(out)])
     assert printed == json.loads(out.read_text()) and printed["format"] == "hpdirs.bench/1"
 
 

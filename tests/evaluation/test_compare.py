@@ -2,6 +2,7 @@
 to end."""
 
 import json
+import math
 
 import torch
 from helpers import learn_synthetic, runner
@@ -127,3 +128,10 @@ def test_both_sefa_variants_are_baselines_and_a_generator_without_a_layer_is_a_n
     assert torch.equal(sets[1].matrix, tiny_biggan.sefa_directions(4))
     sets, notes = baseline_sets(SyntheticGenerator(z_dim=8), 4, ["sefa-first"])
     assert [s.name for s in sets] == ["truth"] and notes[0].startswith("sefa-first skipped")
+
+
+def test_compare_runs_on_every_device(device):
+    generator = SyntheticGenerator(z_dim=6, factors=2, size=4, device=device)
+    results = compare_sets(generator, generator.basis, settings=CompareSettings(samples=2, top=2, sweep_steps=3))
+    assert [r.name for r in results.reports][:2] == ["learned", "axes"]
+    assert all(math.isfinite(float(r.metrics["heldout_penalty"].value)) for r in results.reports)

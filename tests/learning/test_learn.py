@@ -133,3 +133,12 @@ def test_sefa_warm_start_begins_at_the_closed_form_directions(tiny_biggan, init)
                                atol=64 * FLOAT32_EPS, rtol=0)
     with pytest.raises(UsageError, match="`init` sefa: this generator has no first linear layer"):
         LearnConfig(init="sefa").resolved(SyntheticGenerator(z_dim=8))
+
+
+def test_learning_runs_on_every_device(device, tmp_path):
+    """The device path: the generator, A, the step and the files, on the device the user names."""
+    generator = SyntheticGenerator(z_dim=6, factors=2, size=4, device=device)
+    directions = learn(generator, LearnConfig(steps=3, batch_size=2, eval_every=2, checkpoint_every=2),
+                       out_dir=tmp_path / "run")  # fmt: skip
+    assert directions.matrix.shape == (6, 6) and directions.matrix.device.type == "cpu"
+    assert torch.isfinite(directions.matrix).all() and (tmp_path / "run" / "checkpoint.pt").is_file()

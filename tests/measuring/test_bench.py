@@ -96,7 +96,7 @@ def test_learning_at_a_layer_and_bad_layer_names(tiny_biggan, tmp_path):
 def test_cli_bench_writes_every_field(tiny_weights, tmp_path):
     out = tmp_path / "bench.json"
     result = runner.invoke(app, ["bench", "--weights", str(tiny_weights), "--steps", "1", "--batch-size", "1,2",
-                                      "--out", str(out), "--device", "cpu"])
+                                 "--out", str(out), "--device", "cpu", "--no-compiled"])  # compiled: below
     assert result.exit_code == 0, result.stderr
     r = json.loads(out.read_text())
     for key in ("model", "device", "threads", "matmul_peak_gflops", "forward_images_per_s", "learn",
@@ -117,3 +117,16 @@ def test_cli_bench_writes_every_field(tiny_weights, tmp_path):
     assert "explore, 4 sample(s): new position" in result.stdout
     bad = runner.invoke(app, ["bench", "--weights", str(tiny_weights), "--batch-size", "0"])
     assert bad.exit_code == 1 and "every batch size must be >= 1" in bad.stderr
+
+
+def test_bench_times_the_compiled_step_beside_eager_with_its_compile_times(tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "--model", "synthetic:z_dim=6,factors=2,size=8", "--steps", "1",
+                                 "--batch-size", "2", "--no-render", "--no-explore", "--layer", "none",
+                                 "--out", str(out)], env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    r = json.loads(out.read_text())
+    row = r["learn"]["2"]
+    assert row["compiled"] > 0 and row["compile_s"] > 0 and 0 < row["compiled_mfu"]
+    assert r["warm_compile_s"] > 0
+    assert "sample-steps/s, compiled" in result.stdout and "compiled again from the cache" in result.stdout

@@ -203,3 +203,9 @@ def test_layers_limit_the_edit_and_all_layers_render_as_the_plain_edit(tiny_bigg
             render(tiny_biggan, matrix, RenderSettings(**base, layers=bad), tmp_path / "bad")
     with pytest.raises(UsageError, match="no layer-wise latents"):
         render(SyntheticGenerator(z_dim=16), matrix, RenderSettings(**base, layers="0-1"), tmp_path / "synthetic")
+
+
+def test_render_runs_on_every_device(device, tmp_path):
+    generator = SyntheticGenerator(z_dim=6, factors=2, size=8, device=device)
+    manifest = render(generator, generator.basis, RenderSettings(directions=[0], samples=2, frames=3), tmp_path)
+    assert (tmp_path / manifest["rows"][0]["files"]["gif"]).is_file() and (tmp_path / "sheet.png").is_file()
