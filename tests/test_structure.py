@@ -295,3 +295,18 @@ def test_the_tests_are_grouped_like_the_stages():
             assert str(where) in allowed, f"tests/{where}/ is not a stage of the library"
     assert sorted(p.name for p in tests.iterdir() if p.suffix == ".py" and not p.name.startswith("test_")) == [
         "conftest.py", "helpers.py", "tolerances.py"]
+
+
+def test_the_wheel_carries_the_license_pyproject_names(tmp_path):
+    import tomllib
+    import zipfile
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("hpdirs-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
