@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import signal
-from typing import Annotated
+from typing import Annotated, Any
 
 from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.outputs.settings import RenderSettings
-from hpdirs_cli.console import console, fail, say, user_errors
+from hpdirs_cli.console import console, err_console, fail, say, user_errors
 from hpdirs_cli.options import Compile, Source, flag, opens_a_generator, option
 from hpdirs_cli.progress import download_progress
 
@@ -48,8 +48,8 @@ def explore(
     measuring = threading.Thread(target=explorer.measure_activeness, args=(stop,), daemon=True)
     measuring.start()
     say(f"hpdirs explore: {server.url}  (Ctrl-C stops it)")
-    if open_browser:
-        webbrowser.open(server.url)
+    if open_browser and not _opened(webbrowser, server.url):
+        err_console.print(f"warning: no browser could be opened here; open {server.url} yourself", highlight=False)
     signum = None  # Ctrl-C is the way to stop the explorer (exit 0); SIGTERM or SIGHUP end it (128 + signal)
     try:
         server.serve_forever()
@@ -63,3 +63,11 @@ def explore(
     if signum is not None:
         raise fail(f"stopped by {signal.Signals(signum).name}", 128 + signum)
     console.print("stopped", highlight=False)
+
+
+def _opened(webbrowser: Any, url: str) -> bool:
+    """Whether a browser was started for `url` (False where none can be: a server, a container)."""
+    try:
+        return bool(webbrowser.open(url))
+    except webbrowser.Error:
+        return False

@@ -222,6 +222,28 @@ def test_the_command_prints_its_url_serves_and_stops_cleanly_on_ctrl_c(biggan_ru
     assert process.returncode == 0 and "stopped" in out and "Traceback" not in err
 
 
+def test_open_without_a_browser_says_so_and_serves_anyway(biggan_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "200", "BROWSER": str(tmp_path / "no-such-browser"), "DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    process = subprocess.Popen([sys.executable, "-m", "hpdirs_cli", "explore", str(biggan_run), "--device", "cpu",
+                                "--offline", "--open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)  # fmt: skip
+    try:
+        url = process.stdout.readline().split()[2]
+        warning = process.stderr.readline()
+        assert warning == f"warning: no browser could be opened here; open {url} yourself\n", warning
+        with urllib.request.urlopen(url + "api/meta", timeout=60) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert process.returncode == 0
+
+
 def test_a_port_in_use_is_one_line(biggan_run, server):
 
     from hpdirs_cli.main import app
