@@ -114,6 +114,11 @@ def parse_duration(name: str, text: str, days: int) -> float:
     return seconds
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 step`, `3 steps`, `1,000 ImageNet classes`: a count and its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def format_duration(seconds: float) -> str:
     """Seconds as `1h 05m`, `3m 07s` or `12s`: how every duration is shown."""
     whole = round(seconds)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from direction_finder.validation import counted
 from hpdirs_cli.console import console, emit_json, fail
 from hpdirs_cli.options import Json
 
@@ -26,7 +27,7 @@ def classes(query: Query = "", json_out: Json = False) -> None:
     if json_out:
         emit_json({"classes": [{"index": c.index, "wordnet_id": c.wordnet_id, "names": list(c.names)} for c in found]})
         return
-    table = Table("index", "WordNet id", "names", title=f"{len(found)} ImageNet classes")
+    table = Table("index", "WordNet id", "names", title=counted(len(found), "ImageNet class", "ImageNet classes"))
     for c in found:
         table.add_row(str(c.index), c.wordnet_id, ", ".join(c.names))
     console.print(table)

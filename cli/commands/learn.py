@@ -16,7 +16,7 @@ from direction_finder.config import DEFAULT_RECIPE, RECIPES, default
 from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.learning.request import RunRequest
 from direction_finder.starts import STARTS
-from direction_finder.validation import format_duration, parse_duration
+from direction_finder.validation import counted, format_duration, parse_duration
 from hpdirs_cli.console import console, say, shown, user_errors
 from hpdirs_cli.options import COMPILE_HELP, adds_options, flag, given, opens_a_generator, option
 from hpdirs_cli.progress import download_progress
@@ -211,12 +211,12 @@ class LearnProgress:
             eta=format_duration(info.eta_s) if info.eta_s is not None else "-",
             heldout=heldout,
         )
-        if not self.announced and info.eta_s is not None:
+        if not self.announced and info.eta_s is not None and info.steps > info.step:
             self.announced = True
             per_step = self.plan.config.batch_size / info.sample_steps_per_s
             self.bar.console.print(
                 f"measured {per_step:.3g} s/step ({info.sample_steps_per_s:.3g} sample-steps/s): "
-                f"about {format_duration(info.eta_s)} more for {info.steps - info.step} steps"
+                f"about {format_duration(info.eta_s)} more for {counted(info.steps - info.step, 'step')}"
                 + (" plus held-out evaluations" if self.plan.config.eval_every else ""),
                 highlight=False,
             )

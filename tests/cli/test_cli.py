@@ -1,13 +1,14 @@
 """The CLI as a user runs it: the installed console script and in-process via CliRunner."""
 
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import runner
+from helpers import SYNTH, invoke, runner
 from tolerances import FLOAT32_EPS
 
 from hpdirs_cli.main import app
@@ -25,7 +26,9 @@ def test_classes_lists_and_searches():
     assert result.exit_code == 0
     for name in ["golden retriever", "Labrador retriever", "n02099601"]:
         assert name in result.stdout
-    assert "1000 ImageNet classes" in runner.invoke(app, ["classes"]).stdout
+    assert "1,000 ImageNet classes" in runner.invoke(app, ["classes"]).stdout
+    titles = runner.invoke(app, ["classes", "tabby"], env={"COLUMNS": "200"}).stdout.splitlines()
+    assert titles[0].strip() == "1 ImageNet class"
 
 
 def test_classes_without_a_match_is_one_line_on_stderr():
@@ -225,3 +228,10 @@ def test_a_signal_after_the_command_is_no_traceback(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
     assert "golden retriever" in done.stdout and done.stderr == "", done.stderr
+
+
+def test_the_estimate_counts_steps_in_words_and_is_not_said_for_none(tmp_path):
+    three = invoke(["learn", *SYNTH, "--steps", "3", "--eval-every", "0", "--out", tmp_path, "--name", "three"])
+    assert three.exit_code == 0 and re.search(r"about \S+ more for 1 step\n", three.stdout), three.stdout
+    two = invoke(["learn", *SYNTH, "--steps", "2", "--eval-every", "0", "--out", tmp_path, "--name", "two"])
+    assert two.exit_code == 0 and "more for" not in two.stdout, two.stdout
