@@ -62,9 +62,13 @@ class RunSaver:
         with torch.no_grad():
             Q = canonical_signs(orthonormal_directions(s.A))
         loss = s.smoothed_loss
+        # the held-out penalty evaluated at this very step, where one was (the log has it)
+        heldout = next(
+            (float(r["heldout"]) for r in reversed(files.rows) if int(r["step"]) == s.step and r["heldout"]), None
+        )
         save_directions(
             files.dir / LAST_NAME,
-            Directions(Q.cpu(), directions_metadata(self.meta, config, s.step, loss, "last", None), s.A.cpu()),
+            Directions(Q.cpu(), directions_metadata(self.meta, config, s.step, loss, "last", heldout), s.A.cpu()),
         )
         if s.best_matrix is not None:
             save_directions(

@@ -68,3 +68,14 @@ def test_the_dry_run_names_the_folder_the_run_then_takes(tmp_path, monkeypatch):
     for make in (runs.free_run_dir, runs.new_run_dir):
         with pytest.raises(UsageError, match=r"run .*20260102-030405-2 already exists; choose another `name`"):
             make(tmp_path, "cls", "20260102-030405-2")
+
+
+def test_the_last_directions_record_the_held_out_penalty_of_their_step(tmp_path):
+    from helpers import learned_run
+
+    run = learned_run(tmp_path, "r", "--checkpoint-every", "2", eval_every=2)
+    last_row = (run / "loss.csv").read_text().splitlines()[-1].split(",")
+    assert last_row[0] == "4" and last_row[3]  # evaluated at the last step
+    assert load_directions(run / "directions.safetensors").metadata["heldout"] == float(last_row[3])
+    never = learned_run(tmp_path, "never", eval_every=0)
+    assert load_directions(never / "directions.safetensors").metadata["heldout"] is None  # none was evaluated
