@@ -149,7 +149,19 @@ def learn(
             plan = learn_run(
                 request, dist=dist, progress=progress, on_start=shown_progress.start, on_step=shown_progress.step
             )
-    say(f"done: {plan.run_dir}/directions.safetensors (best by held-out: directions_best.safetensors)")
+    say_where_it_ended(plan)
+
+
+def say_where_it_ended(plan: RunPlan) -> None:
+    """The run's end, in true words: its last step, the files that exist, how to go on."""
+    best = plan.run_dir / "directions_best.safetensors"
+    named = " (best by held-out: directions_best.safetensors)" if best.is_file() else ""
+    if plan.stopped_early:
+        say(f"stopped at step {plan.steps_done}/{plan.config.steps}: the time limit was reached; "
+            f"{plan.run_dir}/directions.safetensors holds step {plan.steps_done}{named}")  # fmt: skip
+        say(f"continue: hpdirs learn --resume {plan.run_dir}")
+    else:
+        say(f"done: {plan.run_dir}/directions.safetensors{named}")
     say(f"next: hpdirs render {plan.run_dir}")
 
 

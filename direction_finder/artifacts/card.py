@@ -72,6 +72,11 @@ def _progress(run_dir: Path, steps: int) -> tuple[int, float | None, float | Non
     return step, (heldout[-1] if heldout else None), (min(heldout) if heldout else None)
 
 
+# what the card lists of a run folder, where the file exists (a run stopped early may have no best)
+CARD_FILES = (("directions.safetensors", " (last)"), ("directions_best.safetensors", " (best held-out)"),
+              ("loss.csv", ""), ("loss.png", ""), ("checkpoint.pt", ""))  # fmt: skip
+
+
 def write_run_card(run_dir: str | Path) -> Path:
     """(Re)write RUN/README.md from the run's files; a DirectionsFileError naming the file when
     config.json or loss.csv cannot be read (nothing is written then)."""
@@ -106,8 +111,7 @@ def write_run_card(run_dir: str | Path) -> Path:
         f"by hpdirs; truncation {generator.get('truncation')}.", "",
         f"- steps done: {step} of {config.get('steps')}",
         f"- held-out penalty: {heldout}",
-        "- files: `directions.safetensors` (last), `directions_best.safetensors` (best held-out), "
-        "`loss.csv`, `loss.png`, `checkpoint.pt`", "",
+        "- files: " + ", ".join(f"`{name}`{about}" for name, about in CARD_FILES if (run_dir / name).is_file()), "",
         "```python", "from direction_finder import load_directions  # or: import hpdirs",
         "d = load_directions(\"directions.safetensors\")  # d.matrix (N, z_dim), d.apply(z, 3, 2.0)", "```", "",
         "## Settings", "", "| setting | value |", "|---|---|", rows, "",

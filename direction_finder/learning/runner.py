@@ -34,6 +34,12 @@ class RunPlan:
     run_dir: Path
     resumed: bool
     dist: DistContext | None
+    steps_done: int | None = None  # after learning: the last step taken (less than `steps` after a time limit)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Learning ended before config.steps: its time limit was reached."""
+        return self.steps_done is not None and self.steps_done < self.config.steps
 
     @property
     def start_cost(self) -> Cost:
@@ -95,7 +101,7 @@ def learn_run(
         return plan
     if on_start is not None:
         on_start(plan)
-    learn(
+    directions = learn(
         generator,
         config,
         on_step=on_step,
@@ -104,7 +110,7 @@ def learn_run(
         dist=dist,
         time_limit_s=request.time_limit_s,
     )
-    return plan
+    return dataclasses.replace(plan, steps_done=int(directions.metadata["step"]))
 
 
 def new_run_dir_on_all_ranks(

@@ -117,7 +117,15 @@ def test_time_limit_option_parses_durations_and_refuses_nonsense(tmp_path):
     assert stopped.exit_code == 0, stopped.stderr
     from direction_finder import load_directions
 
-    assert 0 < load_directions(tmp_path / "synthetic" / "t").metadata["step"] < 100000000
+    run = tmp_path / "synthetic" / "t"
+    step = load_directions(run).metadata["step"]
+    assert 0 < step < 100000000
+    # what it says is true: the step reached, how to go on, and no best file that does not exist
+    said = " ".join(stopped.stdout.split())
+    assert f"stopped at step {step}/100000000: the time limit was reached" in said, said
+    assert f"continue: hpdirs learn --resume {run}" in said and "done:" not in said
+    assert not (run / "directions_best.safetensors").exists() and "directions_best" not in said
+    assert "directions_best" not in (run / "README.md").read_text()
 
 
 def test_recipes_preset_init_and_lr_and_explicit_options_win(tmp_path):
