@@ -92,7 +92,7 @@ def write_run_card(run_dir: str | Path) -> Path:
     model = str(generator.get("model", "custom"))
     tags = ["hpdirs", "hessian-penalty", "gan", "latent-directions", model.split(":")[0]]
     front = ["---", "library_name: hpdirs", f"tags: [{', '.join(tags)}]"]
-    if model in HUB_MODELS:
+    if model in HUB_MODELS and not generator.get("weights"):  # published weights (cache or download), not a folder
         front.append(f"base_model: {HUB_MODELS[model]}")
     front.append("---")
     rows = "\n".join(f"| `{key}` | {value} |" for key, value in config.items())

@@ -79,3 +79,19 @@ def test_the_last_directions_record_the_held_out_penalty_of_their_step(tmp_path)
     assert load_directions(run / "directions.safetensors").metadata["heldout"] == float(last_row[3])
     never = learned_run(tmp_path, "never", eval_every=0)
     assert load_directions(never / "directions.safetensors").metadata["heldout"] is None  # none was evaluated
+
+
+def test_the_run_card_names_a_hub_model_only_for_the_published_weights(tmp_path):
+    from direction_finder.artifacts.card import write_run_card
+
+    def card(weights: str) -> str:
+        run = tmp_path / (weights.strip("/").replace("/", "-") or "published")
+        run.mkdir()
+        body = {"config": {"steps": 1}, "generator": {"model": "biggan-deep-128", "class_index": 207,
+                                                       "truncation": 0.4, "weights": weights}}  # fmt: skip
+        (run / "config.json").write_text(json.dumps(body))
+        (run / "loss.csv").write_text("step,loss,smoothed_loss,heldout,elapsed_s,sample_steps_per_s\n")
+        return write_run_card(run).read_text()
+
+    assert "base_model: osanseviero/BigGAN-deep-128" in card("")  # from the cache or a download
+    assert "base_model" not in card("/data/my-random-weights")  # a folder of the user's: maybe not those
