@@ -51,6 +51,26 @@ def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
             bar.stop()
 
 
+@contextmanager
+def images_progress(what: str, transient: bool = False, stderr: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """An `on_images(done, total)` callback that shows images_bar, started by the first images:
+    an error found before any image is generated is its one line, with no bar drawn before it."""
+    bar = images_bar(what, transient, stderr)
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task(what, total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
+
+
 def images_bar(what: str, transient: bool = False, stderr: bool = False) -> Progress:
     """A bar of images generated out of the total, with the time left (on stderr when stdout
     carries a JSON document)."""

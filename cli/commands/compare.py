@@ -24,7 +24,7 @@ from hpdirs_cli.options import (
     opens_a_generator,
     option,
 )
-from hpdirs_cli.progress import download_progress, images_bar
+from hpdirs_cli.progress import download_progress, images_progress
 
 if TYPE_CHECKING:
     from direction_finder.evaluation.compare import Comparison
@@ -95,8 +95,10 @@ def compare(
             batch_size=batch_size, layer=layer, latents=chosen, budget=budget, precise=precise, max_memory=max_memory,
             compile=compile,
         )  # fmt: skip
-        with download_progress() as progress, images_bar("measuring", transient=True, stderr=json_out) as bar:
-            task = bar.add_task("compare", total=None)
+        with (
+            download_progress() as progress,
+            images_progress("measuring", transient=True, stderr=json_out) as on_images,
+        ):
             result = compare_file(
                 run_or_file,
                 settings,
@@ -106,7 +108,7 @@ def compare(
                 out_dir=out,
                 gifs=gifs,
                 progress=progress,
-                on_images=lambda done, total: bar.update(task, completed=done, total=total),
+                on_images=on_images,
             )
     if json_out:
         emit_json({"out_dir": str(result.out_dir), **result.info, "notes": result.notes,

@@ -187,7 +187,8 @@ class LearnProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+        if self.task is not None:  # started: a run refused before its first step shows no bar
+            self.bar.stop()
 
     def start(self, plan: RunPlan) -> None:
         from direction_finder.generators.base import describe

@@ -10,7 +10,7 @@ from direction_finder.outputs.formats import FORMATS
 from direction_finder.outputs.settings import RenderSettings
 from hpdirs_cli.console import say, user_errors
 from hpdirs_cli.options import BATCH_SHOWN, Compile, ImageMemory, Latents, Source, flag, opens_a_generator, option
-from hpdirs_cli.progress import download_progress, images_bar
+from hpdirs_cli.progress import download_progress, images_progress
 
 RENDER = RenderSettings()  # the library's defaults, which these options take as theirs
 FORMATS_SHOWN = ",".join(map(str, RENDER.formats))  # as the text --format takes
@@ -67,14 +67,8 @@ def render(
             align=align, formats=format, size=size, label=label, batch_size=batch_size, latents=latents,
             max_memory=max_memory, layers=layers, compile=compile,
         )  # fmt: skip
-        with download_progress() as progress, images_bar("rendering") as bar:
-            task = bar.add_task("render", total=None)
+        with download_progress() as progress, images_progress("rendering") as on_images:
             target = render_file(
-                run_or_file,
-                settings,
-                generator=choice,
-                out_dir=out,
-                progress=progress,
-                on_images=lambda done, total: bar.update(task, completed=done, total=total),
+                run_or_file, settings, generator=choice, out_dir=out, progress=progress, on_images=on_images
             )
     say(f"wrote {target}/index.html")

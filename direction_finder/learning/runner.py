@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from direction_finder.artifacts.checkpoint import resumable_checkpoint
 from direction_finder.artifacts.runs import free_run_dir, new_run_dir, read_run
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
 from direction_finder.errors import HpdirsError
+from direction_finder.generators.base import describe
 from direction_finder.generators.choice import class_slug
 from direction_finder.generators.weights import ProgressCallback
 from direction_finder.learning.distributed import DistContext
@@ -97,6 +99,8 @@ def learn_run(
     elif request.resume is None:
         run_dir = new_run_dir_on_all_ranks(request.out_root, class_slug(generator), request.name, dist)
     plan = RunPlan(generator, config, run_dir, request.resume is not None, dist)
+    if plan.resumed:  # refused before anything is announced: a resume with another config, a damaged run
+        resumable_checkpoint(run_dir, config, describe(generator), int(generator.z_dim))
     if dry_run:
         return plan
     if on_start is not None:

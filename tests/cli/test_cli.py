@@ -243,3 +243,22 @@ def test_the_estimate_counts_steps_in_words_and_is_not_said_for_none(tmp_path):
     assert three.exit_code == 0 and re.search(r"about \S+ more for 1 step\n", three.stdout), three.stdout
     two = invoke(["learn", *SYNTH, "--steps", "2", "--eval-every", "0", "--out", tmp_path, "--name", "two"])
     assert two.exit_code == 0 and "more for" not in two.stdout, two.stdout
+
+
+def test_what_the_arguments_and_files_can_refuse_is_refused_before_any_output(tiny_weights, tmp_path):
+    learned = invoke(["learn", "--weights", tiny_weights, "--class", "207", "--steps", "2", "--batch-size", "1",
+                      "--eval-every", "0", "--out", tmp_path, "--name", "r"])  # fmt: skip
+    assert learned.exit_code == 0, learned.stderr
+    run = tmp_path / "golden_retriever" / "r"
+
+    def hpdirs(*args):  # a process of its own: stdout exactly as a terminal or a log gets it
+        return subprocess.run([sys.executable, "-m", "hpdirs_cli", *map(str, args)], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200"}, timeout=120)  # fmt: skip
+
+    for layers in ("0-99", "3-1"):
+        result = hpdirs("render", run, "--layers", layers, "--device", "cpu", "--offline")
+        assert result.returncode == 1 and result.stdout == "", result.stdout  # no progress bar before the error
+        assert result.stderr.startswith("error: --layers") and result.stderr.count("\n") == 1, result.stderr
+    refused = hpdirs("learn", "--resume", run, "--lr", "0.1")
+    assert refused.returncode == 1 and refused.stdout == "", refused.stdout  # no header, no step bar
+    assert "different config (lr: 0.01 -> 0.1)" in refused.stderr
