@@ -48,11 +48,14 @@ def loss_curve(
     ly0, ly1 = math.log10(y0), math.log10(y1)
     if ly1 - ly0 < 1e-6:
         ly0, ly1 = ly0 - 0.5, ly1 + 0.5
+    inset = 8  # pixels between the frame and the outermost points: a dot there is drawn whole
 
     def xy(step: float, value: float) -> tuple[float, float]:
         fx = (step - x0) / (x1 - x0)
         fy = (math.log10(value) - ly0) / (ly1 - ly0)
-        return left + fx * (width - left - right), height - bottom - fy * (height - top - bottom)
+        return left + inset + fx * (width - left - right - 2 * inset), height - bottom - inset - fy * (
+            height - top - bottom - 2 * inset
+        )
 
     for tick in log_ticks(10**ly0, 10**ly1):
         _, y = xy(x0, tick)
@@ -72,6 +75,9 @@ def loss_curve(
             draw.line(line, fill=colour, width=2)
         for x, y in line if len(line) <= 64 else []:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+        if len(line) == 1:  # a single point draws no line: its value is written beside it
+            (x, y), value = line[0], next(v for _, v in data if v > 0 and math.isfinite(v))
+            draw.text((x - 8 - 6 * len(f"{value:.4g}"), y - 6), f"{value:.4g}", fill=colour)  # left of it, level
         lx, ly = width - right - 200, 6 + 14 * n  # in the margin above the plot: it hides no curve
         draw.line([lx, ly + 2, lx + 18, ly + 2], fill=colour, width=2)  # the series' own line, not a glyph
         draw.text((lx + 24, ly - 4), name, fill="black")
