@@ -92,7 +92,8 @@ def parse_memory(text: str, name: str = "max_memory") -> float:
 
 # --- text the command line takes: durations and comma lists, one grammar each ---------------
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)?")
+# a number and its unit, always: a bare number means images in `budget`, so it means nothing here
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 DAY_S = 86400.0
 
@@ -103,12 +104,15 @@ def is_duration(text: str) -> bool:
 
 
 def parse_duration(name: str, text: str, days: int) -> float:
-    """`90s`, `30m`, `30min`, `1.5h` or plain seconds -> seconds, from 1 s to `days` days: the one
-    grammar of every duration hpdirs takes (`time_limit`, `budget`)."""
+    """`90s`, `30m`, `30min`, `1.5h` -> seconds, from 1 s to `days` days: the one grammar of every
+    duration hpdirs takes (`time_limit`, `budget`). The unit is required: a bare number is a count
+    of images where a budget takes one, and ambiguous anywhere else."""
     match = _DURATION.fullmatch(str(text).strip().lower())
     if match is None:
-        raise UsageError(f"`{name}` {text!r} is not a duration; give one such as 90s, 30m or 2h")
-    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s")[0]]
+        bare = re.fullmatch(r"\d+(?:\.\d*)?", str(text).strip()) is not None
+        why = "has no unit" if bare else "is not a duration"
+        raise UsageError(f"`{name}` {text!r} {why}; give one such as 90s, 30m or 2h")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)[0]]
     if not 1 <= seconds <= days * DAY_S:
         raise UsageError(f"`{name}` {text!r} must be from 1 second to {days:,} days")
     return seconds

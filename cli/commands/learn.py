@@ -59,7 +59,7 @@ CHUNK_SHOWN = "calls of ~2 images on CPU; all 2k on GPU or with --layer"
 MICRO_HELP = "Samples per backward pass; the passes' gradients are summed (less memory, same step)."
 MAX_MEMORY_HELP = "Fit each step into this much memory, e.g. 8GiB: chooses --chunk-size, --micro-batch, checkpointing."
 CHECKPOINT_HELP = "Recompute each block's activations in the backward: less memory, same numbers, ~1 more forward."
-TIME_HELP = "Stop and save after this much learning time (e.g. 90s, 30m, 2h); resume later."
+TIME_HELP = "Stop and save after this much learning time, with its unit: 90s, 30m, 2h; resume later."
 
 # Every LearnConfig field learn takes: (type, help, what --help shows as the default (None: the
 # field's own), flags, panel). A field left out is not passed on: a new run takes the default

@@ -106,9 +106,13 @@ def test_time_limit_option_parses_durations_and_refuses_nonsense(tmp_path):
     from direction_finder.evaluation.budget import parse_budget
     from direction_finder.validation import format_duration, parse_duration
 
-    texts = ("90s", "30m", "30min", "2h", "45", "0.5m", "1.5 hours")
+    texts = ("90s", "30m", "30min", "2h", "45sec", "0.5m", "1.5 hours")
     assert [parse_duration("time_limit", t, days=1) for t in texts] == [90, 1800, 1800, 7200, 45, 30, 5400]
-    assert [parse_budget(t).seconds for t in texts if not t.isdigit()] == [90, 1800, 1800, 7200, 30, 5400]
+    assert [parse_budget(t).seconds for t in texts] == [90, 1800, 1800, 7200, 45, 30, 5400]
+    # one reading of a bare number across commands: images in a budget, nothing in a time limit
+    assert parse_budget("30").images == 30
+    bare = runner.invoke(app, ["learn", "--model", "synthetic", "--time-limit", "30", "--out", str(tmp_path)])
+    assert bare.exit_code == 1 and "--time-limit '30' has no unit; give one such as 90s, 30m or 2h" in bare.stderr
     assert [format_duration(s) for s in (12, 187, 3900)] == ["12s", "3m 07s", "1h 05m"]
     result = runner.invoke(app, ["learn", "--model", "synthetic", "--time-limit", "soon", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "--time-limit 'soon' is not a duration; give one such as 90s, 30m" in result.stderr
