@@ -137,7 +137,7 @@ def learn(
         )  # fmt: skip
         if dry_run:
             with download_progress() as progress:
-                print_plan(learn_run(request, dist=dist, progress=progress, dry_run=True), recipe)
+                print_plan(learn_run(request, dist=dist, progress=progress, dry_run=True), recipe, limit)
             return
         if dist is not None and not dist.is_main:  # rank 0 shows progress and errors
             try:
@@ -235,7 +235,7 @@ class LearnProgress:
             )
 
 
-def print_plan(plan: RunPlan, recipe: str | None) -> None:
+def print_plan(plan: RunPlan, recipe: str | None, time_limit_s: float | None = None) -> None:
     """`learn --dry-run`: what the run would be, resolved, and the images it would generate."""
     from direction_finder.generators.base import describe
 
@@ -259,6 +259,7 @@ def print_plan(plan: RunPlan, recipe: str | None) -> None:
         ("layout", f"{layout} · compiled {c.compile}"),
         *([("start", f"--init {c.init}: {plan.start_cost.text()}")] if plan.start_cost.layer_forwards else []),
         ("run folder", f"{plan.run_dir} ({'resumed' if plan.resumed else 'new'}, not created)"),
+        ("time limit", "none" if time_limit_s is None else f"{format_duration(time_limit_s)} of learning time"),
         ("images to generate", f"{sum(images.values()):,} ({parts})"),
     ]  # fmt: skip
     table = Table("", "", title="hpdirs learn --dry-run: nothing was written", show_header=False)

@@ -184,10 +184,11 @@ def test_json_to_a_full_device_is_one_line_and_a_failure():
 def test_dry_run_resolves_everything_and_writes_nothing(tmp_path):
     result = runner.invoke(app, ["learn", "--model", "synthetic:z_dim=8", "--steps", "50", "--eval-every", "20",
                                  "--batch-size", "4", "--recipe", "curvature", "--out", str(tmp_path), "--name", "d",
-                                 "--dry-run"], env={"COLUMNS": "200"})
+                                 "--dry-run", "--time-limit", "90m"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.stderr
     out = " ".join(result.stdout.split())
     assert "curvature: --init curvature" in out and "device │ cpu" in out
+    assert "time limit │ 1h 30m of learning time" in out and "compiled off" in out
     assert f"{tmp_path}/synthetic/d (new, not created)" in out
     # 50 steps x 4 samples x 2k images; 3 evaluations (20, 40, 50) x 16 samples x 2k; 2 x 8 x z_dim warm start
     assert "images to generate │ 1,120 (learning steps 800, held-out evaluations 192, warm start 128)" in out
