@@ -45,7 +45,7 @@ RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_activati
 # Ranges of the settings. The upper ends are far beyond any useful run, and exist so that a typo
 # (a batch size of 10**15) is one clear line instead of a failed allocation or an overflow.
 LIMITS: dict[str, tuple[int, int]] = {
-    "steps": (1, 10**9),
+    "steps": (0, 10**9),  # 0: the start alone, written as a directions file (a closed form without learning)
     "batch_size": (1, 65_536),
     "checkpoint_every": (1, 10**9),
     "eval_every": (0, 10**9),

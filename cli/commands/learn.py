@@ -74,7 +74,8 @@ LEARNING: dict[str, tuple[Any, str, str | None, tuple[str, ...], str]] = {
     "k": (int, "Rademacher vectors per sample (>= 2).", None, ("--k",), METHOD),
     "layer": (str, LAYER_HELP, "pixel space", (), METHOD),
     "seed": (int, "Seed of every random draw.", None, (), METHOD),
-    "steps": (int, "Optimisation steps.", None, (), BUDGET),
+    "steps": (int, "Optimisation steps (0: write the --init start itself as the directions file).", None, (),
+              BUDGET),
     "batch_size": (int, "Samples per step.", None, (), BUDGET),
     "eval_every": (int, "Steps between held-out evaluations (0: never).", None, (), BUDGET),
     "eval_samples": (int, "Samples in the fixed held-out set.", None, (), BUDGET),
@@ -156,7 +157,9 @@ def say_where_it_ended(plan: RunPlan) -> None:
     """The run's end, in true words: its last step, the files that exist, how to go on."""
     best = plan.run_dir / "directions_best.safetensors"
     named = " (best by held-out: directions_best.safetensors)" if best.is_file() else ""
-    if plan.stopped_early:
+    if plan.config.steps == 0:
+        say(f"wrote the start (--init {plan.config.init}) without learning: {plan.run_dir}/directions.safetensors")
+    elif plan.stopped_early:
         say(f"stopped at step {plan.steps_done}/{plan.config.steps}: the time limit was reached; "
             f"{plan.run_dir}/directions.safetensors holds step {plan.steps_done}{named}")  # fmt: skip
         say(f"continue: hpdirs learn --resume {plan.run_dir}")

@@ -8,7 +8,7 @@ from direction_finder.errors import UsageError
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"steps": 0}, "`steps` must be an integer from 1 to 1,000,000,000"),
+    ({"steps": -1}, "`steps` must be an integer from 0 to 1,000,000,000"),
     ({"batch_size": -1}, "`batch_size` must be an integer from 1 to 65,536"),
     ({"num_directions": 0}, "`num_directions` must be an integer from 1"),
     ({"eta": 0.0}, "`eta` must be a finite number > 0"),

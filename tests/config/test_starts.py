@@ -83,3 +83,25 @@ def test_a_row_replaced_in_the_table_is_what_learn_uses(monkeypatch, tmp_path):
     monkeypatch.setitem(STARTS, "axes", dataclasses.replace(real, make=lambda g, n, d: calls.append(n) or real.make(g, n, d)))
     learn(SyntheticGenerator(z_dim=4), LearnConfig(init="axes", steps=1, eval_every=0), out_dir=tmp_path / "r")
     assert calls == [4]
+
+
+@pytest.mark.parametrize("init", ["sefa", "ganspace"])
+def test_a_closed_form_becomes_a_directions_file_without_learning(init, tiny_weights, tiny_biggan, tmp_path):
+    """`learn --steps 0 --init NAME`: the start itself, with a run's metadata, so render, explore,
+    label and compare take it like any learned set."""
+    result = invoke(["learn", "--weights", tiny_weights, "--class", "golden_retriever", "--steps", "0", "--init", init,
+                     "--out", tmp_path, "--name", init])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    run = tmp_path / "golden_retriever" / init
+    assert f"wrote the start (--init {init}) without learning: {run}/directions.safetensors" in " ".join(
+        result.stdout.split())
+    from direction_finder.artifacts.directions import load_directions
+    from direction_finder.method.orthonormal import canonical_signs, orthonormal_directions
+
+    saved = load_directions(run)
+    expected = canonical_signs(orthonormal_directions(starting_directions(STARTS[init], tiny_biggan, 16, seed=0)))
+    torch.testing.assert_close(saved.matrix, expected, atol=64 * FLOAT32_EPS, rtol=0)
+    assert saved.metadata["step"] == 0 and saved.metadata["config"]["init"] == init
+    rendered = invoke(["render", run, "--directions", "0-1", "--samples", "1", "--frames", "2", "--format", "png",
+                       "--device", "cpu", "--offline"])  # fmt: skip
+    assert rendered.exit_code == 0, rendered.stderr
