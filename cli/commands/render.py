@@ -67,7 +67,7 @@ def render(
             align=align, formats=format, size=size, label=label, batch_size=batch_size, latents=latents,
             max_memory=max_memory, layers=layers, compile=compile,
         )  # fmt: skip
-        with download_progress() as progress, images_progress("rendering") as on_images:
+        with download_progress() as progress, images_progress("rendering", narrate=True) as on_images:
             target = render_file(
                 run_or_file, settings, generator=choice, out_dir=out, progress=progress, on_images=on_images
             )

@@ -209,3 +209,22 @@ def test_render_runs_on_every_device(device, tmp_path):
     generator = SyntheticGenerator(z_dim=6, factors=2, size=8, device=device)
     manifest = render(generator, generator.basis, RenderSettings(directions=[0], samples=2, frames=3), tmp_path)
     assert (tmp_path / manifest["rows"][0]["files"]["gif"]).is_file() and (tmp_path / "sheet.png").is_file()
+
+
+def test_render_says_what_it_will_make_about_how_long_and_leaves_a_final_line(tmp_path):
+    """What a log of `hpdirs render` (no terminal) keeps: the count, an estimate, the end."""
+    import os
+    import re
+    import sys
+
+    from helpers import learned_run
+
+    run = learned_run(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "hpdirs_cli", "render", str(run), "--samples", "2", "--frames", "8"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    total = 8 * 8 * 2 + 9 * 8  # 8 directions x 8 frames x 2 samples, and the sheet's 9 columns x 8 rows
+    assert lines[0] == f"rendering: {total} images to generate"
+    assert any(re.fullmatch(r"measured \S+ images/s: about \S+ more", line) for line in lines), lines
+    assert re.fullmatch(rf"rendering: {total} images in \S+", lines[-2]) and lines[-1].startswith("wrote ")
