@@ -123,6 +123,7 @@ class Explorer:
             "class_index": about.get("class_index"), "truncation": about.get("truncation"),
             "num_directions": d.num_directions, "z_dim": d.z_dim, "eta": self.eta, "names": d.names,
             "labels": {str(i): v for i, v in d.labels.items()}, "sets": list(self.sets),
+            "label_layers": {str(i): list(pair) for i, pair in d.label_layers.items()},
             "class_conditional": isinstance(generator, ClassConditional), "max_samples": MAX_SAMPLES,
             "latent_layers": generator.latent_layers if isinstance(generator, LayerwiseLatent) else 0,
             "uploaded_latents": 0 if self.uploaded is None else int(self.uploaded.shape[0]),
@@ -184,10 +185,34 @@ class Explorer:
 
     def edited(self, view: View) -> Tensor:
         """z + w Q for the view: (samples, z_dim); with `layers`, per-layer latents
-        (samples, latent_layers, z_dim), z + w Q on those layers and z on the others."""
+        (samples, latent_layers, z_dim), z + w Q on those layers and z on the others. Without
+        `layers`, a learned direction a label gives layers (`hpdirs label ... --layers 0-3`) moves
+        those layers only, as render applies it: a named direction looks the same everywhere."""
         base = self.latents(view)
-        z = self._with_coefficients(base, view)
-        return z if view.layers is None else self._per_layer(base, z, view)
+        if view.layers is None:
+            own = self._label_layers(view)
+            return self._with_coefficients(base, view) if not own else self._per_direction(base, view, own)
+        return self._per_layer(base, self._with_coefficients(base, view), view)
+
+    def _label_layers(self, view: View) -> dict[int, range]:
+        """The layers labels give the view's moved learned directions (none on other sets)."""
+        given = self.opened.directions.label_layers
+        if view.set != "learned" or not isinstance(self.opened.generator, LayerwiseLatent):
+            return {}
+        count = int(self.opened.generator.latent_layers)
+        return {i: range(given[i][0], min(given[i][1], count - 1) + 1) for i, _ in view.coefficients if i in given}
+
+    def _per_direction(self, base: Tensor, view: View, own: dict[int, range]) -> Tensor:
+        """Per-layer latents (samples, latent_layers, z_dim): each direction added on its own
+        layers (all of them for a direction no label gives layers)."""
+        assert isinstance(self.opened.generator, LayerwiseLatent)  # _label_layers gave ranges for these only
+        count = int(self.opened.generator.latent_layers)
+        zs = base[:, None, :].repeat(1, count, 1)  # (samples, L, z_dim)
+        Q = self.sets[view.set]
+        for index, value in view.coefficients:
+            layers = own.get(index, range(count))
+            zs[:, layers.start : layers.stop] = zs[:, layers.start : layers.stop] + value * Q[index].to(zs.dtype)
+        return zs
 
     def _with_coefficients(self, base: Tensor, view: View) -> Tensor:
         z, Q = base, self.sets[view.set]

@@ -26,6 +26,8 @@ def write_gallery(out: Path, manifest: dict[str, Any]) -> None:
         label = f"{'direction' if row['kind'] == 'direction' else 'axis z'} {row['index']}"
         if row.get("label"):
             label += f" ({row['label']})"
+        if row.get("layers"):  # the latent layers the edit reached (a label's, or --layers)
+            label += f" · layers {row['layers'][0]}-{row['layers'][1]}"
         shown = [fmt for fmt in chosen(list(row["files"]), ANIMATION) if fmt.embed is not None]
         media = shown[0].embed(row["files"][shown[0].name], label) if shown and shown[0].embed else ""
         links = " ".join(f'<a href="{e(f)}">{e(k)}</a>' for k, f in row["files"].items())

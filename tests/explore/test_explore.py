@@ -10,6 +10,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import torch
 from helpers import runner
 from PIL import Image
 
@@ -575,3 +576,27 @@ def test_sigterm_ends_the_explorer_like_every_command_and_resets_leave_its_log_c
         out, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
     assert err == "error: stopped by SIGTERM\n", err  # the resets and aborts left nothing on the terminal
+
+
+def test_a_labels_layers_are_the_layers_the_explorer_moves(biggan_run, tmp_path):
+    """`hpdirs label RUN 0 pose --layers 0-1`: render applies direction 0 to latent layers 0-1
+    only, and so does the explorer (a named direction looks the same wherever it is shown)."""
+    from direction_finder.artifacts.directions import name_direction
+    from direction_finder.explore.session import View
+    from direction_finder.method.sweeps import layer_edit
+
+    run = tmp_path / "run"
+    shutil.copytree(biggan_run, run)
+    name_direction(run, 0, "pose", "0-1")
+    explorer = open_explorer(run, GeneratorChoice(device="cpu", offline=True))
+    try:
+        assert explorer.metadata()["label_layers"] == {"0": [0, 1]}
+        view = View.of(coefficients={0: 3.0, 2: -1.0}, samples=2)
+        base, Q, count = explorer.latents(view), explorer.sets["learned"], explorer.opened.generator.latent_layers
+        moved = layer_edit(base, base + 3.0 * Q[0], range(0, 2), count)  # direction 0 on layers 0-1
+        expected = moved + (-1.0 * Q[2])[None, None, :]  # direction 2, unnamed: every layer
+        torch.testing.assert_close(explorer.edited(view), expected, atol=1e-6, rtol=0)
+        everywhere = explorer.edited(View.of(coefficients={0: 3.0, 2: -1.0}, samples=2, layers=(0, count - 1)))
+        assert not torch.allclose(everywhere, expected)  # an explicit range for all overrides the label's
+    finally:
+        explorer.close()

@@ -198,6 +198,8 @@ def test_layers_limit_the_edit_and_all_layers_render_as_the_plain_edit(tiny_bigg
     assert every["layers"] == [0, L - 1] and plain["layers"] is None
     np.testing.assert_array_equal(frames(tmp_path / "plain"), frames(tmp_path / "every"))
     assert not np.array_equal(frames(tmp_path / "plain"), frames(tmp_path / "late"))
+    assert f"· layers 2-{L - 1}" in (tmp_path / "late" / "index.html").read_text()  # the gallery says so
+    assert "· layers" not in (tmp_path / "plain" / "index.html").read_text()
     for bad, message in ((f"0-{L}", f"is outside this generator's layers 0-{L - 1}"), ("0,2", "not a range of layers")):
         with pytest.raises(UsageError, match=message):
             render(tiny_biggan, matrix, RenderSettings(**base, layers=bad), tmp_path / "bad")

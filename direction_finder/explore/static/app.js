@@ -96,6 +96,11 @@ function sliderRow(index) {
     aria-label="name of direction ${index}"><a title="GIF sweep from here">GIF</a>`;
   const [range, value, name, gif] = [row.children[1], row.children[2], row.children[3], row.children[4]];
   name.value = state.meta.labels[String(index)] || "";
+  const own = (state.meta.label_layers || {})[String(index)];
+  if (own) {  // a label's layers: this direction moves only these, as render shows it
+    row.children[0].textContent = `d${index} (layers ${own[0]}-${own[1]})`;
+    row.children[0].title = "its label applies it to these latent layers only (hpdirs label --layers)";
+  }
   range.addEventListener("input", () => {
     state.values[index] = Number(range.value);
     value.textContent = Number(range.value).toFixed(1);
