@@ -87,7 +87,7 @@ Compile = Annotated[str, option(COMPILE_HELP, None, "--compile")]
 
 # --- the generator: every command that opens one takes the same options ---
 MODEL_HELP = (
-    "biggan-deep-128/-256/-512, synthetic[:z_dim=16,factors=4] or truth-flat/-aligned/-layers/-shapes[:seed=0] "
+    "biggan-deep-128, -256 or -512; synthetic[:z_dim=16,factors=4]; truth-flat, -aligned, -layers or -shapes "
     "(known true directions, offline); `hpdirs models` lists them with your plug-ins."
 )
 MODEL_SHOWN = f"{DEFAULT_MODEL}, or what --weights holds"

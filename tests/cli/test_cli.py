@@ -267,3 +267,13 @@ def test_what_the_arguments_and_files_can_refuse_is_refused_before_any_output(ti
     refused = hpdirs("learn", "--resume", run, "--lr", "0.1")
     assert refused.returncode == 1 and refused.stdout == "", refused.stdout  # no header, no step bar
     assert "different config (lr: 0.01 -> 0.1)" in refused.stderr
+
+
+def test_help_at_80_columns_cuts_no_value_or_help_text():
+    """What a pipe gives (80 columns): every help text and default whole. Only the two names of
+    learn's on/off checkpointing flag are shortened by the table's columns."""
+    for command in ("learn", "render", "compare", "explore", "label", "info", "bench", "classes", "models",
+                    "download", "completion"):
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}).stdout
+        cut = [line for line in shown.splitlines() if "…" in line and "--checkpoint-activat" not in line]
+        assert not cut, (command, cut)
