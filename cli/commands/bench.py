@@ -48,8 +48,9 @@ def bench(
     json_out: Json = False,
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
-    """Measure forward images/s, learning sample-steps/s per layout vs the reference step, FLOPs, MFU,
-    the --layer fast mode, memory and render speed on this machine; writes bench.json.
+    """Measure this machine: forward and learning speed (eager, compiled, vs the reference step), MFU, memory.
+
+    Also the --layer fast mode, render and the explorer; writes bench.json.
 
     Random weights measure the same speed as the published ones, and the class and truncation do not
     change it. Example: hpdirs bench --model biggan-deep-128 --batch-size 1,4 --steps 3

@@ -81,8 +81,7 @@ def compare(
     json_out: Json = False,
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
-    """Compare directions with axis-aligned z, random and SeFa directions (or with a second run), with
-    95% intervals and paired differences, in numbers and GIFs.
+    """Compare directions with axis-aligned z, random and SeFa ones (or a run): intervals, paired differences, GIFs.
 
     Example: hpdirs compare outputs/golden_retriever/first-try --budget 10m
     """

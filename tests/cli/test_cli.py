@@ -277,3 +277,16 @@ def test_help_at_80_columns_cuts_no_value_or_help_text():
         shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}).stdout
         cut = [line for line in shown.splitlines() if "…" in line and "--checkpoint-activat" not in line]
         assert not cut, (command, cut)
+
+
+def test_the_top_level_help_gives_each_command_one_sentence_at_80_columns():
+    shown = runner.invoke(app, ["--help"], env={"COLUMNS": "80"}).stdout
+    rows = [line.strip("│ ") for line in shown.split("Commands")[1].splitlines() if line.startswith("│")]
+    sentences = []
+    for row in rows:  # a row that starts with a command begins its description; the others continue it
+        name, _, text = row.partition("  ")
+        if name and not name.startswith(" ") and text:
+            sentences.append(text.strip())
+        elif sentences:
+            sentences[-1] += " " + row.strip()
+    assert len(sentences) == 11 and all(s.endswith(".") and s.count(". ") == 0 for s in sentences), sentences
