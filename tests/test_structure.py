@@ -127,7 +127,8 @@ def test_learn_run_starts_and_resumes_a_run_as_the_command_does(tmp_path):
     choice = GeneratorChoice(model="synthetic:z_dim=6,factors=2,size=4", device="cpu")
     seen = []
     plan = learn_run(RunRequest(choice, {"steps": 3, "eval_every": 0}, out_root=tmp_path, name="r"), on_start=seen.append)
-    assert seen == [plan] and plan.run_dir == tmp_path / "synthetic" / "r" and not plan.resumed
+    assert seen == [dataclasses.replace(plan, steps_done=None)] and plan.steps_done == 3  # announced, then done
+    assert plan.run_dir == tmp_path / "synthetic" / "r" and not plan.resumed
     assert plan.config.init == "random" and plan.config.lr == 0.01 and plan.config.num_directions == 6
     resumed = learn_run(RunRequest(GeneratorChoice(device="cpu"), {"steps": 5}, resume=plan.run_dir))
     assert resumed.resumed and resumed.config == dataclasses.replace(plan.config, steps=5)
