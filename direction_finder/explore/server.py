@@ -47,7 +47,7 @@ from direction_finder.artifacts.labels import parse_layer_range
 from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
 from direction_finder.explore.session import Busy, ClientGone, Explorer, View
 from direction_finder.files import parse_json
-from direction_finder.generators.imagenet import resolve_class
+from direction_finder.generators.imagenet import closest_classes, resolve_class
 from direction_finder.validation import plain
 
 ASSETS = {  # request path -> (file in the package's static folder, content type)
@@ -329,7 +329,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(HTTPStatus.OK, png, "image/png")
         elif url.path == "/api/class":
-            found = resolve_class((query.get("q") or [""])[-1][:200])
+            asked = (query.get("q") or [""])[-1][:200]
+            try:
+                found = resolve_class(asked)
+            except UsageError as exc:  # with the closest classes, for the page to offer as buttons
+                close = [{"index": c.index, "name": c.names[0]} for c in closest_classes(asked)]
+                self._json(HTTPStatus.BAD_REQUEST, {"error": plain(str(exc)), "suggestions": close})
+                return
             self._json(HTTPStatus.OK, {"index": found.index, "name": found.names[0], "wordnet_id": found.wordnet_id})
         elif url.path == "/api/latent.npy":
             body = self.explorer.latent_npy(view_from(query))

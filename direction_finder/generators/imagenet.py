@@ -87,16 +87,21 @@ def resolve_class(query: str | int) -> ImageNetClass:
     raise UsageError(f"unknown class {text!r}; {_suggest(key)}")
 
 
-def _suggest(key: str) -> str:
+def closest_classes(query: str) -> list[ImageNetClass]:
+    """Up to five classes whose names are closest to the query (none when nothing is close)."""
     by_name: dict[str, ImageNetClass] = {}
     for c in imagenet_classes():
         for n in c.names:
             by_name.setdefault(normalise(n), c)
-    close = difflib.get_close_matches(key, list(by_name), n=5, cutoff=0.6)
     seen: list[ImageNetClass] = []
-    for n in close:
+    for n in difflib.get_close_matches(normalise(query), list(by_name), n=5, cutoff=0.6):
         if by_name[n] not in seen:
             seen.append(by_name[n])
+    return seen
+
+
+def _suggest(key: str) -> str:
+    seen = closest_classes(key)
     if not seen:
         return "search the list with `hpdirs classes QUERY`"
     return "closest: " + "; ".join(_describe(c) for c in seen) + " (search with `hpdirs classes QUERY`)"

@@ -600,3 +600,37 @@ def test_a_labels_layers_are_the_layers_the_explorer_moves(biggan_run, tmp_path)
         assert not torch.allclose(everywhere, expected)  # an explicit range for all overrides the label's
     finally:
         explorer.close()
+
+
+def test_the_layer_control_explains_itself_and_a_failed_class_keeps_the_shown_one(server):
+    playwright, chromium = _browser()
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(server.url)
+        page.wait_for_function("document.getElementById('image-learned').src.startsWith('blob:')")
+        assert "0 is the first linear layer, then one per block" in page.inner_text("#layer-help")
+        assert "early layers change pose and shape" in page.inner_text("#layer-help").lower()
+        last = server.explorer.opened.generator.latent_layers - 1
+        page.fill("#layer-last", str(last + 5))
+        page.dispatch_event("#layer-last", "change")
+        assert f"from 0 to {last}" in page.inner_text("#layer-error")  # said beside the control
+        page.fill("#layer-last", str(last))
+        page.dispatch_event("#layer-last", "change")
+        assert page.inner_text("#layer-error") == ""
+        shown = page.inner_text("#class-name")
+        page.fill("#class", "golden retreiver")
+        with page.expect_response("**/api/class*"):
+            page.dispatch_event("#class", "change")
+        page.wait_for_function("document.getElementById('class-error').textContent !== ''")
+        assert "unknown class 'golden retreiver'" in page.inner_text("#class-error")
+        assert page.input_value("#class") == "golden retriever" and page.inner_text("#class-name") == shown
+        suggestion = page.locator("#class-suggestions button", has_text="golden retriever")
+        with page.expect_response("**/api/class*"):
+            suggestion.click()  # a suggestion is a button: clicking it chooses that class
+        page.wait_for_function("document.getElementById('class-error').textContent === ''")
+        assert page.inner_text("#class-name") == "207 golden retriever"
+        browser.close()
+    assert errors == []

@@ -5,7 +5,7 @@
 const token = document.querySelector('meta[name="hpdirs-token"]').content;
 const client = Math.random().toString(36).slice(2);
 const $ = (id) => document.getElementById(id);
-const state = { meta: null, values: {}, seq: 0, timer: null, pending: {}, classIndex: null };
+const state = { meta: null, values: {}, seq: 0, timer: null, pending: {}, classIndex: null, className: "" };
 
 function viewQuery(set) {
   const c = Object.entries(state.values).filter(([, v]) => v !== 0).map(([i, v]) => `${i}:${v}`).join(",");
@@ -27,14 +27,40 @@ function say(message) { $("status").textContent = message; }
 
 // The class box takes what `hpdirs classes` takes (a name, an index, a WordNet id); the server
 // resolves it, with the closest names when it does not match one.
+// A class that fails leaves the box, the picture and the name beside it on the class shown, says
+// why next to the box, and offers the closest classes as buttons.
 async function chooseClass() {
   const response = await fetch(`/api/class?${new URLSearchParams({ q: $("class").value })}`);
   const body = await response.json();
-  if (!response.ok) { say(body.error); return; }
+  const suggestions = $("class-suggestions");
+  suggestions.replaceChildren();
+  if (!response.ok) {
+    $("class-error").textContent = body.error;
+    $("class").value = state.className;
+    for (const c of body.suggestions || []) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = `${c.index} ${c.name}`;
+      button.addEventListener("click", () => { $("class").value = String(c.index); chooseClass(); });
+      suggestions.append(button);
+    }
+    return;
+  }
   state.classIndex = body.index;
+  state.className = body.name;
+  $("class").value = body.name;
   $("class-name").textContent = `${body.index} ${body.name}`;
-  say("");
+  $("class-error").textContent = "";
   refresh();
+}
+
+// The layer range is checked where it is typed: whole numbers within 0..L-1, first <= last.
+function layersChanged() {
+  const last = state.meta.latent_layers - 1;
+  const [a, b] = [$("layer-first").value, $("layer-last").value];
+  const ok = /^\d+$/.test(a) && /^\d+$/.test(b) && Number(a) <= Number(b) && Number(b) <= last;
+  $("layer-error").textContent = ok ? "" : `give two layers from 0 to ${last}, the first not after the last`;
+  if (ok) refresh();
 }
 
 // The newest position wins: a new request aborts the one in flight for the same picture, and
@@ -159,13 +185,15 @@ async function start() {
     $("conditional").hidden = false;
     $("class").value = m.class_name;
     state.classIndex = m.class_index;
+    state.className = m.class_name;
     $("class-name").textContent = `${m.class_index} ${m.class_name}`;
     $("truncation").value = m.truncation;
   }
   drawSliders();
-  for (const id of ["seed", "samples", "compare", "truncation", "use-uploaded", "layer-first", "layer-last"]) {
+  for (const id of ["seed", "samples", "compare", "truncation", "use-uploaded"]) {
     $(id).addEventListener("change", refresh);
   }
+  for (const id of ["layer-first", "layer-last"]) $(id).addEventListener("change", layersChanged);
   $("class").addEventListener("change", chooseClass);
   $("next-seed").addEventListener("click", () => { $("seed").value = String(Number($("seed").value || 0) + 1); refresh(); });
   $("reset").addEventListener("click", () => { state.values = {}; drawSliders(); refresh(); });
