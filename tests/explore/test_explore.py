@@ -437,7 +437,7 @@ def test_the_class_box_and_the_layer_range_in_a_real_browser(server):
         page.wait_for_function(f"document.getElementById('image-learned').src !== {json.dumps(before)}")
         page.fill("#class", "golden_retreiver")
         page.dispatch_event("#class", "change")
-        page.wait_for_function("document.getElementById('status').textContent.includes('closest')")
+        page.wait_for_function("document.getElementById('class-error').textContent.includes('closest')")
         assert page.text_content("#class-name") == "281 tabby"  # a name that matches nothing changes nothing
         assert page.is_visible("#layer-first") and page.input_value("#layer-first") == "0"
         page.fill('.slider[data-index="1"] input[type=range]', "3")
