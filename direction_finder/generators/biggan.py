@@ -280,6 +280,7 @@ class BigGANGenerator:
             "class_index": self.class_info.index,
             "class_name": self.class_info.name,
             "truncation": self.truncation,
+            "resolution": self.resolution,  # pixels a side (what `--compile auto` weighs)
             # resolved: a relative path would name another folder when run from elsewhere
             "weights": str(self.weights.folder.resolve()) if self.weights and self.weights.source == "path" else "",
             "weights_fingerprint": self.weights_fingerprint,

@@ -35,6 +35,10 @@ def test_full_size_random_biggan_deep_128_loads_through_the_published_format(ful
     assert len(state) == 506
     g = load_biggan("biggan-deep-128", class_="golden_retriever", weights=full_weights, device="cpu")
     assert (g.name, g.z_dim, g.resolution) == ("biggan-deep-128", 128, 128)
+    from direction_finder.config import LearnConfig
+
+    # `--compile auto` on the real architecture: learn's default run compiles, a short one does not
+    assert LearnConfig().resolved(g).compile == "on" and LearnConfig(steps=5).resolved(g).compile == "off"
     x = g(g.sample_z(1, torch.Generator().manual_seed(0)))
     assert x.shape == (1, 3, 128, 128) and torch.isfinite(x).all()
     assert sum(p.numel() for p in g.model.parameters()) == pytest.approx(50.4e6, rel=0.01)
