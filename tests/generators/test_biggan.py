@@ -123,7 +123,7 @@ def test_class_and_truncation_are_recorded(tiny_weights):
     described = g.describe()
     fingerprint = described.pop("weights_fingerprint")
     assert described == {"model": "biggan-deep-32", "class_index": 0, "class_name": "tench",
-                         "truncation": 0.5, "weights": str(tiny_weights.resolve())}
+                         "truncation": 0.5, "resolution": 32, "weights": str(tiny_weights.resolve())}
     # an independent computation of the documented fingerprint: config.json, size, first and last MiB
     data = (tiny_weights / "pytorch_model.bin").read_bytes()
     digest = hashlib.sha256((tiny_weights / "config.json").read_bytes())
