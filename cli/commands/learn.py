@@ -238,6 +238,15 @@ class LearnProgress:
             )
 
 
+def _expected(plan: RunPlan) -> str:
+    """The learning time the dry run expects: from the rate a resumed run logged, else unknown."""
+    expected = plan.expected_seconds()
+    if expected is None:
+        return "measured once it runs (learn says it after the first timed step)"
+    seconds, rate = expected
+    return f"about {format_duration(seconds)} at the {rate:.3g} sample-steps/s this run logged"
+
+
 def print_plan(plan: RunPlan, recipe: str | None, time_limit_s: float | None = None) -> None:
     """`learn --dry-run`: what the run would be, resolved, and the images it would generate."""
     from direction_finder.generators.base import describe
@@ -263,6 +272,7 @@ def print_plan(plan: RunPlan, recipe: str | None, time_limit_s: float | None = N
         *([("start", f"--init {c.init}: {plan.start_cost.text()}")] if plan.start_cost.layer_forwards else []),
         ("run folder", f"{plan.run_dir} ({'resumed' if plan.resumed else 'new'}, not created)"),
         ("time limit", "none" if time_limit_s is None else f"{format_duration(time_limit_s)} of learning time"),
+        ("expected time", _expected(plan)),
         ("images to generate", f"{sum(images.values()):,} ({parts})"),
     ]  # fmt: skip
     table = Table("", "", title="hpdirs learn --dry-run: nothing was written", show_header=False)

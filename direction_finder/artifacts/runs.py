@@ -109,6 +109,18 @@ def new_run_dir(out_root: str | os.PathLike, class_slug: str, name: str | None =
     raise _taken(candidates, name is not None)
 
 
+def logged_rate(run_dir: str | os.PathLike, steps: int) -> tuple[int, float] | None:
+    """(the last step, the median sample-steps/s) a run's loss.csv records, its first step (a
+    warm-up) left out; None where it records none or cannot be read (no estimate then)."""
+    try:
+        text = read_capped(Path(run_dir) / LOSS_NAME, log_limit(steps), LOSS_NAME).decode("utf-8")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        rates = sorted(r for r in (float(row["sample_steps_per_s"]) for row in rows[1:]) if r > 0)
+        return (int(rows[-1]["step"]), rates[len(rates) // 2]) if rates else None
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error):
+        return None
+
+
 def read_run(run_dir: str | os.PathLike) -> tuple[LearnConfig, dict[str, Any]]:
     """The config and generator description a run folder was started with (its config.json)."""
     path = Path(run_dir) / CONFIG_NAME

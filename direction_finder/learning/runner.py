@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from direction_finder.artifacts.checkpoint import resumable_checkpoint
-from direction_finder.artifacts.runs import free_run_dir, new_run_dir, read_run
+from direction_finder.artifacts.runs import free_run_dir, logged_rate, new_run_dir, read_run
 from direction_finder.config import DEFAULT_RECIPE, LearnConfig, recipe_fields
 from direction_finder.errors import HpdirsError
 from direction_finder.generators.base import describe
@@ -37,6 +37,15 @@ class RunPlan:
     resumed: bool
     dist: DistContext | None
     steps_done: int | None = None  # after learning: the last step taken (less than `steps` after a time limit)
+
+    def expected_seconds(self) -> tuple[float, float] | None:
+        """(seconds, sample-steps/s) the steps still to take should need, at the rate a resumed
+        run's log records; None for a new run, whose rate is measured once it runs."""
+        logged = logged_rate(self.run_dir, self.config.steps) if self.resumed else None
+        if logged is None:
+            return None
+        done, rate = logged
+        return max(self.config.steps - done, 0) * self.config.batch_size / rate, rate
 
     @property
     def stopped_early(self) -> bool:

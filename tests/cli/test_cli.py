@@ -290,3 +290,18 @@ def test_the_top_level_help_gives_each_command_one_sentence_at_80_columns():
         elif sentences:
             sentences[-1] += " " + row.strip()
     assert len(sentences) == 11 and all(s.endswith(".") and s.count(". ") == 0 for s in sentences), sentences
+
+
+def test_the_dry_run_of_a_resume_expects_the_time_the_run_logged(tmp_path):
+    from helpers import learned_run
+
+    run = learned_run(tmp_path, "r", "--checkpoint-every", "2", steps=4)
+    rows = [line.split(",") for line in (run / "loss.csv").read_text().splitlines()[1:]]
+    rate = sorted(float(row[5]) for row in rows[1:])[len(rows[1:]) // 2]  # the median after the warm-up step
+    shown = " ".join(invoke(["learn", "--resume", run, "--steps", "10", "--dry-run"], COLUMNS="200").stdout.split())
+    from direction_finder.validation import format_duration
+
+    expected = format_duration(6 * 2 / rate)  # 6 more steps x batch 2
+    assert f"expected time │ about {expected} at the {rate:.3g} sample-steps/s this run logged" in shown, shown
+    new = " ".join(invoke(["learn", *SYNTH, "--dry-run", "--out", tmp_path], COLUMNS="200").stdout.split())
+    assert "expected time │ measured once it runs" in new
