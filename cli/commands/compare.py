@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from direction_finder.evaluation.budget import DEFAULT_BUDGET
 from direction_finder.evaluation.settings import PRECISE_SAMPLES, CompareSettings
@@ -131,7 +131,7 @@ def print_comparison(result: Comparison) -> None:
 
     info, results = result.info, result.results
     table = Table(
-        *SUMMARY_HEADER,
+        *[Column(head, overflow="fold") for head in SUMMARY_HEADER],  # narrow: a long word folds, never "…"
         title=shown(f"{info.get('model', '')} · {info.get('class_name', '')} · top {result.settings.top}"),
         caption=measured_line(results.measured, result.settings),
     )

@@ -135,3 +135,13 @@ def test_compare_runs_on_every_device(device):
     results = compare_sets(generator, generator.basis, settings=CompareSettings(samples=2, top=2, sweep_steps=3))
     assert [r.name for r in results.reports][:2] == ["learned", "axes"]
     assert all(math.isfinite(float(r.metrics["heldout_penalty"].value)) for r in results.reports)
+
+
+def test_the_comparison_table_cuts_no_head_at_80_columns(tmp_path):
+    from helpers import invoke, learned_run
+
+    run = learned_run(tmp_path, "r", model="synthetic:z_dim=6,factors=2,size=4")
+    result = invoke(["compare", run, "--budget", "1000", "--no-gifs"], COLUMNS="80")
+    assert result.exit_code == 0, result.stderr
+    table = [line for line in result.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table and "…" not in "".join(table) and max(map(len, table)) <= 80, result.stdout
