@@ -26,7 +26,7 @@ test: $(STAMP)
 # a tolerance that holds on one instruction set only (AVX-512 here, AVX2 or none elsewhere) fails.
 NUMERICS := tests/method tests/learning tests/evaluation tests/measuring/test_bench.py tests/generators/test_truth.py
 test-numerics: $(STAMP)
-	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q $(NUMERICS)
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q -m "not slow" $(NUMERICS)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

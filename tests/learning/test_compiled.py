@@ -36,6 +36,7 @@ def _loss_and_gradient(generator, config, batch, A):
     return loss.detach(), grad
 
 
+@pytest.mark.long_compile  # in make test-numerics (on the scalar kernels), which CI runs after make test
 def test_the_compiled_step_has_the_eager_loss_and_gradient(tiny_biggan):
     config = LearnConfig(batch_size=2, chunk_size=4).resolved(tiny_biggan)
     A = torch.randn(16, 16, generator=torch.Generator().manual_seed(1))
