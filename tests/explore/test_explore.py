@@ -634,3 +634,17 @@ def test_the_layer_control_explains_itself_and_a_failed_class_keeps_the_shown_on
         assert page.inner_text("#class-name") == "207 golden retriever"
         browser.close()
     assert errors == []
+
+
+def test_the_explorer_makes_its_pictures_on_every_device(device, biggan_run, tmp_path):
+    from direction_finder.explore.session import View
+
+    run = tmp_path / "run"
+    shutil.copytree(biggan_run, run)
+    explorer = open_explorer(run, GeneratorChoice(device=device, offline=True))
+    try:
+        assert explorer.opened.generator.device.type == device
+        png = explorer.image(View.of(coefficients={1: 2.0}, samples=2))
+        assert png is not None and Image.open(io.BytesIO(png)).size[0] >= 2 * 32
+    finally:
+        explorer.close()

@@ -126,3 +126,23 @@ def test_out_of_memory_halves_the_layout_and_takes_the_same_step(tmp_path):
     tight.rows = 0  # not even one image fits, and this generator cannot checkpoint
     with pytest.raises(torch.OutOfMemoryError), pytest.warns(HpdirsWarning):
         learn(tight, config)
+
+def test_checkpointing_gives_the_same_step_on_every_device(device, tiny_weights):
+    from direction_finder.generators.biggan import load_biggan
+
+    generator = load_biggan(class_="golden_retriever", weights=tiny_weights, device=device)
+    rng = torch.Generator().manual_seed(0)
+    A = torch.randn(6, 16, generator=rng).to(device)
+    z = generator.sample_z(2, rng)
+    index, eta = torch.tensor([1, 4]), torch.tensor([2.0, -3.0])
+    vectors = (torch.randint(0, 2, (2, 2, 6), generator=rng) * 2 - 1).float()
+    results = []
+    for on in (False, True):
+        generator.set_checkpointing(on)
+        leaf = A.clone().requires_grad_()
+        loss = direction_penalty(generator, orthonormal_directions(leaf), z, index, eta, vectors=vectors)
+        loss.backward()
+        results.append((loss.detach(), leaf.grad))
+    bound = second_difference_error(0.1)
+    assert_close_to_scale(results[1][0], results[0][0], bound, "loss")
+    assert_close_to_scale(results[1][1], results[0][1], bound, "gradient")
