@@ -18,6 +18,7 @@ from hpdirs_cli.commands.bench import bench
 from hpdirs_cli.commands.classes import classes
 from hpdirs_cli.commands.compare import compare
 from hpdirs_cli.commands.completion import COMPLETE_VAR, completion
+from hpdirs_cli.commands.doctor import doctor
 from hpdirs_cli.commands.download import download
 from hpdirs_cli.commands.explore import explore
 from hpdirs_cli.commands.info import info
@@ -43,7 +44,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 # in --help's order: looking things up, then the work in the order a user does it
-COMMANDS = (classes, completion, models, download, learn, info, label, render, compare, explore, bench)
+COMMANDS = (classes, completion, models, download, learn, info, label, render, compare, explore, bench, doctor)
 for command in COMMANDS:
     app.command(cls=Command)(command)
 

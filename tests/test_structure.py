@@ -260,7 +260,7 @@ def test_the_command_line_and_its_help_import_no_torch():
     )
     cases = [[], ["--help"], ["classes", "retriever"], ["models"], ["completion", "bash"]]
     cases += [[command, "--help"] for command in
-              ("learn", "render", "compare", "explore", "label", "info", "bench", "download", "classes")]
+              ("learn", "render", "compare", "explore", "label", "info", "bench", "download", "classes", "doctor")]
     for args in cases:
         done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120,
                               env={**os.environ, "COLUMNS": "100"})

@@ -273,7 +273,7 @@ def test_help_at_80_columns_cuts_no_value_or_help_text():
     """What a pipe gives (80 columns): every help text and default whole. Only the two names of
     learn's on/off checkpointing flag are shortened by the table's columns."""
     for command in ("learn", "render", "compare", "explore", "label", "info", "bench", "classes", "models",
-                    "download", "completion"):
+                    "download", "completion", "doctor"):
         shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}).stdout
         cut = [line for line in shown.splitlines() if "…" in line and "--checkpoint-activat" not in line]
         assert not cut, (command, cut)
@@ -289,7 +289,7 @@ def test_the_top_level_help_gives_each_command_one_sentence_at_80_columns():
             sentences.append(text.strip())
         elif sentences:
             sentences[-1] += " " + row.strip()
-    assert len(sentences) == 11 and all(s.endswith(".") and s.count(". ") == 0 for s in sentences), sentences
+    assert len(sentences) == 12 and all(s.endswith(".") and s.count(". ") == 0 for s in sentences), sentences
 
 
 def test_the_dry_run_of_a_resume_expects_the_time_the_run_logged(tmp_path):

@@ -130,3 +130,26 @@ def test_bench_times_the_compiled_step_beside_eager_with_its_compile_times(tmp_p
     assert row["compiled"] > 0 and row["compile_s"] > 0 and 0 < row["compiled_mfu"]
     assert r["warm_compile_s"] > 0
     assert "sample-steps/s, compiled" in result.stdout and "compiled again from the cache" in result.stdout
+
+
+def test_doctor_reports_what_a_bug_report_needs(tmp_path, tiny_weights):
+    import os
+    import shutil
+    import sys
+
+    import direction_finder
+
+    cached = tmp_path / "cache" / "biggan-deep-128"  # HPDIRS_CACHE is tmp_path/cache in every test
+    shutil.copytree(tiny_weights, cached)
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["hpdirs"] == direction_finder.__version__ and report["torch"] == torch.__version__
+    assert report["python"] == sys.version.split()[0] and report["threads"] == torch.get_num_threads()
+    assert report["torch_build"] == ("CPU" if torch.version.cuda is None else f"CUDA {torch.version.cuda}")
+    assert report["cache"] == os.environ["HPDIRS_CACHE"] and report["cached_models"] == {"biggan-deep-128": str(cached)}
+    held = sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file()) / 2**20
+    assert abs(report["cache_mb"] - held) <= 0.05  # what the cache holds, rounded to 0.1 MiB
+    assert report["cxx_compiler"] == (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++"))
+    table = runner.invoke(app, ["doctor"], env={"COLUMNS": "120"}).stdout
+    assert "torch build" in table and "cached models" in table and "biggan-deep-128" in table
