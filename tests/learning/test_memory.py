@@ -16,23 +16,28 @@ from direction_finder.method.orthonormal import orthonormal_directions
 from hpdirs_cli.main import app
 
 
-@pytest.mark.parametrize("layer", [None, "block1"])
-def test_checkpointed_and_plain_backward_give_the_same_loss_and_gradient(tiny_biggan, layer):
+def _plain_and_checkpointed(generator, layer=None):
+    """(loss, gradient of A) of one penalty, without and with activation checkpointing."""
     rng = torch.Generator().manual_seed(0)
-    A = torch.randn(6, 16, generator=rng)
-    z = tiny_biggan.sample_z(2, rng)
+    A = torch.randn(6, 16, generator=rng).to(generator.device)
+    z = generator.sample_z(2, rng)
     index, eta = torch.tensor([1, 4]), torch.tensor([2.0, -3.0])
     vectors = (torch.randint(0, 2, (2, 2, 6), generator=rng) * 2 - 1).float()
     results = []
     for on in (False, True):
-        tiny_biggan.set_checkpointing(on)
+        generator.set_checkpointing(on)
         leaf = A.clone().requires_grad_()
-        loss = direction_penalty(tiny_biggan, orthonormal_directions(leaf), z, index, eta, vectors=vectors,
+        loss = direction_penalty(generator, orthonormal_directions(leaf), z, index, eta, vectors=vectors,
                                  layer=layer)  # fmt: skip
         loss.backward()
         results.append((loss.detach(), leaf.grad))
-    tiny_biggan.set_checkpointing(False)
-    (plain_loss, plain_grad), (saved_loss, saved_grad) = results
+    generator.set_checkpointing(False)
+    return results
+
+
+@pytest.mark.parametrize("layer", [None, "block1"])
+def test_checkpointed_and_plain_backward_give_the_same_loss_and_gradient(tiny_biggan, layer):
+    (plain_loss, plain_grad), (saved_loss, saved_grad) = _plain_and_checkpointed(tiny_biggan, layer)
     # The recomputed forward runs the same kernels on the same inputs; whatever a kernel might
     # reorder stays within the penalty's own rounding: a second difference of |f| <= 1 over eps^2
     bound = second_difference_error(0.1)
@@ -131,18 +136,7 @@ def test_checkpointing_gives_the_same_step_on_every_device(device, tiny_weights)
     from direction_finder.generators.biggan import load_biggan
 
     generator = load_biggan(class_="golden_retriever", weights=tiny_weights, device=device)
-    rng = torch.Generator().manual_seed(0)
-    A = torch.randn(6, 16, generator=rng).to(device)
-    z = generator.sample_z(2, rng)
-    index, eta = torch.tensor([1, 4]), torch.tensor([2.0, -3.0])
-    vectors = (torch.randint(0, 2, (2, 2, 6), generator=rng) * 2 - 1).float()
-    results = []
-    for on in (False, True):
-        generator.set_checkpointing(on)
-        leaf = A.clone().requires_grad_()
-        loss = direction_penalty(generator, orthonormal_directions(leaf), z, index, eta, vectors=vectors)
-        loss.backward()
-        results.append((loss.detach(), leaf.grad))
+    results = _plain_and_checkpointed(generator)
     bound = second_difference_error(0.1)
     assert_close_to_scale(results[1][0], results[0][0], bound, "loss")
     assert_close_to_scale(results[1][1], results[0][1], bound, "gradient")
