@@ -39,9 +39,9 @@ def _exit_now(signum: int, frame: Any) -> None:
 
 def main() -> None:
     """Install the signal handlers, import the command line, run it."""
-    for kind in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(kind, _interrupt)
-    try:
+    try:  # a signal may land while the second handler is being installed: inside, it is one line too
+        for kind in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(kind, _interrupt)
         from hpdirs_cli.main import main as run
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)

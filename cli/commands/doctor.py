@@ -13,9 +13,10 @@ def doctor(json_out: Json = False) -> None:
 
     Example: hpdirs doctor --json > hpdirs-system.json
     """
+    import direction_finder
     from direction_finder.measuring.system import system_report
 
-    report = system_report()
+    report = {"hpdirs": direction_finder.__version__, **system_report()}
     if json_out:
         emit_json(report)
         return

@@ -29,9 +29,7 @@ def _size_mb(folder: Path) -> float:
 
 
 def system_report() -> dict[str, Any]:
-    """The facts, as plain data (the command prints them or emits them as JSON)."""
-    from direction_finder import __version__
-
+    """The facts, as plain data (the command adds hpdirs' version, prints them or emits JSON)."""
     cuda = torch.cuda.is_available()
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     root = cache_root()
@@ -40,7 +38,6 @@ def system_report() -> dict[str, Any]:
     compiler = shutil.which(os.environ.get("CXX", "")) if os.environ.get("CXX") else None
     compiler = compiler or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     return {
-        "hpdirs": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
