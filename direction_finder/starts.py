@@ -55,7 +55,7 @@ class Start:
     needs: tuple[str, ...] = ()  # capabilities of generators.base, any one of which suffices
     lacks: str = ""  # what a generator without them lacks, in the error's words
     cost: Callable[[Generator], Cost] = lambda generator: Cost()
-    # what is said before it runs: (generator, n) -> one line; None: nothing (it takes no time)
+    # what is said before it runs: (generator, its cost) -> one line; None: nothing (it takes no time)
     announce: Callable[[Generator, Cost], str] | None = None
     orthonormal: bool = True
 
