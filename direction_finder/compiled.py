@@ -42,10 +42,17 @@ CPU_FORWARD_SECONDS = 0.2  # a forward's seconds per image without gradients (re
 MIN_PIXELS = 64 * 64  # smaller images (the synthetic and known-truth models, tiny tests) never pay
 
 
-def compile_cache(root: Path) -> Path:
-    """Point inductor's on-disk caches at `root`/compiled (unless the user chose a folder), before
-    the first compile; returns the folder."""
-    folder = Path(os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(root / "compiled")))
+def compile_cache_folder() -> Path:
+    """Where inductor's on-disk caches go: TORCHINDUCTOR_CACHE_DIR where the user set it, else
+    `compiled` in hpdirs' cache folder."""
+    from direction_finder.generators.weights import cache_root
+
+    return Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache_root() / "compiled")
+
+
+def compile_cache() -> Path:
+    """Point inductor's caches at compile_cache_folder() before the first compile; returns it."""
+    folder = Path(os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_folder())))
     os.environ.setdefault("TRITON_CACHE_DIR", str(folder / "triton"))
     return folder
 
@@ -103,16 +110,10 @@ class CompiledGenerator:
         return getattr(self.inner, name)
 
 
-def maybe_compiled(
-    generator: Generator, mode: str, images: int, root: Path | None = None, seconds_per_image: float | None = None
-) -> Generator:
-    """The generator to run a job of `images` images with: compiled where `mode` says so."""
+def maybe_compiled(generator: Generator, mode: str, images: int, seconds_per_image: float | None = None) -> Generator:
+    """The generator to run a job of `images` images with: compiled where `mode` says so (its
+    caches in hpdirs' cache folder)."""
     if isinstance(generator, CompiledGenerator) or not pays(mode, generator, images, seconds_per_image):
         return generator
-    if root is not None:
-        compile_cache(root)
+    compile_cache()
     return CompiledGenerator(generator, "reduce-overhead" if _device_type(generator) == "cuda" else "default")
-
-
-def is_compiled(generator: object) -> bool:
-    return isinstance(generator, CompiledGenerator) and generator.compiled

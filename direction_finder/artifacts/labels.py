@@ -21,11 +21,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from direction_finder.errors import DirectionsFileError, UsageError
+from direction_finder.errors import DirectionsFileError, HpdirsWarning, UsageError
 from direction_finder.files import read_json, write_bytes_atomic
+
+if TYPE_CHECKING:
+    from direction_finder.generators.base import Generator
 
 LABELS_FORMAT = "hpdirs.labels/1"
 LABELS_NAME = "labels.json"
@@ -184,3 +189,28 @@ def write_label(
         data = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         write_bytes_atomic(store, data)
     return labels
+
+
+def label_ranges(
+    generator: Generator, label_layers: Mapping[int, tuple[int, int]], labels: Mapping[int, str]
+) -> dict[int, range]:
+    """The latent layers labels give named directions, checked against the generator (render and the
+    explorer apply them alike); a generator without layer-wise latents shows them on all layers,
+    with a warning."""
+    from direction_finder.generators.base import LayerwiseLatent  # here: render's help reads this module
+
+    if not label_layers:
+        return {}
+    if not isinstance(generator, LayerwiseLatent):
+        warnings.warn("the labels give some directions latent layers, but this generator has no layer-wise "
+                      "latents; they are rendered on every layer", HpdirsWarning, stacklevel=3)  # fmt: skip
+        return {}
+    ranges = {}
+    for index, (first, last) in label_layers.items():
+        if last >= generator.latent_layers:
+            raise UsageError(
+                f"label {labels.get(index, index)!r} gives direction {index} the layers {first}-{last}, but this "
+                f"generator has layers 0-{generator.latent_layers - 1}; label it again with other `layers`"
+            )
+        ranges[index] = range(first, last + 1)
+    return ranges

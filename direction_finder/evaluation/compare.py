@@ -67,7 +67,7 @@ from direction_finder.generators.base import KnownTruth, display_name, sefa_spec
 from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.generators.ganspace import default_samples
 from direction_finder.generators.synthetic import recovery_score
-from direction_finder.generators.weights import ProgressCallback, cache_root
+from direction_finder.generators.weights import ProgressCallback
 from direction_finder.memory import render_batch
 from direction_finder.method.orthonormal import gram_schmidt
 from direction_finder.method.pca import near_degenerate_groups
@@ -314,7 +314,7 @@ def compare_file(
     owner = None if out_dir is not None else opened.path.parent  # hpdirs chose the folder: it stays in the run
     budget = settings.parsed_budget if not settings.is_precise else None
     images = (budget.images or int((budget.seconds or 0) / CPU_FORWARD_SECONDS)) if budget is not None else 10**6
-    measured_with = maybe_compiled(opened.generator, settings.compile, images, cache_root(), CPU_FORWARD_SECONDS)
+    measured_with = maybe_compiled(opened.generator, settings.compile, images, CPU_FORWARD_SECONDS)
     results = compare_into(
         measured_with, opened.directions.matrix, target, baselines=names, settings=settings, info=info,
         gifs=gifs, on_images=on_images, name=name, other=other, owner=owner,

@@ -15,7 +15,7 @@ from direction_finder.compiled import CPU_FORWARD_SECONDS, maybe_compiled
 from direction_finder.explore.server import ExploreServer, make_server
 from direction_finder.explore.session import Explorer, View
 from direction_finder.generators.choice import GeneratorChoice
-from direction_finder.generators.weights import ProgressCallback, cache_root
+from direction_finder.generators.weights import ProgressCallback
 
 
 def open_explorer(
@@ -31,7 +31,7 @@ def open_explorer(
     the compile time back on this machine's measurements, so it stays eager; `on` compiles)."""
     choice = choice or GeneratorChoice()
     opened = open_directions(run_or_file, choice, progress)
-    generator = maybe_compiled(opened.generator, compile, SESSION_IMAGES, cache_root(), CPU_FORWARD_SECONDS)
+    generator = maybe_compiled(opened.generator, compile, SESSION_IMAGES, CPU_FORWARD_SECONDS)
     return Explorer(dataclasses.replace(opened, generator=generator), choice, eta)
 
 

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from direction_finder.artifacts.labels import parse_layer_range, write_label
+from direction_finder.artifacts.labels import label_ranges, parse_layer_range, write_label
 from direction_finder.artifacts.latents import read_latents
 from direction_finder.artifacts.runs import OpenedDirections
 from direction_finder.config import FLOAT_LIMITS, LIMITS
@@ -93,6 +93,8 @@ class Explorer:
 
     def __post_init__(self) -> None:
         positive("eta", self.eta, FLOAT_LIMITS["eta"])
+        d = self.opened.directions  # the layers labels give directions: checked once, as render does
+        self.label_ranges = label_ranges(self.opened.generator, d.label_layers, d.labels)
         # Every generator call runs on this one long-lived thread, one at a time (the generator is
         # not thread-safe). A fresh thread per request would also pay for its own thread pool in
         # torch: about 80 ms a forward for biggan-deep-128 on a 2-core CPU (README, Performance).
@@ -196,16 +198,14 @@ class Explorer:
 
     def _label_layers(self, view: View) -> dict[int, range]:
         """The layers labels give the view's moved learned directions (none on other sets)."""
-        given = self.opened.directions.label_layers
-        if view.set != "learned" or not isinstance(self.opened.generator, LayerwiseLatent):
+        if view.set != "learned":
             return {}
-        count = int(self.opened.generator.latent_layers)
-        return {i: range(given[i][0], min(given[i][1], count - 1) + 1) for i, _ in view.coefficients if i in given}
+        return {i: self.label_ranges[i] for i, _ in view.coefficients if i in self.label_ranges}
 
     def _per_direction(self, base: Tensor, view: View, own: dict[int, range]) -> Tensor:
         """Per-layer latents (samples, latent_layers, z_dim): each direction added on its own
         layers (all of them for a direction no label gives layers)."""
-        assert isinstance(self.opened.generator, LayerwiseLatent)  # _label_layers gave ranges for these only
+        assert isinstance(self.opened.generator, LayerwiseLatent)  # label_ranges gives ranges for these only
         count = int(self.opened.generator.latent_layers)
         zs = base[:, None, :].repeat(1, count, 1)  # (samples, L, z_dim)
         Q = self.sets[view.set]

@@ -41,7 +41,6 @@ from direction_finder.compiled import maybe_compiled
 from direction_finder.config import HELDOUT_SEED_OFFSET, LearnConfig
 from direction_finder.errors import HpdirsWarning, RunStopped, UsageError
 from direction_finder.generators.base import describe, working_dtype
-from direction_finder.generators.weights import cache_root
 from direction_finder.learning.distributed import DistContext
 from direction_finder.learning.layout import fit_layout
 from direction_finder.learning.objective import HeldOut, draw_batch, heldout_penalty, smaller_layout, train_step
@@ -202,7 +201,7 @@ class _Loop:
         self.step_config = fit_layout(generator, config, config.batch_size // self._ranks)
         # the forward compiled where the resolved config says so (after the layout's calibration,
         # which measures the eager forward's memory); inductor's caches in hpdirs' cache folder
-        self.generator = maybe_compiled(generator, config.compile, 0, cache_root())
+        self.generator = maybe_compiled(generator, config.compile, 0)
         self.state, self.optimizer, self.A = _starting_state(generator, config, checkpoint, dist)
         self.rng = torch.Generator()
         self.rng.set_state(self.state.rng)

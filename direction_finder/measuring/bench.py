@@ -33,7 +33,7 @@ from direction_finder.explore.latency import explore_latency
 from direction_finder.files import write_text_atomic
 from direction_finder.generators.base import Layered, display_name
 from direction_finder.generators.choice import GeneratorChoice
-from direction_finder.generators.weights import ProgressCallback, cache_root
+from direction_finder.generators.weights import ProgressCallback
 from direction_finder.learning.objective import Batch, draw_batch, outputs, strict_fp32, train_step
 from direction_finder.measuring.memory import memory_table
 from direction_finder.measuring.settings import BenchSettings
@@ -318,7 +318,7 @@ def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note:
 
     compiled = None
     if settings.compiled:
-        compile_cache(cache_root())
+        compile_cache()
         compiled = CompiledGenerator(generator, "reduce-overhead" if device.type == "cuda" else "default")
     render_batch = settings.render_batch or default_render_batch(device)
     settings = dataclasses.replace(settings, render_batch=render_batch)

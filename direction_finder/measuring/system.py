@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from direction_finder.compiled import compile_cache_folder
 from direction_finder.generators.catalogue import MODEL_NAMES
 from direction_finder.generators.weights import cache_root
 
@@ -34,7 +35,7 @@ def system_report() -> dict[str, Any]:
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     root = cache_root()
     models = {name: str(root / name) for name in MODEL_NAMES if (root / name / "pytorch_model.bin").is_file()}
-    compiled = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or root / "compiled")
+    compiled = compile_cache_folder()
     compiler = shutil.which(os.environ.get("CXX", "")) if os.environ.get("CXX") else None
     compiler = compiler or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     return {

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +23,14 @@ import torch
 from torch import Tensor
 
 from direction_finder.artifacts.directions import check_z_dim
+from direction_finder.artifacts.labels import label_ranges
 from direction_finder.artifacts.latents import read_latents, write_latents
 from direction_finder.artifacts.runs import open_directions
 from direction_finder.compiled import CPU_FORWARD_SECONDS, maybe_compiled
-from direction_finder.errors import HpdirsError, HpdirsWarning, UsageError
+from direction_finder.errors import HpdirsError
 from direction_finder.files import shown_path, staged_output, write_text_atomic
-from direction_finder.generators.base import LayerwiseLatent
 from direction_finder.generators.choice import GeneratorChoice
-from direction_finder.generators.weights import ProgressCallback, cache_root
+from direction_finder.generators.weights import ProgressCallback
 from direction_finder.memory import render_batch
 from direction_finder.method.sweeps import sweep
 from direction_finder.outputs.formats import ANIMATION, SHEET, chosen, output_names
@@ -104,7 +103,7 @@ def render(
     check_z_dim(matrix, generator)  # before anything is created
     settings.rows(matrix.shape[0], int(generator.z_dim))
     layers = settings.layer_range(generator)
-    own = _label_ranges(generator, label_layers or {}, labels or {}) if layers is None else {}
+    own = label_ranges(generator, label_layers or {}, labels or {}) if layers is None else {}
     with staged_output(Path(out_dir), render_files(), owner=owner) as out:
         return _render_into(generator, matrix, settings, out, layers, own, info, labels, on_images)
 
@@ -135,7 +134,7 @@ def _render_into(
     settings = dataclasses.replace(settings, samples=int(z.shape[0]), batch_size=batch)
     sheet_images = SHEET_COLUMNS * len(tracks) if chosen(settings.formats, SHEET) else 0
     total = len(tracks) * settings.frames * settings.samples + sheet_images
-    generator = maybe_compiled(generator, settings.compile, total, cache_root(), CPU_FORWARD_SECONDS)
+    generator = maybe_compiled(generator, settings.compile, total, CPU_FORWARD_SECONDS)
     done = 0
     manifest: dict[str, Any] = {
         "format": RENDER_FORMAT,
@@ -216,28 +215,6 @@ def frame_store(shape: tuple[int, ...], out: Path) -> Iterator[np.memmap]:
 
 class RenderSpaceError(HpdirsError):
     """The output folder's disk cannot hold the render's frame store."""
-
-
-def _label_ranges(
-    generator: Generator, label_layers: Mapping[int, tuple[int, int]], labels: Mapping[int, str]
-) -> dict[int, range]:
-    """The latent layers labels give named directions, checked against the generator; a generator
-    without layer-wise latents renders them on all layers, with a warning."""
-    if not label_layers:
-        return {}
-    if not isinstance(generator, LayerwiseLatent):
-        warnings.warn("the labels give some directions latent layers, but this generator has no layer-wise "
-                      "latents; they are rendered on every layer", HpdirsWarning, stacklevel=3)  # fmt: skip
-        return {}
-    ranges = {}
-    for index, (first, last) in label_layers.items():
-        if last >= generator.latent_layers:
-            raise UsageError(
-                f"label {labels.get(index, index)!r} gives direction {index} the layers {first}-{last}, but this "
-                f"generator has layers 0-{generator.latent_layers - 1}; label it again with other `layers`"
-            )
-        ranges[index] = range(first, last + 1)
-    return ranges
 
 
 def _write_track(out: Path, track: Track, frames: np.ndarray, etas: Tensor, settings: RenderSettings) -> dict:

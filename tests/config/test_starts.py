@@ -10,7 +10,7 @@ from tolerances import FLOAT32_EPS
 
 from direction_finder.config import LearnConfig
 from direction_finder.errors import UsageError
-from direction_finder.evaluation.compare import CompareSettings, baseline_sets
+from direction_finder.evaluation.compare import baseline_sets
 from direction_finder.generators.base import CAPABILITIES
 from direction_finder.generators.synthetic import SyntheticGenerator
 from direction_finder.learning.learn import learn
@@ -59,7 +59,6 @@ def test_a_new_start_is_one_function_and_one_row(monkeypatch, tmp_path):
     torch.testing.assert_close(directions.matrix.abs(), torch.eye(6).flip(0), atol=1e-6, rtol=0)
     sets, _ = baseline_sets(g, 3, ["reversed"])
     assert sets[0].name == "reversed" and torch.equal(sets[0].matrix, torch.eye(6).flip(0)[:3])
-    assert CompareSettings() is not None  # compare's settings do not list the starts: the table does
 
 
 def test_the_help_lists_every_start_from_the_table():

@@ -103,7 +103,6 @@ def test_auto_compiles_where_the_job_wins_the_compile_time_back(tiny_biggan):
     assert pays("auto", large, 1000 * 4 * 4)  # learn's default run: 1000 steps x batch 4 x 2k
     assert LearnConfig().resolved(large).compile == "on"
     assert LearnConfig(steps=5).resolved(large).compile == "off"
-    assert LearnConfig(layer="block3", compile="on").compile == "on"
     assert LearnConfig().resolved(tiny_biggan).compile == "off"
     assert maybe_compiled(tiny_biggan, "off", 10**9) is tiny_biggan
     with pytest.raises(Exception, match="`compile` must be auto, on or off"):
