@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from direction_finder.errors import HpdirsError, HpdirsNote, HpdirsWarning, RunStopped
+from hpdirs_cli.helptext import help_text, split_help
 
 # Library settings whose flag is not simply --name-with-dashes.
 FLAG_NAMES = {
@@ -100,26 +101,27 @@ class _ReaderGone(io.TextIOBase):
         return getattr(self.stream, "encoding", None) or "utf-8"
 
 
-def _no_type(option: Any) -> Any:
-    """--help takes no value: show no `<bool>` type beside it."""
-    if option is not None and option.metavar is None:
-        option.metavar = ""
-    return option
-
-
 class Command(typer.core.TyperCommand):
-    """Every command: its --help shown as the flag it is."""
+    """Every command: --help in 80 columns, one line per option (helptext); shell completion
+    shows an option's summary line."""
 
-    def get_help_option(self, ctx: Any) -> Any:
-        return _no_type(super().get_help_option(ctx))
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        formatter.write(help_text(self, ctx))
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        items = super().shell_complete(ctx, incomplete)
+        for item in items:
+            item.help = split_help(item.help)[0] or None
+        return items
 
 
 class OneLineErrors(typer.core.TyperGroup):
     """Typer's own usage errors (unknown option, bad type, missing argument) as one `error:`
-    line and exit code 2, like every other error of hpdirs, instead of a boxed panel."""
+    line and exit code 2, like every other error of hpdirs, instead of a boxed panel; --help in
+    80 columns, a line per command."""
 
-    def get_help_option(self, ctx: Any) -> Any:
-        return _no_type(super().get_help_option(ctx))
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        formatter.write(help_text(self, ctx))
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         standalone = kwargs.get("standalone_mode", True)

@@ -21,6 +21,7 @@ from hpdirs_cli.commands.completion import COMPLETE_VAR, completion
 from hpdirs_cli.commands.doctor import doctor
 from hpdirs_cli.commands.download import download
 from hpdirs_cli.commands.explore import explore
+from hpdirs_cli.commands.help import help_command
 from hpdirs_cli.commands.info import info
 from hpdirs_cli.commands.label import label
 from hpdirs_cli.commands.learn import learn
@@ -37,7 +38,7 @@ from hpdirs_cli.console import (
 app = typer.Typer(
     cls=OneLineErrors,
     name="hpdirs",
-    help="Discover interpretable directions in BigGAN-deep's latent space with the Hessian Penalty.",
+    help="Interpretable directions in BigGAN-deep's latent space, by the Hessian Penalty.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -47,6 +48,7 @@ app = typer.Typer(
 COMMANDS = (classes, completion, models, download, learn, info, label, render, compare, explore, bench, doctor)
 for command in COMMANDS:
     app.command(cls=Command)(command)
+app.command(cls=Command, name="help")(help_command)
 
 
 def _version(value: bool) -> None:

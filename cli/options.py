@@ -21,6 +21,7 @@ from direction_finder.generators.choice import GeneratorChoice
 from hpdirs_cli.console import user_errors
 
 GENERATOR_PANEL = "The generator"
+SAMPLES_PANEL, MEMORY_PANEL, OUTPUT_PANEL = "The samples", "Memory and speed", "The output"
 DEVICE = str(GeneratorChoice().device)  # "auto": the best device present
 
 
@@ -71,66 +72,85 @@ def adds_options(
     return decorate
 
 
-JSON_HELP = "Print one JSON document on stdout instead of tables (progress on stderr)."
-Json = Annotated[bool, flag(JSON_HELP, "off", "--json")]
+JSON_HELP = "Print one JSON document instead of tables.\nThe document goes to stdout, progress to stderr."
+Json = Annotated[bool, flag(JSON_HELP, "off", "--json", panel=OUTPUT_PANEL)]
 Source = Annotated[Path, typer.Argument(help="A run folder or a directions .safetensors file.", metavar="RUN_OR_FILE")]
-LATENTS_HELP = "A .npy of latents (n, z_dim) to use instead of seeded samples (render: n <= 64)."
-Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--latents")]
-BATCH_SHOWN = "4 on CPU, 32 on GPU, fewer where they would not fit the memory"
-IMAGE_MEMORY_HELP = "Memory the default --batch-size must fit, e.g. 8GiB."
-ImageMemory = Annotated[str | None, option(IMAGE_MEMORY_HELP, "on GPU its free memory, else no limit", "--max-memory")]
-COMPILE_HELP = (
-    "The generator's forward through torch.compile: on, off, or auto (on where the job is long enough to win "
-    "the compile time back: full-size BigGAN-deep runs, not the small models). Falls back to eager with a warning."
+LATENTS_HELP = "A .npy of latents (n, z_dim) to use.\nInstead of seeded samples; render takes at most 64."
+Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--latents", panel=SAMPLES_PANEL)]
+BATCH_SHOWN = "auto"
+BATCH_HELP = "Images per generator call.\nauto: 4 on CPU, 32 on GPU, fewer where they would not fit the memory."
+IMAGE_MEMORY_HELP = (
+    "Memory --batch-size auto must fit, e.g. 8GiB.\nLeft out: on a GPU its free memory, on a CPU no limit."
 )
-Compile = Annotated[str, option(COMPILE_HELP, None, "--compile")]
+Batch = Annotated[int | None, option(BATCH_HELP, BATCH_SHOWN, panel=MEMORY_PANEL)]
+ImageMemory = Annotated[str | None, option(IMAGE_MEMORY_HELP, "auto", "--max-memory", panel=MEMORY_PANEL)]
+COMPILE_HELP = (
+    "Compile the generator: on, off, auto.\nThe generator's forward runs through torch.compile. auto: on where "
+    "the job is long enough to win the compile time back (full-size BigGAN-deep runs, not the small models). A "
+    "compile that fails falls back to eager with a warning."
+)
+Compile = Annotated[str, option(COMPILE_HELP, None, "--compile", panel=MEMORY_PANEL)]
 
 # --- the generator: every command that opens one takes the same options ---
 MODEL_HELP = (
-    "biggan-deep-128, -256 or -512; synthetic[:z_dim=16,factors=4]; truth-flat, -aligned, -layers or -shapes "
-    "(known true directions, offline); `hpdirs models` lists them with your plug-ins."
+    "Which generator (`hpdirs models`).\nbiggan-deep-128, -256 or -512; synthetic[:z_dim=16,factors=4]; "
+    "truth-flat, -aligned, -layers or -shapes (known true directions, offline); a plug-in as module:factory. "
+    "Left out: the model --weights holds, else the default."
 )
-MODEL_SHOWN = f"{DEFAULT_MODEL}, or what --weights holds"
-WEIGHTS_HELP = "Folder with config.json + pytorch_model.bin (else the cache, else a download)."
-MODEL_ARG_HELP = "key=value for a plug-in's factory (--model module:factory); repeat for more."
-RANGE_HELP = "A plug-in's output range, e.g. 0,1 or 0,255, mapped to [-1, 1]."
+MODEL_SHOWN = DEFAULT_MODEL
+WEIGHTS_HELP = "Folder with config.json + pytorch_model.bin.\nLeft out: the cache, else a download."
+MODEL_ARG_HELP = (
+    "key=value for a plug-in; repeatable.\nPassed to the factory of --model module:factory. A directions file "
+    "records the ones it was learned with."
+)
+RANGE_HELP = (
+    "A plug-in's output range, e.g. 0,255.\nMapped to [-1, 1], the range BigGAN-deep's images have. A directions "
+    "file records the one it was learned with."
+)
 FROM_FILE = "from the file"
-_COMMON = {
-    "device": (
-        Annotated[str, option("auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.", None, "--device",
-                              panel=GENERATOR_PANEL)],
-        DEVICE,
-    ),
-    "offline": (
-        Annotated[bool, flag("Never touch the network (also HPDIRS_OFFLINE=1).", "off", "--offline",
-                             panel=GENERATOR_PANEL)],
-        False,
-    ),
-    "model_arg": (
-        Annotated[list[str] | None, option(MODEL_ARG_HELP, "as recorded, else none", "--model-arg",
-                                           panel=GENERATOR_PANEL)],
-        None,
-    ),
-    "output_range": (
-        Annotated[str | None, option(RANGE_HELP, "[-1, 1], or as recorded", "--output-range", panel=GENERATOR_PANEL)],
-        None,
-    ),
-}  # fmt: skip
+DEVICE_HELP = "cpu, cuda, cuda:N, mps; auto: the best there is.\nauto takes cuda, else mps, else the CPU."
+CLASS_HELP = (
+    "ImageNet class: a name, index or id.\nA name (golden_retriever), an index (207) or a WordNet id "
+    "(n02099601); `hpdirs classes` searches them."
+)
+TRUNCATION_HELP = "Truncation in (0, 1].\nSnapped to BigGAN-deep's grid of 0.02."
+
+
+def _common(recorded: bool) -> dict[str, tuple[Any, Any]]:
+    """The generator options every command takes; `recorded`: a directions file's own values are
+    the defaults of the plug-in ones."""
+    args, output_range = ("as recorded", "as recorded") if recorded else ("none", "-1,1")
+    return {
+        "device": (Annotated[str, option(DEVICE_HELP, None, "--device", panel=GENERATOR_PANEL)], DEVICE),
+        "offline": (
+            Annotated[bool, flag("Never touch the network (also HPDIRS_OFFLINE=1).", "off", "--offline",
+                                 panel=GENERATOR_PANEL)],
+            False,
+        ),
+        "model_arg": (
+            Annotated[list[str] | None, option(MODEL_ARG_HELP, args, "--model-arg", panel=GENERATOR_PANEL)], None,
+        ),
+        "output_range": (
+            Annotated[str | None, option(RANGE_HELP, output_range, "--output-range", panel=GENERATOR_PANEL)], None,
+        ),
+    }  # fmt: skip
+
+
 # a new run's generator (learn, bench): what is left out takes the defaults
 NEW_GENERATOR: dict[str, tuple[Any, Any]] = {
     "class_": (
-        Annotated[str | None, option("ImageNet class: name, index or WordNet id.", DEFAULT_CLASS, "--class",
+        Annotated[str | None, option(CLASS_HELP, DEFAULT_CLASS, "--class",
                                      panel=GENERATOR_PANEL)],
         None,
     ),
     "model": (Annotated[str | None, option(MODEL_HELP, MODEL_SHOWN, "--model", panel=GENERATOR_PANEL)], None),
     "weights": (Annotated[Path | None, option(WEIGHTS_HELP, "the cache", "--weights", panel=GENERATOR_PANEL)], None),
     "truncation": (
-        Annotated[float | None, option("Truncation in (0, 1]; snapped to BigGAN's 0.02 grid.", DEFAULT_TRUNCATION,
+        Annotated[float | None, option(TRUNCATION_HELP, DEFAULT_TRUNCATION,
                                        "--truncation", panel=GENERATOR_PANEL)],
         None,
     ),
-    **_COMMON,
+    **_common(recorded=False),
 }  # fmt: skip
 # the generator a directions file records (render, compare, explore): what is given overrides it
 RECORDED_GENERATOR: dict[str, tuple[Any, Any]] = {
@@ -154,7 +174,7 @@ RECORDED_GENERATOR: dict[str, tuple[Any, Any]] = {
                                       panel=GENERATOR_PANEL)],
         None,
     ),
-    **_COMMON,
+    **_common(recorded=True),
 }  # fmt: skip
 
 

@@ -258,7 +258,7 @@ def test_the_command_line_and_its_help_import_no_torch():
         "    pass\n"
         f"print('\\nLOADED', sorted(m for m in {LIGHT!r} if m in sys.modules))\n"
     )
-    cases = [[], ["--help"], ["classes", "retriever"], ["models"], ["completion", "bash"]]
+    cases = [[], ["--help"], ["classes", "retriever"], ["models"], ["completion", "bash"], ["help"]]
     cases += [[command, "--help"] for command in
               ("learn", "render", "compare", "explore", "label", "info", "bench", "download", "classes", "doctor")]
     for args in cases:
@@ -270,6 +270,11 @@ def test_the_command_line_and_its_help_import_no_torch():
         env={**os.environ, "_HPDIRS_COMPLETE": "complete_bash", "COMP_WORDS": "hpdirs ren", "COMP_CWORD": "1"},
     )  # fmt: skip
     assert "render" in completing.stdout and "LOADED []" in completing.stdout, completing.stdout
+    described = subprocess.run(  # zsh shows an option's help beside it: its summary line only
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "_HPDIRS_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "hpdirs learn --ini"},
+    )  # fmt: skip
+    assert '"--init":"How A starts\\\\: random, axes or a closed form."' in described.stdout, described.stdout
 
 
 def test_importing_the_library_package_imports_nothing_heavy():

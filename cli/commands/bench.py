@@ -23,15 +23,21 @@ if TYPE_CHECKING:
 BENCH = BenchSettings()  # the library's defaults, which these options take as theirs
 BATCHES, LAYER = ",".join(map(str, BENCH.batch_sizes)), str(BENCH.layer)  # as the text the options take
 Batches = Annotated[str, option("Comma-separated batch sizes to measure.", None, "--batch-size")]
-Steps = Annotated[int, option("Timed repetitions per measurement (median; after one warm-up).")]
-Layer = Annotated[str, option("Layer for the fast-mode measurement: a name, auto (mid resolution) or none.")]
+Steps = Annotated[int, option("Timed repetitions per measurement.\nThe median is reported, after one warm-up.")]
+LAYER_HELP = "Fast-mode layer: a name, auto or none.\nauto: a block at mid resolution; none skips the measurement."
+Layer = Annotated[str, option(LAYER_HELP)]
 Render = Annotated[bool, flag("Also measure render images/s.", None, "--render/--no-render")]
 Out = Annotated[Path, option("Where to write the JSON results.")]
-MEMORY_HELP = "Also measure one step's peak memory at these resolutions (random weights), e.g. 128,256,512."
-Memory = Annotated[str | None, option(MEMORY_HELP, "not measured")]
+MEMORY_HELP = (
+    "Also peak memory at these sizes, e.g. 128,256.\nOne learning step's peak memory, with random weights of each size."
+)
+Memory = Annotated[str | None, option(MEMORY_HELP, "none")]
 EXPLORE_HELP = "Also measure the explorer's slider-to-image latency."
 Explore = Annotated[bool, flag(EXPLORE_HELP, None, "--explore/--no-explore")]
-COMPILED_HELP = "Also the learning step through torch.compile, alternated with eager, and its compile times."
+COMPILED_HELP = (
+    "Also the compiled learning step.\nThe step through torch.compile, alternated with eager, and its compile "
+    "times (cold and warm)."
+)
 Compiled = Annotated[bool, flag(COMPILED_HELP, None, "--compiled/--no-compiled")]
 
 
@@ -48,12 +54,13 @@ def bench(
     json_out: Json = False,
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
-    """Measure this machine: forward and learning speed (eager, compiled, vs the reference step), MFU, memory.
+    """Measure this machine's speed and memory; write bench.json.
 
-    Also the --layer fast mode, render and the explorer; writes bench.json.
+    Forward and learning speed (eager, compiled, and the reference step), MFU, the --layer fast mode, render and
+    the explorer. Random weights measure the same speed as the published ones, and the class and truncation do not
+    change it.
 
-    Random weights measure the same speed as the published ones, and the class and truncation do not
-    change it. Example: hpdirs bench --model biggan-deep-128 --batch-size 1,4 --steps 3
+    $ hpdirs bench --model biggan-deep-128 --batch-size 1,4 --steps 3
     """
     from direction_finder.measuring.bench import bench_to_file
 

@@ -11,13 +11,16 @@ from direction_finder.validation import counted
 from hpdirs_cli.console import console, emit_json, fail
 from hpdirs_cli.options import Json
 
-Query = Annotated[str, typer.Argument(help="Part of a name, an index or a WordNet id; empty lists all 1000.")]
+QUERY_HELP = "Part of a name, an index or a WordNet id."
+Query = Annotated[str, typer.Argument(help=QUERY_HELP, metavar="QUERY", show_default="all 1000")]
 
 
 def classes(query: Query = "", json_out: Json = False) -> None:
-    """List or search the 1000 ImageNet classes BigGAN-deep was trained on.
+    """List or search the 1000 ImageNet classes.
 
-    Example: hpdirs classes retriever
+    The classes BigGAN-deep was trained on; --class takes a name, an index or a WordNet id.
+
+    $ hpdirs classes retriever
     """
     from direction_finder.generators.imagenet import search_classes
 

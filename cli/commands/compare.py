@@ -14,7 +14,9 @@ from direction_finder.generators.choice import GeneratorChoice
 from direction_finder.starts import DEFAULT_BASELINES, STARTS
 from hpdirs_cli.console import console, emit_json, say, shown, user_errors
 from hpdirs_cli.options import (
-    BATCH_SHOWN,
+    OUTPUT_PANEL,
+    SAMPLES_PANEL,
+    Batch,
     Compile,
     ImageMemory,
     Json,
@@ -31,30 +33,44 @@ if TYPE_CHECKING:
 
 COMPARE = CompareSettings()  # the library's defaults, which these options take as theirs
 STARTS_HELP = "; ".join(f"{start.name}: {start.help}" for start in STARTS.values())
-BASELINES_HELP = f"Comma-separated, each the start --init of that name gives. {STARTS_HELP}."
-Baselines = Annotated[str | None, option(BASELINES_HELP, f"{','.join(DEFAULT_BASELINES)} (none with a second set)")]
+SETS, MEASURE = "The sets", "The measurement"
+BASELINES_HELP = (
+    "Comma-separated starts to compare with.\nEach is the start --init of that name gives: "
+    f"{STARTS_HELP}. Left out with a second set: none."
+)
+Baselines = Annotated[str | None, option(BASELINES_HELP, ",".join(DEFAULT_BASELINES), panel=SETS)]
 Against = Annotated[
     Path | None,
-    typer.Argument(help="A second run or directions file to compare the first with (paired).", metavar="[AGAINST]"),
+    typer.Argument(help="A second run or directions file, paired.", metavar="[AGAINST]", show_default="the baselines"),
 ]
-SAMPLES_HELP = "Held-out samples shared by every metric and set: the precise computation, no budget."
-Samples = Annotated[int | None, option(SAMPLES_HELP, "chosen by --budget")]
-BUDGET_HELP = "Time (10m, 90s, 1h) or images (3300) to spend; chooses the samples (and reserves the GIFs)."
-Budget = Annotated[str | None, option(BUDGET_HELP, DEFAULT_BUDGET)]
-PRECISE_HELP = f"Every direction on the same {PRECISE_SAMPLES} samples (or --samples): slow, no budget."
-Precise = Annotated[bool, flag(PRECISE_HELP, "off", "--precise")]
-Seed = Annotated[int, option("Seed of the held-out samples, base points and vectors.")]
-Top = Annotated[int, option("N': most active directions in the D% / D_R Hessians.")]
-Eta = Annotated[float, option("Base points and sweeps within [-eta, eta].")]
-Epsilon = Annotated[float, option("Finite-difference step.")]
-K = Annotated[int, option("Rademacher vectors per sample.", None, "--k")]
-SweepSteps = Annotated[int, option("Coefficient values in the activeness sweep (precise).")]
-Batch = Annotated[int | None, option("Images per generator call.", BATCH_SHOWN)]
-LAYER_MEASURE = "Measure on this layer's activation instead of pixels (see `hpdirs learn --help`)."
-Layer = Annotated[str | None, option(LAYER_MEASURE, "pixel space")]
-Gifs = Annotated[bool, flag("Write the side-by-side GIFs.", None, "--gifs/--no-gifs")]
-COMPARE_OUT = "RUN/compare (RUN/compare-vs-<other> with a second set), or compare-<file> beside a file"
-Out = Annotated[Path | None, option("Output folder.", COMPARE_OUT)]
+SAMPLES_HELP = (
+    "Held-out samples for every metric and set.\nThe precise computation, without a budget: every metric "
+    "on these samples."
+)
+Samples = Annotated[int | None, option(SAMPLES_HELP, "by --budget", panel=SAMPLES_PANEL)]
+BUDGET_HELP = (
+    "Time (10m, 90s, 1h) or images (3300) to spend.\nThe budget chooses the samples and reserves the GIFs' images."
+)
+Budget = Annotated[str | None, option(BUDGET_HELP, DEFAULT_BUDGET, panel=SAMPLES_PANEL)]
+PRECISE_HELP = (
+    f"Every direction on the same samples; no budget.\n{PRECISE_SAMPLES} samples, or --samples; slower than a budget."
+)
+Precise = Annotated[bool, flag(PRECISE_HELP, "off", "--precise", panel=SAMPLES_PANEL)]
+Seed = Annotated[int, option("Seed of the samples, base points and vectors.", panel=SAMPLES_PANEL)]
+Top = Annotated[int, option("N': most active directions in the D% / D_R Hessians.", panel=MEASURE)]
+Eta = Annotated[float, option("Base points and sweeps within [-eta, eta].", panel=MEASURE)]
+Epsilon = Annotated[float, option("Finite-difference step.", panel=MEASURE)]
+K = Annotated[int, option("Rademacher vectors per sample.", None, "--k", panel=MEASURE)]
+SWEEP_HELP = "Coefficient values in the activeness sweep.\nThe precise computation's."
+SweepSteps = Annotated[int, option(SWEEP_HELP, panel=MEASURE)]
+LAYER_MEASURE = "Measure on a layer's activation.\nInstead of pixels; the names are learn's --layer ones."
+Layer = Annotated[str | None, option(LAYER_MEASURE, "pixel space", panel=MEASURE)]
+Gifs = Annotated[bool, flag("Write the side-by-side GIFs.", None, "--gifs/--no-gifs", panel=OUTPUT_PANEL)]
+COMPARE_OUT = (
+    "Output folder.\nLeft out: RUN/compare (RUN/compare-vs-<other> with a second set), or compare-<file> beside a "
+    "directions file."
+)
+Out = Annotated[Path | None, option(COMPARE_OUT, "RUN/compare", panel=OUTPUT_PANEL)]
 
 
 @opens_a_generator(recorded=True)
@@ -81,9 +97,12 @@ def compare(
     json_out: Json = False,
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
-    """Compare directions with axis-aligned z, random and SeFa ones (or a run): intervals, paired differences, GIFs.
+    """Compare directions with baselines or a second set, in numbers.
 
-    Example: hpdirs compare outputs/golden_retriever/first-try --budget 10m
+    The baselines are axis-aligned z, random and SeFa directions (or a second run, paired): each metric with its
+    95% interval, paired differences, and side-by-side GIFs.
+
+    $ hpdirs compare outputs/golden_retriever/first-try --budget 10m
     """
     from direction_finder.evaluation.compare import compare_file
 

@@ -11,13 +11,15 @@ from hpdirs_cli.console import console, fail
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_HPDIRS_COMPLETE"  # the variable the shell sets when it asks hpdirs for completions
-Shell = Annotated[str, typer.Argument(help="bash, zsh or fish (never guessed from the environment).")]
+Shell = Annotated[str, typer.Argument(help="bash, zsh or fish.\nNever guessed from the environment.", metavar="SHELL")]
 
 
 def completion(shell: Shell) -> None:
-    """Print the shell completion script; load it from your shell's start-up file.
+    """Print the shell completion script.
 
-    Example: hpdirs completion bash >> ~/.bashrc   (zsh: ~/.zshrc; fish: ~/.config/fish/completions/hpdirs.fish)
+    Load it from your shell's start-up file (zsh: ~/.zshrc; fish: ~/.config/fish/completions/hpdirs.fish).
+
+    $ hpdirs completion bash >> ~/.bashrc
     """
     from typer._completion_shared import get_completion_script
 

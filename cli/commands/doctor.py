@@ -9,9 +9,11 @@ from hpdirs_cli.options import Json
 
 
 def doctor(json_out: Json = False) -> None:
-    """Print what a bug report needs: versions, torch's build and devices, the cache, a compiler.
+    """Print what a bug report needs about this machine.
 
-    Example: hpdirs doctor --json > hpdirs-system.json
+    Versions, torch's build and the devices it sees, the cache and what it holds, the compiler --compile uses.
+
+    $ hpdirs doctor --json > hpdirs-system.json
     """
     import direction_finder
     from direction_finder.measuring.system import system_report

@@ -11,13 +11,16 @@ from hpdirs_cli.console import emit_json, say, user_errors
 from hpdirs_cli.options import Json
 from hpdirs_cli.progress import download_progress
 
-Model = Annotated[str, typer.Option(help="biggan-deep-128, biggan-deep-256 or biggan-deep-512.")]
+Model = Annotated[str, typer.Option(help="biggan-deep-128, -256 or -512.")]
 
 
 def download(model: Model = DEFAULT_MODEL, json_out: Json = False) -> None:
-    """Fetch a model's published weights into the cache ($HPDIRS_CACHE), so later runs work offline.
+    """Fetch published weights into the cache, for offline runs.
 
-    Example: hpdirs download --model biggan-deep-256
+    The cache is $HPDIRS_CACHE, else $XDG_CACHE_HOME/hpdirs, else ~/.cache/hpdirs; learn, render, compare and
+    explore find the weights there.
+
+    $ hpdirs download --model biggan-deep-256
     """
     from direction_finder.generators.weights import resolve_weights
 

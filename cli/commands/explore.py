@@ -11,10 +11,12 @@ from hpdirs_cli.console import console, err_console, fail, say, user_errors
 from hpdirs_cli.options import Compile, Source, flag, opens_a_generator, option
 from hpdirs_cli.progress import download_progress
 
-Host = Annotated[str, option("Address to listen on; 127.0.0.1 keeps the page to this machine.")]
-Port = Annotated[int, option("Port to listen on.", "a free port")]
-OpenBrowser = Annotated[bool, flag("Open the page in the default browser.", "off", "--open")]
-Eta = Annotated[float, option("Sliders reach from -eta to +eta.")]
+PAGE = "The page"
+
+Host = Annotated[str, option("Address to listen on.\n127.0.0.1 keeps the page to this machine.", panel=PAGE)]
+Port = Annotated[int, option("Port to listen on.", "a free port", panel=PAGE)]
+OpenBrowser = Annotated[bool, flag("Open the page in the default browser.", "off", "--open", panel=PAGE)]
+Eta = Annotated[float, option("Sliders reach from -eta to +eta.", panel=PAGE)]
 ETA = RenderSettings().eta  # render's sweeps and the sliders reach as far
 
 
@@ -28,9 +30,11 @@ def explore(
     compile: Compile = "auto",
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
-    """Play with the directions in a local page: a slider each, names, other sets beside them.
+    """Play with the directions in a local page.
 
-    Example: hpdirs explore outputs/golden_retriever/first-try --open
+    A slider per direction, their names, the layers they edit, and other sets beside them.
+
+    $ hpdirs explore outputs/golden_retriever/first-try --open
     """
     import threading
     import webbrowser

@@ -18,9 +18,9 @@ File = Annotated[Path, typer.Argument(help="A directions file, or a run folder."
 
 
 def info(file: File, json_out: Json = False) -> None:
-    """Print a directions file's metadata as a table.
+    """Print a directions file's metadata.
 
-    Example: hpdirs info outputs/golden_retriever/my-run/directions.safetensors
+    $ hpdirs info outputs/golden_retriever/my-run/directions.safetensors
     """
     from direction_finder.artifacts.directions import load_directions
 

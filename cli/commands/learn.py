@@ -35,31 +35,46 @@ def learned(name: str) -> str:
 
 
 LAYER_HELP = (
-    "Fast mode: penalise the normalised activation after GenBlock i instead of pixels: block0..block9 "
-    "at 4,8,8,16,16,32,32,64,64,128 px for biggan-deep-128 (block11 at 256 px for -256); "
+    "Fast mode: penalise a block's activation.\nThe normalised activation after GenBlock i instead of pixels: "
+    "block0..block9 at 4,8,8,16,16,32,32,64,64,128 px for biggan-deep-128 (block11 at 256 px for -256); "
     "`hpdirs bench` prints each with its shape."
 )
 RECIPE_ABOUT = {
     "paper": "Peebles et al.",
-    "curvature": "the curvature warm start refined; README, Quality",
+    "curvature": "the curvature warm start refined; see Quality in the docs",
     "sefa": "SeFa refined on the manifold; the demo's",
 }
 RECIPE_HELP = (
-    "Preset of --init and --lr (and --optimizer): "
-    + " or ".join(
-        f"{name} ({', '.join(str(v) for v in fields.values())}: {RECIPE_ABOUT.get(name, 'see README')})"
+    f"A preset: {', '.join(RECIPES)}.\nEach sets --init, --lr and --optimizer: "
+    + "; ".join(
+        f"{name} ({', '.join(str(v) for v in fields.values())}: {RECIPE_ABOUT.get(name, 'see the docs')})"
         for name, fields in RECIPES.items()
     )
     + ". --init/--lr/--optimizer override it."
 )
 STARTS_HELP = "; ".join(f"{start.name}: {start.help}" for start in STARTS.values())
-INIT_HELP = f"How A starts. {STARTS_HELP}."
-OPTIMIZER_HELP = "adam (on A, as the paper) or riemannian (Adam on the manifold of orthonormal directions)."
-CHUNK_SHOWN = "calls of ~2 images on CPU; all 2k on GPU or with --layer"
-MICRO_HELP = "Samples per backward pass; the passes' gradients are summed (less memory, same step)."
-MAX_MEMORY_HELP = "Fit each step into this much memory, e.g. 8GiB: chooses --chunk-size, --micro-batch, checkpointing."
-CHECKPOINT_HELP = "Recompute each block's activations in the backward: less memory, same numbers, ~1 more forward."
-TIME_HELP = "Stop and save after this much learning time, with its unit: 90s, 30m, 2h; resume later."
+INIT_HELP = f"How A starts: random, axes or a closed form.\n{STARTS_HELP}."
+OPTIMIZER_HELP = (
+    "adam (on A) or riemannian (on the manifold).\nadam: Adam on A, as the paper; riemannian: Adam on the manifold "
+    "of orthonormal directions."
+)
+CHUNK_HELP = (
+    "Perturbed batches per call (1..2k).\nauto: calls of ~2 images on CPU; all 2k at once on GPU or with --layer."
+)
+MICRO_HELP = "Samples per backward pass.\nThe passes' gradients are summed: less memory, the same step."
+MAX_MEMORY_HELP = "Fit each step into this, e.g. 8GiB.\nIt chooses --chunk-size, --micro-batch and checkpointing."
+CHECKPOINT_HELP = (
+    "Recompute activations in the backward.\nEach block's activations are recomputed: less memory, the same "
+    "numbers, about one more forward per step."
+)
+TIME_HELP = (
+    "Stop and save after this long: 90s, 30m, 2h.\nThe unit is required. Continue with hpdirs learn --resume RUN."
+)
+STEPS_HELP = "Optimisation steps (0: the start as it is).\n0 writes the --init start itself as the directions file."
+DRY_RUN_HELP = (
+    "Print what the run would do, then exit.\nThe resolved recipe, layout, device, run folder, images to generate, "
+    "time limit and expected time."
+)
 
 # Every LearnConfig field learn takes: (type, help, what --help shows as the default (None: the
 # field's own), flags, panel). A field left out is not passed on: a new run takes the default
@@ -69,17 +84,16 @@ LEARNING: dict[str, tuple[Any, str, str | None, tuple[str, ...], str]] = {
     "init": (str, INIT_HELP, None, (), METHOD),
     "optimizer": (str, OPTIMIZER_HELP, None, (), METHOD),
     "lr": (float, "Adam learning rate.", None, (), METHOD),
-    "eta": (float, "Base points w = eta_b e_i with eta_b ~ U[-eta, eta].", None, (), METHOD),
+    "eta": (float, "Base points w = eta_b e_i, eta_b ~ U[-eta, eta].", None, (), METHOD),
     "epsilon": (float, "Finite-difference step.", None, (), METHOD),
     "k": (int, "Rademacher vectors per sample (>= 2).", None, ("--k",), METHOD),
     "layer": (str, LAYER_HELP, "pixel space", (), METHOD),
     "seed": (int, "Seed of every random draw.", None, (), METHOD),
-    "steps": (int, "Optimisation steps (0: write the --init start itself as the directions file).", None, (),
-              BUDGET),
+    "steps": (int, STEPS_HELP, None, (), BUDGET),
     "batch_size": (int, "Samples per step.", None, (), BUDGET),
     "eval_every": (int, "Steps between held-out evaluations (0: never).", None, (), BUDGET),
     "eval_samples": (int, "Samples in the fixed held-out set.", None, (), BUDGET),
-    "chunk_size": (int, "Perturbed batches per generator call (1..2k).", CHUNK_SHOWN, (), MEMORY),
+    "chunk_size": (int, CHUNK_HELP, "auto", (), MEMORY),
     "micro_batch": (int, MICRO_HELP, "the whole batch", (), MEMORY),
     "max_memory": (str, MAX_MEMORY_HELP, "no limit", (), MEMORY),
     "checkpoint_activations": (
@@ -100,11 +114,10 @@ learning_options = adds_options({name: _learning_option(name) for name in LEARNI
 
 Recipe = Annotated[str | None, option(RECIPE_HELP, DEFAULT_RECIPE, panel=METHOD)]
 TimeLimit = Annotated[str | None, option(TIME_HELP, "none", panel=BUDGET)]
-OutRoot = Annotated[Path, option("Output root; runs go to OUT/<class>/<name>/.", panel=OUTPUT)]
+OutRoot = Annotated[Path, option("Where runs go: OUT/<class>/<name>/.", panel=OUTPUT)]
 Name = Annotated[str | None, option("Run name.", "the UTC time", panel=OUTPUT)]
-Resume = Annotated[Path | None, option("Continue the run in this folder from its checkpoint.", "start a new run",
+Resume = Annotated[Path | None, option("Continue the run in this folder.\nFrom its last checkpoint.", "start a new run",
                                        panel=OUTPUT)]  # fmt: skip
-DRY_RUN_HELP = "Print the resolved recipe, layout, device, run folder and images to generate, then exit."
 DryRun = Annotated[bool, flag(DRY_RUN_HELP, "off", "--dry-run", panel=OUTPUT)]
 OUT_ROOT = Path(RunRequest().out_root)
 
@@ -121,10 +134,13 @@ def learn(
     settings: dict[str, Any] | None = None,
     choice: GeneratorChoice = GeneratorChoice(),
 ) -> None:
-    """Learn N interpretable directions for one class by minimising the Hessian Penalty.
+    """Learn N interpretable directions with the Hessian Penalty.
 
-    Example: hpdirs learn --class golden_retriever --steps 2000 --batch-size 8
-    Several GPUs: torchrun --nproc-per-node 4 -m hpdirs_cli learn --class golden_retriever --batch-size 64
+    Directions of one class's latent space that change the image independently of each other: the generator's
+    Hessian along them is pushed towards diagonal, as in Peebles et al. (ECCV 2020). Several GPUs: torchrun.
+
+    $ hpdirs learn --class golden_retriever --steps 2000 --batch-size 8
+    $ torchrun --nproc-per-node 4 -m hpdirs_cli learn --class golden_retriever --batch-size 64
     """
     from direction_finder.learning.distributed import job_from_env
     from direction_finder.learning.learn import LearnInterrupted

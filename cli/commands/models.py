@@ -8,9 +8,11 @@ from hpdirs_cli.console import console
 
 
 def models() -> None:
-    """List the models --model accepts: built-in, installed plug-ins (entry points hpdirs.generators), your own.
+    """List the models --model accepts, plug-ins included.
 
-    Example: hpdirs models
+    Built-in models, installed plug-ins (entry points hpdirs.generators) and how to name your own.
+
+    $ hpdirs models
     """
     from direction_finder.generators.families import available_models
 

@@ -269,27 +269,61 @@ def test_what_the_arguments_and_files_can_refuse_is_refused_before_any_output(ti
     assert "different config (lr: 0.01 -> 0.1)" in refused.stderr
 
 
-def test_help_at_80_columns_cuts_no_value_or_help_text():
-    """What a pipe gives (80 columns): every help text and default whole. Only the two names of
-    learn's on/off checkpointing flag are shortened by the table's columns."""
-    for command in ("learn", "render", "compare", "explore", "label", "info", "bench", "classes", "models",
-                    "download", "completion", "doctor"):
+COMMAND_NAMES = ("learn", "render", "compare", "explore", "label", "info", "bench", "classes", "models",
+                 "download", "completion", "doctor", "help")  # fmt: skip
+
+
+def panel_rows(shown: str) -> dict[str, list[str]]:
+    """--help's panels ("The method:", ...) and their lines."""
+    panels: dict[str, list[str]] = {}
+    for block in shown.split("\n\n"):
+        head, *rows = block.splitlines()
+        if head.endswith(":") and not head.startswith(" ") and rows and rows[0].startswith("  "):
+            panels[head[:-1]] = rows
+    return panels
+
+
+def test_help_fits_80_columns_with_one_line_per_option_in_groups():
+    """What a pipe gives (80 columns): nothing cut, nothing wrapped: an option is one line with
+    its type, its summary and its default; the options sit in named groups."""
+    for command in COMMAND_NAMES:
         shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}).stdout
-        cut = [line for line in shown.splitlines() if "…" in line and "--checkpoint-activat" not in line]
-        assert not cut, (command, cut)
+        assert max(map(len, shown.splitlines())) <= 80 and "…" not in shown, command
+        for panel, rows in panel_rows(shown).items():
+            if panel in ("Example", "Examples"):
+                continue
+            for row in rows:  # "  --name TYPE  Summary.  [default]": no continuation lines
+                assert re.match(r"  (--|[A-Z_]+ )", row) and re.search(r"\.(  \[[^]]+\])?$", row), (command, row)
+    learn = panel_rows(runner.invoke(app, ["learn", "--help"]).stdout)
+    assert list(learn)[1:] == ["The method", "The budget", "The run folder", "Memory and speed", "The generator",
+                           "Options"]  # fmt: skip
+    assert "  --[no-]checkpoint-activations  Recompute activations in the backward.  [off]" in learn["Memory and speed"]
+
+
+def test_every_option_in_full_is_in_hpdirs_help():
+    """--help keeps a summary; `hpdirs help COMMAND` has each option's whole text, at 80 columns."""
+    from hpdirs_cli.commands.learn import INIT_HELP
+    from hpdirs_cli.helptext import split_help
+
+    full = runner.invoke(app, ["help", "learn"], env={"COLUMNS": "80"})
+    assert full.exit_code == 0 and max(map(len, full.stdout.splitlines())) <= 80
+    words = " ".join(full.stdout.split())
+    summary, details = split_help(INIT_HELP)
+    assert f"--init TEXT [random] {summary} {details}" in words
+    every = runner.invoke(app, ["help"]).stdout
+    assert all(f"Usage: hpdirs {name} " in every for name in COMMAND_NAMES)
+    wrong = runner.invoke(app, ["help", "lern"])
+    assert wrong.exit_code == 1 and wrong.stderr.startswith("error: no command 'lern'; choose one of classes")
 
 
 def test_the_top_level_help_gives_each_command_one_sentence_at_80_columns():
     shown = runner.invoke(app, ["--help"], env={"COLUMNS": "80"}).stdout
-    rows = [line.strip("│ ") for line in shown.split("Commands")[1].splitlines() if line.startswith("│")]
-    sentences = []
-    for row in rows:  # a row that starts with a command begins its description; the others continue it
-        name, _, text = row.partition("  ")
-        if name and not name.startswith(" ") and text:
-            sentences.append(text.strip())
-        elif sentences:
-            sentences[-1] += " " + row.strip()
-    assert len(sentences) == 12 and all(s.endswith(".") and s.count(". ") == 0 for s in sentences), sentences
+    rows = panel_rows(shown)["Commands"]
+    assert max(map(len, shown.splitlines())) <= 80
+    sentences = dict(row.strip().split("  ", 1) for row in rows)
+    assert tuple(sentences) == ("classes", "completion", "models", "download", "learn", "info", "label", "render",
+                                "compare", "explore", "bench", "doctor", "help")  # fmt: skip
+    assert all(s.strip().endswith(".") and ". " not in s for s in sentences.values()), sentences
 
 
 def test_the_dry_run_of_a_resume_expects_the_time_the_run_logged(tmp_path):

@@ -62,8 +62,8 @@ def test_a_new_start_is_one_function_and_one_row(monkeypatch, tmp_path):
 
 
 def test_the_help_lists_every_start_from_the_table():
-    learn_help = invoke(["learn", "--help"]).stdout
-    compare_help = invoke(["compare", "--help"]).stdout
+    learn_help = invoke(["help", "learn"]).stdout
+    compare_help = invoke(["help", "compare"]).stdout
     for start in STARTS.values():
         assert f"{start.name}:" in " ".join(learn_help.split()) and f"{start.name}:" in " ".join(compare_help.split())
 
