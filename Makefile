@@ -9,7 +9,7 @@ STAMP := $(VENV)/.hpdirs-installed
 WEIGHTS ?=
 DEMO_OUT ?= outputs
 
-.PHONY: setup test test-numerics test-slow test-gpu lint demo clean
+.PHONY: setup test test-numerics test-slow test-gpu lint docs test-docs reference demo clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,24 @@ test-slow: $(STAMP)
 test-gpu: $(STAMP)
 	$(PY) -m pytest -q -k cuda -rs
 
+# The documentation site, built into site/ (open site/index.html) with warnings as errors.
+DOCS_STAMP := $(VENV)/.hpdirs-docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	@touch $@
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# Every offline example of the docs and README, and the notebook, run on a tiny model (~4 minutes).
+test-docs: $(STAMP)
+	$(PY) -m pytest -q -m docs_examples tests/docs
+
+# The commands' option references in docs/generated/, made from the command line's own help
+# (a test fails while they differ from what this makes).
+reference: $(STAMP)
+	$(PY) -m hpdirs_cli.reference docs/generated
+
 # Style and types of the library and the CLI (settings in pyproject.toml).
 lint: $(STAMP)
 	$(PY) -m ruff check direction_finder cli
@@ -59,4 +77,4 @@ demo: $(STAMP)
 		--directions 0-7 --samples 6 --frames 24
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -197,21 +197,28 @@ def help_text(command: Any, ctx: Any, full: bool = False) -> str:
 
 
 def reference_markdown(command: Any, ctx: Any) -> str:
-    """A command's whole reference as a Markdown page (the docs' command pages are these)."""
+    """A command's usage, examples and every option in full, as the Markdown its documentation
+    page includes (its own narrative above it)."""
     about = describe(command.help)
-    out = [f"# hpdirs {ctx.info_name}", "", about.summary, ""]
-    out += [p + "\n" for p in about.paragraphs]
-    out += ["```", f"{usage(command, ctx)}", "```", ""]
+    out = [about.summary, "", "```text", f"Usage: {usage(command, ctx)}", "```", ""]
     if about.examples:
-        out += ["Example" + ("s" if len(about.examples) > 1 else "") + ":", "", "```bash"]
-        out += [*about.examples, "```", ""]
+        out += ["```bash", *about.examples, "```", ""]
+    out += [paragraph + "\n" for paragraph in about.paragraphs]
     for panel, found in panels(entries(command, ctx)).items():
-        out += [f"## {panel}", ""]
+        out += [f"### {panel}", ""]
         for e in found:
-            default = f" (default: {e.default})" if e.default and e.default != "required" else ""
-            required = " (required)" if e.default == "required" else ""
+            default = f" (default: {e.default})" if e.default else ""
             repeat = " Repeatable." if e.repeatable else ""
             text = " ".join(part for part in (e.summary, e.details) if part)
-            out.append(f"- **`{e.names}`**{default}{required}: {text}{repeat}")
+            out.append(f"- **`{e.names}`**{default}: {_markdown(text)}{repeat}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _markdown(text: str) -> str:
+    """Help text as Markdown prose: what Markdown would read as markup (`<`, `*`, `_`) kept as
+    text, outside the `code` spans, which show it as it is."""
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):  # the even parts lie outside the spans
+        parts[i] = parts[i].replace("\\", "\\\\").replace("<", "&lt;").replace("*", "\\*").replace("_", "\\_")
+    return "`".join(parts)

@@ -102,7 +102,7 @@ def compare(
     The baselines are axis-aligned z, random and SeFa directions (or a second run, paired): each metric with its
     95% interval, paired differences, and side-by-side GIFs.
 
-    $ hpdirs compare outputs/golden_retriever/first-try --budget 10m
+    $ hpdirs compare outputs/golden_retriever/first-try --budget 1500
     """
     from direction_finder.evaluation.compare import compare_file
 

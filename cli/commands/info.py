@@ -20,7 +20,7 @@ File = Annotated[Path, typer.Argument(help="A directions file, or a run folder."
 def info(file: File, json_out: Json = False) -> None:
     """Print a directions file's metadata.
 
-    $ hpdirs info outputs/golden_retriever/my-run/directions.safetensors
+    $ hpdirs info outputs/golden_retriever/first-try/directions.safetensors
     """
     from direction_finder.artifacts.directions import load_directions
 

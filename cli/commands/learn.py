@@ -139,7 +139,7 @@ def learn(
     Directions of one class's latent space that change the image independently of each other: the generator's
     Hessian along them is pushed towards diagonal, as in Peebles et al. (ECCV 2020). Several GPUs: torchrun.
 
-    $ hpdirs learn --class golden_retriever --steps 2000 --batch-size 8
+    $ hpdirs learn --class golden_retriever --recipe sefa --steps 200 --batch-size 8
     $ torchrun --nproc-per-node 4 -m hpdirs_cli learn --class golden_retriever --batch-size 64
     """
     from direction_finder.learning.distributed import job_from_env

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.table import Table
+from rich.table import Column, Table
 
 from hpdirs_cli.console import console
 
@@ -16,7 +16,7 @@ def models() -> None:
     """
     from direction_finder.generators.families import available_models
 
-    table = Table("--model", "from", "what")
+    table = Table(Column("--model", overflow="fold"), Column("from", no_wrap=True), "what")  # no name cut short
     for name, source, what in available_models():
         table.add_row(name, source, what)
     console.print(table)
