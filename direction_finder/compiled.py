@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 COMPILE_MODES = ("auto", "on", "off")
 # `auto`: compile where the time a job saves at the measured speed-up exceeds the compile time
-# (benchmarks/compiled.py measures both; README, Performance). A full-size biggan-deep-128
+# (benchmarks/compiled.py measures both; docs/performance.md). A full-size biggan-deep-128
 # learning step at batch 1 on a 2-core CPU: 1.41 s compiled, 1.80 s eager; a cold compile 66 s.
 CPU_SPEEDUP = 1.25
 CUDA_SPEEDUP = 1.25  # not measured here (no GPU): the CPU's, until a GPU measures its own

@@ -30,10 +30,10 @@ REDUCTIONS = ("mean", "max")
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"init": "random", "lr": 0.01},  # Peebles et al.: Kaiming-normal A, Adam lr 0.01
     # the warm start of direction_finder.method.warmstart, refined with steps that keep its structure
-    # (measured on a real DCGAN within 10 CPU-minutes: README, Quality)
+    # (measured on a real DCGAN within 10 CPU-minutes: docs/quality.md)
     "curvature": {"init": "curvature", "lr": 0.001},
     # SeFa's closed form (free: no images), refined on the manifold of orthonormal Q; what the
-    # demo runs, where the curvature warm start would take most of the budget (README, Quality)
+    # demo runs, where the curvature warm start would take most of the budget (docs/quality.md)
     "sefa": {"init": "sefa", "lr": 0.001, "optimizer": "riemannian"},
 }
 DEFAULT_RECIPE = "paper"
@@ -63,7 +63,7 @@ FLOAT_LIMITS: dict[str, float] = {
     "epsilon": 100.0,
 }
 # Perturbed images per generator call on a CPU in pixel space: the fastest layout measured by
-# `hpdirs bench` on a 2-core CPU for biggan-deep-128 (README, Performance).
+# `hpdirs bench` on a 2-core CPU for biggan-deep-128 (docs/performance.md).
 CPU_ROWS_PER_CALL = 2
 
 
@@ -204,7 +204,7 @@ def default_chunk_size(device: torch.device | str, k: int, batch_size: int = 1, 
 
     On a CPU in pixel space, calls of about CPU_ROWS_PER_CALL images are fastest; with a layer
     the partial forward's activations are small and one call of all 2k is fastest; accelerators
-    gain from batching all 2k (`hpdirs bench` measures the layouts; README, Performance).
+    gain from batching all 2k (`hpdirs bench` measures the layouts; docs/performance.md).
     """
     import torch
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from direction_finder.generators.base import Generator
 
 # the step's modelled memory times this must fit: allocator rounding and fragmentation. At 512 px
-# a batch of 4 in passes of 1 took 1.2x the one-pass step it was modelled from (README, Memory).
+# a batch of 4 in passes of 1 took 1.2x the one-pass step it was modelled from (docs/commands/learn.md, Memory).
 SAFETY = 1.5
 CALIBRATION_SEED = 7  # the calibration's own draws: the run's random stream is not touched
 
@@ -111,7 +111,7 @@ def inference_batch(generator: Generator, default: int, budget_mb: float | None)
     return max(1, min(default, math.floor(room / per_image)))
 
 
-CPU_RENDER_BATCH = 4  # images per generator call on a CPU: small calls are fastest there (README, Performance)
+CPU_RENDER_BATCH = 4  # images per generator call on a CPU: small calls are fastest there (docs/performance.md)
 
 
 ACCELERATOR_RENDER_BATCH = 32

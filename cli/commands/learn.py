@@ -53,10 +53,15 @@ RECIPE_HELP = (
     + ". --init/--lr/--optimizer override it."
 )
 STARTS_HELP = "; ".join(f"{start.name}: {start.help}" for start in STARTS.values())
-INIT_HELP = f"How A starts: random, axes or a closed form.\n{STARTS_HELP}."
+INIT_HELP = (
+    f"How A starts: random, axes or a closed form.\n{STARTS_HELP}. ganspace reads 4,096 latents on a CPU (100,000 "
+    "on a GPU) in five passes to the first layer. An explicit --init overrides the recipe's."
+)
 OPTIMIZER_HELP = (
-    "adam (on A) or riemannian (on the manifold).\nadam: Adam on A, as the paper; riemannian: Adam on the manifold "
-    "of orthonormal directions."
+    "adam (on A) or riemannian (on the manifold).\nadam: Adam on A with Q = Gram-Schmidt(A), as the paper; "
+    "riemannian: Adam on the manifold of orthonormal direction sets, so that A stays orthonormal itself and each "
+    "step rotates it (the step's moments kept in the tangent space, a Cayley retraction). The forward pass and "
+    "the objective are the same."
 )
 CHUNK_HELP = (
     "Perturbed batches per call (1..2k).\nauto: calls of ~2 images on CPU; all 2k at once on GPU or with --layer."
@@ -64,16 +69,21 @@ CHUNK_HELP = (
 MICRO_HELP = "Samples per backward pass.\nThe passes' gradients are summed: less memory, the same step."
 MAX_MEMORY_HELP = "Fit each step into this, e.g. 8GiB.\nIt chooses --chunk-size, --micro-batch and checkpointing."
 CHECKPOINT_HELP = (
-    "Recompute activations in the backward.\nEach block's activations are recomputed: less memory, the same "
-    "numbers, about one more forward per step."
+    "Recompute activations in the backward.\nOnly each generator block's input is kept for the backward and the "
+    "rest recomputed: the same loss and gradient (tested) for less memory and about one more forward. "
+    "BigGAN-deep only; it may be switched on or off at a --resume."
 )
 TIME_HELP = (
-    "Stop and save after this long: 90s, 30m, 2h.\nThe unit is required. Continue with hpdirs learn --resume RUN."
+    "Stop and save after this long: 90s, 30m, 2h.\nA duration is a number with its unit: s, m or h (or sec, min, "
+    "hours); a bare number is refused. Continue with hpdirs learn --resume RUN."
 )
-STEPS_HELP = "Optimisation steps (0: the start as it is).\n0 writes the --init start itself as the directions file."
+STEPS_HELP = (
+    "Optimisation steps (0: the start as it is).\n0 writes the --init start itself as the run's directions file, "
+    "with a run's metadata: SeFa's or GANSpace's directions to render, explore, label and compare without learning."
+)
 DRY_RUN_HELP = (
     "Print what the run would do, then exit.\nThe resolved recipe, layout, device, run folder, images to generate, "
-    "time limit and expected time."
+    "time limit and expected time; nothing is written."
 )
 
 # Every LearnConfig field learn takes: (type, help, what --help shows as the default (None: the

@@ -34,7 +34,15 @@ MAX_FILE_BYTES = 256 * 2**20  # two float32 (N, z_dim) matrices of z_dim 4096, a
 
 @dataclass
 class Directions:
-    """N orthonormal latent directions and where they came from."""
+    """N orthonormal latent directions and where they came from.
+
+    Attributes:
+        matrix: (N, z_dim) float32 with orthonormal rows; row n is direction n.
+        metadata: what the file records: model, class, truncation, weights, config, step, losses.
+        raw: A before Gram-Schmidt, (N, z_dim), where the file holds it.
+        labels: index -> the name people gave the direction (labels.json).
+        label_layers: index -> the latent layers (first, last) a named direction edits.
+    """
 
     matrix: Tensor  # (N, z_dim), orthonormal rows
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -97,7 +97,7 @@ class Explorer:
         self.label_ranges = label_ranges(self.opened.generator, d.label_layers, d.labels)
         # Every generator call runs on this one long-lived thread, one at a time (the generator is
         # not thread-safe). A fresh thread per request would also pay for its own thread pool in
-        # torch: about 80 ms a forward for biggan-deep-128 on a 2-core CPU (README, Performance).
+        # torch: about 80 ms a forward for biggan-deep-128 on a 2-core CPU (docs/performance.md).
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpdirs-render")
         self.closing = threading.Event()  # set by close(): long jobs stop between forwards
         self.lock = threading.Lock()  # guards the cache, the uploaded latents and the request numbers

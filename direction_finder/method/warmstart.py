@@ -70,7 +70,7 @@ def kurtosis_rotation(rows: Tensor, weights: Tensor, n: int, iterations: int = 5
 
     rows (M, D), weights (M,) >= 0; returns (n, D) in float64. Stops when an iteration gains less
     than `tolerance` (relative): the starts tried (FOBI, SeFa, the axes) reach the same objective
-    well within the default iterations (README, Performance). The large products run in float32,
+    well within the default iterations (docs/performance.md). The large products run in float32,
     which is several times faster on a CPU, the frames in float64.
     """
     x, c = rows.float(), weights.float()

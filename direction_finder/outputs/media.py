@@ -69,7 +69,7 @@ def write_gif(path: Path, frames: Sequence[np.ndarray], duration_ms: float) -> N
     """An endlessly looping GIF (loop=0; duration per frame in milliseconds), written atomically.
 
     Each frame is quantised with Pillow's fast octree (one byte per pixel from then on); the
-    median-cut default of a plain RGB save is far slower (README, Performance).
+    median-cut default of a plain RGB save is far slower (docs/performance.md).
     """
     palette = {}  # quantise each distinct frame once (ping-pong repeats them)
     images = []

@@ -31,3 +31,14 @@ def test_every_page_is_in_the_navigation():
     written = [p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if "generated" not in p.parts]
     missing = [page for page in written if f" {page}" not in nav]
     assert not missing, f"pages no reader can reach (add them to mkdocs.yml's nav): {missing}"
+
+
+def test_the_readme_s_headline_numbers_are_rows_of_the_docs_tables():
+    """README repeats a few rows of the Performance and Quality tables; they are those rows, verbatim,
+    so the two cannot drift apart."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    headline = readme.split("## Headline numbers", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in headline.splitlines() if line.startswith("| ") and not line.startswith("| set ")]
+    measured = (DOCS / "performance.md").read_text(encoding="utf-8") + (DOCS / "quality.md").read_text(encoding="utf-8")
+    assert len(rows) >= 8
+    assert [row for row in rows if row not in measured] == []
