@@ -26,16 +26,18 @@ from direction_finder.generators.random_weights import full_config, save_random_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results/compare-cost-cpu.json")
+    parser.add_argument("--out", default=None, help="default: results/compare-cost-<device type>.json")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     parser.add_argument("--budget", default=None, help="passed to compare (default: its own)")
     args = parser.parse_args()
+    args.out = args.out or f"results/compare-cost-{args.device.split(':')[0]}.json"
     hpdirs = str(Path(sys.executable).parent / "hpdirs")
     with tempfile.TemporaryDirectory() as tmp:
         weights = save_random_biggan(Path(tmp) / "weights", full_config(128), seed=1)
         learn = [hpdirs, "learn", "--weights", str(weights), "--class", "207", "--steps", "1", "--batch-size", "1",
-                 "--eval-every", "0", "--out", tmp, "--name", "r"]  # fmt: skip
+                 "--eval-every", "0", "--out", tmp, "--name", "r", "--device", args.device]  # fmt: skip
         subprocess.run(learn, check=True, capture_output=True)
-        command = [hpdirs, "compare", str(Path(tmp) / "golden_retriever" / "r"), "--json"]
+        command = [hpdirs, "compare", str(Path(tmp) / "golden_retriever" / "r"), "--json", "--device", args.device]
         if args.budget:
             command += ["--budget", args.budget]
         start = time.perf_counter()

@@ -29,18 +29,20 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=3)
     parser.add_argument("--k", type=int, default=48, help="Rademacher vectors for the measured penalty")
     parser.add_argument("--seed", type=int, default=999)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     args = parser.parse_args()
-    g = EyeGenerator("blue")
+    g = EyeGenerator("blue", args.device)
     z = g.sample_z(args.points, torch.Generator().manual_seed(args.seed))
-    vectors = rademacher((args.k, 1, g.z_dim), generator=torch.Generator().manual_seed(args.seed + 1))
+    vectors = rademacher((args.k, 1, g.z_dim), generator=torch.Generator().manual_seed(args.seed + 1)).to(g.device)
     with torch.no_grad():
         for s in range(args.points):
             y, jacobian = output_jacobian(g, z[s : s + 1])  # (P,), (P, z_dim): dy/dz, = the rows g_p up to c_p
             c = tanh_curvature_weights(y)
             squared = (jacobian**2).sum(1)  # |g_p|^2 in the axes basis, up to the weight
             smooth = float(2 * (c * (squared**2 - (jacobian**4).sum(1))).mean())
-            measured = float(hessian_penalty(lambda w: g(z[s : s + 1] + w), torch.zeros(1, g.z_dim), k=args.k,
-                                             epsilon=0.1, vectors=vectors, chunk_size=16))
+            origin = torch.zeros(1, g.z_dim, device=g.device)
+            measured = float(hessian_penalty(lambda w: g(z[s : s + 1] + w), origin, k=args.k, epsilon=0.1,
+                                             vectors=vectors, chunk_size=16))
             print(f"point {s}: measured penalty (k={args.k}) {measured:.3f}, smooth tanh term {smooth:.3f} "
                   f"({100 * smooth / measured:.0f}%)", flush=True)
 

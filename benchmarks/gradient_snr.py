@@ -93,11 +93,13 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=1000, help="held-out samples of the line search")
     parser.add_argument("--budget-min", type=float, default=10.0, help="the learning budget to relate to")
     parser.add_argument("--seed", type=int, default=99)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     parser.add_argument("--class-name", default="blue")
     parser.add_argument("--out", default="results/gradient-snr.json")
     args = parser.parse_args()
-    g = EyeGenerator(args.class_name)
+    g = EyeGenerator(args.class_name, args.device)
     Q0 = g.sefa_directions(g.z_dim).float() if args.set == "sefa" else load_file(args.set)["matrix"].float()
+    Q0 = Q0.to(g.device)
     n = Q0.shape[0]
     config = LearnConfig(batch_size=args.batch_size, k=args.k, epsilon=args.epsilon, num_directions=n)
     rng = torch.Generator().manual_seed(args.seed)
@@ -105,7 +107,7 @@ def main() -> None:
     start = time.perf_counter()
     for b in range(args.batches):
         batch = draw_batch(g, config, rng)  # as learning draws a step's samples
-        again = rademacher(tuple(batch.vectors.shape), generator=rng)  # the same samples, other vectors
+        again = rademacher(tuple(batch.vectors.shape), generator=rng).to(batch.vectors.device)  # the same samples, other vectors
         first.append(gradient(g, Q0, batch, batch.vectors, args.epsilon))
         second.append(gradient(g, Q0, batch, again, args.epsilon))
         if (b + 1) % 25 == 0:

@@ -61,8 +61,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="learning time of each recipe")
     parser.add_argument("--images", type=int, default=8000, help="compare's image budget per group")
     parser.add_argument("--seed", type=int, default=123, help="seed of the held-out probe")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     args = parser.parse_args()
-    g = EyeGenerator("blue")
+    g = EyeGenerator("blue", args.device)
     spectrum = spectrum_of(g, g.z_dim)
     assert spectrum is not None
     sefa = sefa_of(g, g.z_dim).float()

@@ -102,9 +102,9 @@ def learned(generator: Any, n: int, seed: int, fields: dict[str, Any], steps: in
     return {"directions": directions.matrix, "seconds": time.perf_counter() - started, "reached": reached}
 
 
-def measure(kind: str, seed: int, steps: int, recipes: list[str]) -> dict[str, dict[str, Any]]:
+def measure(kind: str, seed: int, steps: int, recipes: list[str], device: str = "cpu") -> dict[str, dict[str, Any]]:
     """Every set's recovery, held-out penalty and times on one generator and seed."""
-    generator = load_generator(f"{PREFIX}{kind}:seed={seed}", device="cpu")
+    generator = load_generator(f"{PREFIX}{kind}:seed={seed}", device=device)
     n, truth = generator.z_dim, generator.true_directions
     config = LearnConfig(batch_size=BATCH, num_directions=n).resolved(generator)
     probe = HeldOut.draw(generator, n, HELDOUT, config.k, config.eta, seed=10_000 + seed)
@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and the same on every machine
     kinds, recipes = args.kinds.split(","), [r for r in args.recipes.split(",") if r]
@@ -174,7 +175,7 @@ def main() -> None:
     for kind in kinds:
         per_seed: dict[str, list[dict[str, Any]]] = {}
         for seed in range(args.seeds):
-            for name, row in measure(kind, seed, args.steps, recipes).items():
+            for name, row in measure(kind, seed, args.steps, recipes, args.device).items():
                 per_seed.setdefault(name, []).append(row)
             print(f"{kind} seed {seed}: " + ", ".join(f"{k} {v[-1]['recovery']:.3f}" for k, v in per_seed.items()),
                   file=sys.stderr, flush=True)  # fmt: skip

@@ -25,11 +25,11 @@ from direction_finder import LearnConfig, learn
 from direction_finder.generators import load_biggan
 from direction_finder.memory import PeakMeter
 spec = json.loads(sys.argv[1])
-g = load_biggan(None, 207, truncation=0.4, weights=spec["weights"], device="cpu")
+g = load_biggan(None, 207, truncation=0.4, weights=spec["weights"], device=spec["device"])
 out = {}
 if spec.get("budget"):
     config = LearnConfig(batch_size=spec["batch_size"], steps=spec["steps"], eval_every=0, max_memory=spec["budget"])
-    meter = PeakMeter("cpu")
+    meter = PeakMeter(g.device)
     with warnings.catch_warnings(record=True) as said, meter:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -40,7 +40,7 @@ if spec.get("budget"):
 else:
     z = g.sample_z(4, torch.Generator().manual_seed(0))
     for count in (1, 2, 4):
-        meter = PeakMeter("cpu")
+        meter = PeakMeter(g.device)
         with torch.no_grad(), meter:
             g(z[:count])
         out[str(count)] = meter.used_mb
@@ -61,17 +61,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--budgets", default="3GiB,4GiB,6GiB,10GiB")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "memory-fit-cpu.json"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (the peak: the resident set, or CUDA's allocator)")
+    parser.add_argument("--out", default=None, help="default: results/memory-fit-<device type>.json")
     args = parser.parse_args()
+    folder = Path(__file__).parent / "results"
+    args.out = args.out or str(folder / f"memory-fit-{args.device.split(':')[0]}.json")
     from direction_finder.generators.random_weights import full_config, save_random_biggan
 
-    results: dict = {"resolution": args.resolution, "batch_size": args.batch_size, "steps": args.steps, "budgets": {}}
+    results: dict = {"device": args.device, "resolution": args.resolution, "batch_size": args.batch_size, "steps": args.steps, "budgets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         weights = str(save_random_biggan(Path(tmp) / "w", full_config(args.resolution), seed=0))
-        results["inference_mb"] = child({"weights": weights})
+        results["inference_mb"] = child({"weights": weights, "device": args.device})
         print("inference", results["inference_mb"], flush=True)
         for budget in args.budgets.split(","):
-            row = child({"weights": weights, "budget": budget, "batch_size": args.batch_size, "steps": args.steps})
+            row = child({"weights": weights, "device": args.device, "budget": budget, "batch_size": args.batch_size,
+                         "steps": args.steps})
             results["budgets"][budget] = row
             print(budget, row, flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

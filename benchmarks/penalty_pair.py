@@ -34,12 +34,13 @@ def main() -> None:
     parser.add_argument("others", nargs="+")
     parser.add_argument("--samples", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=321)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     parser.add_argument("--class-name", default="blue")
     parser.add_argument("--out", default="results/penalty-pair.json")
     args = parser.parse_args()
-    g = EyeGenerator(args.class_name)
+    g = EyeGenerator(args.class_name, args.device)
     paths = [args.reference, *args.others]
-    sets = {Path(p).stem: load_file(p)["matrix"].float() for p in paths}
+    sets = {Path(p).stem: load_file(p)["matrix"].float().to(g.device) for p in paths}
     n = next(iter(sets.values())).shape[0]
     held = HeldOut.draw(g, n, args.samples, k=2, eta=5.0, seed=args.seed)
     values, start = {}, time.perf_counter()

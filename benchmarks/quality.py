@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--images", default="60000", help="compare's budget in images for all sets together")
     parser.add_argument("--samples", type=int, default=None, help="measure precisely on this many samples instead")
     parser.add_argument("--seed", type=int, default=123, help="seed of the probe")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     parser.add_argument("--out", default="results/quality.json")
     parser.add_argument("--matrices", default="results/matrices", help="folder the measured sets are saved in")
     parser.add_argument("--baselines", default="axes,random,sefa", help="closed-form sets measured with the recipes")
@@ -108,7 +109,7 @@ def main() -> None:
     parser.add_argument("--remeasure", action="store_true", help="measure the sets saved in --matrices, learn nothing")
     args = parser.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
-    g = EyeGenerator(args.class_name)
+    g = EyeGenerator(args.class_name, args.device)
     common = dict(seed=args.seed, top=8, sweep_steps=5, batch_size=32)
     settings = (CompareSettings(samples=args.samples, **common) if args.samples
                 else CompareSettings(budget=args.images, **common))

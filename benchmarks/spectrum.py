@@ -21,8 +21,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("results/spectrum-omniart.json"))
     parser.add_argument("--class-name", default="blue", choices=CLASSES)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     args = parser.parse_args()
-    spectrum = spectrum_of(make(args.class_name), 100)
+    spectrum = spectrum_of(make(args.class_name, args.device), 100)
     assert spectrum is not None
     grouped = sum(b - a + 1 for a, b in spectrum["groups"])
     body = {"model": "omniart-eye", "class_name": args.class_name, **spectrum}

@@ -136,6 +136,12 @@ def print_bench(r: BenchResult) -> None:
             f"at batch {r.render.batch_size}",
             highlight=False,
         )
+    if r.render_compiled is not None and r.render is not None:
+        console.print(
+            f"render, compiled {r.render_compiled.images_per_s:.3g} images/s = "
+            f"{r.render_compiled.images_per_s / r.render.images_per_s:.2f}x eager render",
+            highlight=False,
+        )
     if r.memory is not None:
         memory = Table("resolution", "layout", "step memory MiB", "peak MiB", "step s", "vs plain",
                        title=f"one learning step's memory at batch {r.memory['batch_size']}")  # fmt: skip

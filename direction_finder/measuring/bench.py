@@ -125,6 +125,7 @@ class BenchResult:
     flops_per_forward_image: float = 0.0
     layer: LayerRates | None = None
     render: RenderRate | None = None
+    render_compiled: RenderRate | None = None  # the same render through the compiled forward
     explore: dict[str, Any] | None = None  # sample count -> the explorer's latencies (ms)
     peak_memory_mb: float = 0.0
     memory: dict[str, Any] | None = None  # measuring/memory.py's table
@@ -141,6 +142,7 @@ class BenchResult:
             "flops_per_forward_image": self.flops_per_forward_image,
         }  # fmt: skip
         optional = {"layer": self.layer and self.layer.as_json(), "render": self.render and self.render.as_json(),
+                    "render_compiled": self.render_compiled and self.render_compiled.as_json(),
                     "explore": self.explore}  # fmt: skip
         body |= {key: value for key, value in optional.items() if value is not None}
         body["peak_memory_mb"] = self.peak_memory_mb
@@ -383,6 +385,12 @@ def bench(generator: Generator, settings: BenchSettings = BenchSettings(), note:
         note("render")
         results.render = _render_rate(generator, settings)
         results.render.vs_forward = results.render.images_per_s / results.forward_images_per_s[render_batch]
+        if compiled is not None and compiled.compiled:  # its warm-up render compiles the no-grad forward
+            note("render, compiled")
+            results.render_compiled = _render_rate(compiled, settings)
+            results.render_compiled.vs_forward = (
+                results.render_compiled.images_per_s / results.forward_images_per_s[render_batch]
+            )
     if settings.explore:
         note("explorer latency")
         results.explore = explore_latency(generator, (1, 4), settings.steps)

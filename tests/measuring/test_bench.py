@@ -122,7 +122,7 @@ def test_cli_bench_writes_every_field(tiny_weights, tmp_path):
 def test_bench_times_the_compiled_step_beside_eager_with_its_compile_times(tmp_path):
     out = tmp_path / "bench.json"
     result = runner.invoke(app, ["bench", "--model", "synthetic:z_dim=6,factors=2,size=8", "--steps", "1",
-                                 "--batch-size", "2", "--no-render", "--no-explore", "--layer", "none",
+                                 "--batch-size", "2", "--no-explore", "--layer", "none",
                                  "--out", str(out)], env={"COLUMNS": "200"})  # fmt: skip
     assert result.exit_code == 0, result.stderr
     r = json.loads(out.read_text())
@@ -130,6 +130,8 @@ def test_bench_times_the_compiled_step_beside_eager_with_its_compile_times(tmp_p
     assert row["compiled"] > 0 and row["compile_s"] > 0 and 0 < row["compiled_mfu"]
     assert r["warm_compile_s"] > 0
     assert "sample-steps/s, compiled" in result.stdout and "compiled again from the cache" in result.stdout
+    assert r["render_compiled"]["images"] == r["render"]["images"] and r["render_compiled"]["images_per_s"] > 0
+    assert "render, compiled" in result.stdout and "x eager render" in result.stdout
 
 
 def test_doctor_reports_what_a_bug_report_needs(tmp_path, tiny_weights):
