@@ -77,13 +77,16 @@ Json = Annotated[bool, flag(JSON_HELP, "off", "--json", panel=OUTPUT_PANEL)]
 Source = Annotated[Path, typer.Argument(help="A run folder or a directions .safetensors file.", metavar="RUN_OR_FILE")]
 LATENTS_HELP = "A .npy of latents (n, z_dim) to use.\nInstead of seeded samples; render takes at most 64."
 Latents = Annotated[Path | None, option(LATENTS_HELP, "seeded samples", "--latents", panel=SAMPLES_PANEL)]
-BATCH_SHOWN = "auto"
-BATCH_HELP = "Images per generator call.\nauto: 4 on CPU, 32 on GPU, fewer where they would not fit the memory."
+BATCH_SHOWN = "by device"  # not a value the option takes: what leaving it out chooses
+BATCH_HELP = (
+    "Images per generator call.\nLeft out: 4 on a CPU, 32 on a GPU, fewer where they would not fit --max-memory."
+)
 IMAGE_MEMORY_HELP = (
-    "Memory --batch-size auto must fit, e.g. 8GiB.\nLeft out: on a GPU its free memory, on a CPU no limit."
+    "Memory a batch must fit, e.g. 8GiB.\nWhat the default --batch-size must fit. Left out: on a GPU its free "
+    "memory, on a CPU no limit."
 )
 Batch = Annotated[int | None, option(BATCH_HELP, BATCH_SHOWN, panel=MEMORY_PANEL)]
-ImageMemory = Annotated[str | None, option(IMAGE_MEMORY_HELP, "auto", "--max-memory", panel=MEMORY_PANEL)]
+ImageMemory = Annotated[str | None, option(IMAGE_MEMORY_HELP, "free GPU memory", "--max-memory", panel=MEMORY_PANEL)]
 COMPILE_HELP = (
     "Compile the generator: on, off, auto.\nThe generator's forward runs through torch.compile. auto: on where "
     "the job is long enough to win the compile time back (full-size BigGAN-deep runs, not the small models). A "

@@ -64,7 +64,8 @@ OPTIMIZER_HELP = (
     "the objective are the same."
 )
 CHUNK_HELP = (
-    "Perturbed batches per call (1..2k).\nauto: calls of ~2 images on CPU; all 2k at once on GPU or with --layer."
+    "Perturbed batches per call, to 2k.\nFrom 1 to the 2k a step makes. Left out: calls of ~2 images on a CPU; all 2k "
+    "at once on a GPU or with --layer."
 )
 MICRO_HELP = "Samples per backward pass.\nThe passes' gradients are summed: less memory, the same step."
 MAX_MEMORY_HELP = "Fit each step into this, e.g. 8GiB.\nIt chooses --chunk-size, --micro-batch and checkpointing."
@@ -103,7 +104,7 @@ LEARNING: dict[str, tuple[Any, str, str | None, tuple[str, ...], str]] = {
     "batch_size": (int, "Samples per step.", None, (), BUDGET),
     "eval_every": (int, "Steps between held-out evaluations (0: never).", None, (), BUDGET),
     "eval_samples": (int, "Samples in the fixed held-out set.", None, (), BUDGET),
-    "chunk_size": (int, CHUNK_HELP, "auto", (), MEMORY),
+    "chunk_size": (int, CHUNK_HELP, "by device", (), MEMORY),
     "micro_batch": (int, MICRO_HELP, "the whole batch", (), MEMORY),
     "max_memory": (str, MAX_MEMORY_HELP, "no limit", (), MEMORY),
     "checkpoint_activations": (

@@ -4,7 +4,6 @@ BigGAN-deep, and what is committed of it has no outputs that could go stale."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,28 +22,24 @@ def test_the_committed_notebook_holds_no_outputs():
 
 
 @pytest.mark.docs_examples
-def test_the_notebook_runs_on_a_run_it_is_given(tmp_path, tiny_weights):
+def test_the_notebook_runs_on_a_run_it_is_given(tmp_path, tiny_weights, monkeypatch):
     import nbclient
     import nbformat
 
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "biggan-deep-128").symlink_to(tiny_weights, target_is_directory=True)
-    env = {**os.environ, "HPDIRS_CACHE": str(cache), "HPDIRS_OFFLINE": "1"}
+    monkeypatch.setenv("HPDIRS_CACHE", str(cache))  # the commands and the kernel inherit this process's
+    monkeypatch.setenv("HPDIRS_OFFLINE", "1")
     for args in (["learn", "--class", "golden_retriever", "--steps", "2", "--name", "first-try", "--device", "cpu"],
                  ["label", "outputs/golden_retriever/first-try", "3", "pose", "--layers", "0-3"]):
-        done = subprocess.run([sys.executable, "-m", "hpdirs_cli", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "hpdirs_cli", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stderr
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    os.environ.update(HPDIRS_CACHE=str(cache), HPDIRS_OFFLINE="1")  # the kernel inherits this process's
-    try:
-        client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
-                                         resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
-        client.execute()
-    finally:
-        for name in ("HPDIRS_CACHE", "HPDIRS_OFFLINE"):
-            os.environ.pop(name, None)
+    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
+                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+    client.execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 4  # the samples, before/after, layers, sweep

@@ -1,6 +1,7 @@
 """hpdirs explore: the API through a real server on a free port and real HTTP requests, and the
 page in a real headless Chromium (Playwright, the system's chromium)."""
 
+import contextlib
 import io
 import json
 import shutil
@@ -173,16 +174,26 @@ def _browser():
     return playwright, chromium
 
 
-def test_the_page_in_a_real_browser(server):
+@contextlib.contextmanager
+def _loaded_page(server, console_errors: bool = False):
+    """The explorer's page in headless chromium, its first picture shown, and the list its script
+    errors (with `console_errors`, the console's errors too) are collected in."""
     playwright, chromium = _browser()
-    errors = []
+    errors: list[str] = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        if console_errors:
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(server.url)
         page.wait_for_function("document.getElementById('image-learned').src.startsWith('blob:')")
+        yield page, errors
+        browser.close()
+
+
+def test_the_page_in_a_real_browser(server):
+    with _loaded_page(server, console_errors=True) as (page, errors):
         before = page.eval_on_selector("#image-learned", "img => img.src")
         page.fill('.slider[data-index="1"] input[type=range]', "3")  # fires input, as a drag does
         page.wait_for_function(f"document.getElementById('image-learned').src !== {json.dumps(before)}")
@@ -195,7 +206,6 @@ def test_the_page_in_a_real_browser(server):
         page.reload()
         page.wait_for_selector('.slider[data-index="2"]')
         assert page.input_value('.slider[data-index="2"] input[type=text]') == "zoom"
-        browser.close()
     assert load_directions(server.explorer.opened.path).labels == {2: "zoom"}
     assert errors == []
 
@@ -423,12 +433,7 @@ def test_the_class_box_takes_a_name_with_the_same_search_as_hpdirs_classes(serve
 
 
 def test_the_class_box_and_the_layer_range_in_a_real_browser(server):
-    playwright, chromium = _browser()
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.goto(server.url)
-        page.wait_for_function("document.getElementById('image-learned').src.startsWith('blob:')")
+    with _loaded_page(server) as (page, _):
         assert page.text_content("#class-name") == "207 golden retriever"
         before = page.eval_on_selector("#image-learned", "img => img.src")
         page.fill("#class", "tabby")
@@ -447,7 +452,6 @@ def test_the_class_box_and_the_layer_range_in_a_real_browser(server):
             page.fill("#layer-first", "2")
             page.dispatch_event("#layer-first", "change")
         page.wait_for_function(f"document.getElementById('image-learned').src !== {json.dumps(edited)}")
-        browser.close()
 
 
 def test_a_layer_range_limits_the_edit_to_those_layers(server):
@@ -603,14 +607,7 @@ def test_a_labels_layers_are_the_layers_the_explorer_moves(biggan_run, tmp_path)
 
 
 def test_the_layer_control_explains_itself_and_a_failed_class_keeps_the_shown_one(server):
-    playwright, chromium = _browser()
-    errors = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(server.url)
-        page.wait_for_function("document.getElementById('image-learned').src.startsWith('blob:')")
+    with _loaded_page(server) as (page, errors):
         assert "0 is the first linear layer, then one per block" in page.inner_text("#layer-help")
         assert "early layers change pose and shape" in page.inner_text("#layer-help").lower()
         last = server.explorer.opened.generator.latent_layers - 1
@@ -632,7 +629,6 @@ def test_the_layer_control_explains_itself_and_a_failed_class_keeps_the_shown_on
             suggestion.click()  # a suggestion is a button: clicking it chooses that class
         page.wait_for_function("document.getElementById('class-error').textContent === ''")
         assert page.inner_text("#class-name") == "207 golden retriever"
-        browser.close()
     assert errors == []
 
 
